@@ -1,0 +1,166 @@
+"""The application factory: `create_app(db_url)` wires settings, the repository, the
+body-size limit, the error shapes and the routers of `/api/v1`.
+
+Every error leaves as `ErrorPublic` (``{"detail": [{"field", "message"}]}``) — FastAPI's
+own request validation included — and no input, however bad, gets a 500 or a traceback.
+
+Run it with ``hpo serve`` (which also starts the runners that execute queued studies).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import hpo
+from api import dashboard
+from api.middleware import BodySizeLimit
+from api.models import StudyCreate
+from api.routes import api_router, health
+from hpo import service
+from hpo.config import Settings, get_settings
+from hpo.errors import SpecError, path_of
+from hpo.storage.errors import NotFoundError, StorageError
+from hpo.storage.repository import Repository
+
+API_PREFIX = "/api/v1"
+log = logging.getLogger("hpo.api")
+
+
+def create_app(db_url: str | None = None, *, settings: Settings | None = None) -> FastAPI:
+    """An application serving the database at `db_url` (default: HPO_DATABASE_URL).
+
+    The repository is opened (and the schema created or checked) when the application
+    starts, and closed when it stops. `settings` defaults to the process's HPO_* ones.
+    """
+    settings = settings or get_settings()
+    url = db_url or settings.database_url
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.repo = Repository(url)
+        try:
+            yield
+        finally:
+            app.state.repo.close()
+
+    app = FastAPI(
+        title="hpo",
+        version=hpo.__version__,
+        description="Hyperparameter search for PyTorch: submit studies, follow them, read "
+        "every trial and metric.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.events_poll_s = 0.5
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for exc_type, handler in _HANDLERS.items():
+        app.add_exception_handler(exc_type, handler)
+    app.include_router(api_router, prefix=API_PREFIX)
+    # Health checks of load balancers and containers expect a fixed, unversioned path.
+    app.include_router(health.router, include_in_schema=False)
+    dashboard.install(app, API_PREFIX)
+    app.openapi = _openapi_with_spec(app)  # type: ignore[method-assign]
+    return app
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+def _error(status: int, items: list[dict[str, str]], headers: Any = None) -> JSONResponse:
+    return JSONResponse({"detail": items}, status_code=status, headers=headers)
+
+
+def _message(field: str, message: str) -> list[dict[str, str]]:
+    return [{"field": field, "message": message}]
+
+
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail
+    items = detail if isinstance(detail, list) else _message("", str(detail))
+    return _error(exc.status_code, items, exc.headers)
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    items = [
+        {"field": path_of(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
+        for e in exc.errors()
+    ]
+    return _error(422, items)
+
+
+async def _on_spec(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SpecError)
+    return _error(422, exc.as_dicts())
+
+
+async def _on_not_found(request: Request, exc: Exception) -> JSONResponse:
+    # PermissionDenied answers like a missing study: whether an id exists is not told.
+    message = str(exc) if isinstance(exc, NotFoundError) else "not found"
+    return _error(404, _message("", message))
+
+
+async def _on_conflict(request: Request, exc: Exception) -> JSONResponse:
+    return _error(409, _message("", str(exc)))
+
+
+async def _on_storage(request: Request, exc: Exception) -> JSONResponse:
+    # The driver's message may hold SQL and parameters: log it, answer generically.
+    log.error("database error on %s %s: %s", request.method, request.url.path, exc)
+    return _error(503, _message("", "the database is unavailable; try again later"))
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _error(500, _message("", "internal error"))
+
+
+_HANDLERS: dict[type[Exception], Callable[[Request, Exception], Any]] = {
+    StarletteHTTPException: _on_http,
+    RequestValidationError: _on_validation,
+    SpecError: _on_spec,
+    NotFoundError: _on_not_found,
+    service.PermissionDenied: _on_not_found,
+    service.Conflict: _on_conflict,
+    StorageError: _on_storage,
+    Exception: _on_unexpected,
+}
+
+
+# --- OpenAPI ------------------------------------------------------------------------------
+
+
+def _openapi_with_spec(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """FastAPI's schema plus `StudyCreate` (and the spec's nested models) as components.
+
+    ``POST /studies`` reads its body itself (it accepts JSON and YAML), so FastAPI does
+    not see the spec model; the route's request body refers to it by `$ref`.
+    """
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            spec = StudyCreate.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(spec.pop("$defs", {}))
+            components["StudyCreate"] = spec
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi

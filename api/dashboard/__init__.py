@@ -1,0 +1,23 @@
+"""The web dashboard: server-rendered page shells (Jinja2) whose one small script fetches
+the REST API's JSON, plus two read-only JSON endpoints the plots need (`analysis`).
+
+`install(app)` adds the pages, the analysis endpoints under `/api/v1` and the static
+files (our script and stylesheet, and Plotly's bundle from the `plotly` package) to an
+application built by `api.app.create_app`.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api.dashboard import analysis, pages
+
+__all__ = ["install"]
+
+
+def install(app: FastAPI, api_prefix: str) -> None:
+    """Add the dashboard's pages, its JSON endpoints and its static files to `app`."""
+    app.include_router(analysis.router, prefix=api_prefix)
+    app.include_router(pages.router, include_in_schema=False)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")

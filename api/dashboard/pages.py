@@ -1,0 +1,131 @@
+"""The dashboard's pages: HTML shells rendered by Jinja2; `static/dashboard.js` fills them
+from the REST API (so a page shows exactly what `/api/v1` serves, with the same rules of
+who may see what).
+
+While authentication is off, a page checks that its study or trial exists and answers an
+HTML 404 page otherwise. With authentication on, the server cannot know the caller (the
+token lives in the browser's sessionStorage and travels in the script's fetches), so the
+page is a shell with a login form and the script shows "not found" for a 404 of the API.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import plotly
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from api.deps import RepoDep
+from hpo import service
+from hpo.storage.errors import NotFoundError
+from hpo.storage.repository import Repository
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+TRIALS_PER_PAGE = 100
+MAX_COMPARED = 4
+
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter()
+
+
+def _page(
+    request: Request,
+    repo: Repository,
+    template: str,
+    title: str,
+    data: dict[str, Any],
+    status_code: int = 200,
+) -> HTMLResponse:
+    auth = service.auth_enabled(repo)
+    context = {"title": title, "page_data": {**data, "auth": auth}}
+    return templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def _error(request: Request, repo: Repository, status_code: int, message: str) -> HTMLResponse:
+    return _page(
+        request,
+        repo,
+        "error.html",
+        "Not found" if status_code == 404 else "Bad request",
+        {"page": "error", "message": message},
+        status_code,
+    )
+
+
+def _id(raw: str) -> int | None:
+    """A positive 32-bit id from a path segment, or None (answered by a 404 page)."""
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 2**31 else None
+
+
+def _missing(repo: Repository, study_id: int, number: int | None = None) -> str | None:
+    """Why the study (or its trial) cannot be shown, or None; only checked while auth is
+    off (see the module docstring)."""
+    if service.auth_enabled(repo):
+        return None
+    try:
+        repo.get_study(study_id)
+        if number is not None:
+            repo.get_trial(study_id, number)
+    except NotFoundError as exc:
+        return str(exc)
+    return None
+
+
+@router.get("/static/vendor/plotly.min.js")
+def plotly_js() -> FileResponse:
+    """Plotly's bundle as shipped inside the `plotly` Python package (no CDN)."""
+    return FileResponse(PLOTLY_JS, media_type="text/javascript")
+
+
+@router.get("/", response_class=HTMLResponse)
+def studies_page(request: Request, repo: RepoDep) -> HTMLResponse:
+    """Every study with its progress and best value; running ones refresh live."""
+    return _page(request, repo, "studies.html", "Studies", {"page": "studies"})
+
+
+@router.get("/studies/{study_id}", response_class=HTMLResponse)
+def study_page(request: Request, repo: RepoDep, study_id: str) -> HTMLResponse:
+    """One study: summary, trials table and plots."""
+    sid = _id(study_id)
+    reason = f"no study with id {study_id}" if sid is None else _missing(repo, sid)
+    if sid is None or reason:
+        return _error(request, repo, 404, reason or "")
+    data = {"page": "study", "studyId": sid, "perPage": TRIALS_PER_PAGE}
+    return _page(request, repo, "study.html", f"Study {sid}", data)
+
+
+@router.get("/studies/{study_id}/trials/{number}", response_class=HTMLResponse)
+def trial_page(request: Request, repo: RepoDep, study_id: str, number: str) -> HTMLResponse:
+    """One trial: config, provenance, status and its per-epoch metrics."""
+    sid, num = _id(study_id), _id(number)
+    if sid is None or num is None:
+        return _error(request, repo, 404, f"no trial {number} in study {study_id}")
+    if reason := _missing(repo, sid, num):
+        return _error(request, repo, 404, reason)
+    data = {"page": "trial", "studyId": sid, "number": num}
+    return _page(request, repo, "trial.html", f"Study {sid} · trial {num}", data)
+
+
+@router.get("/studies/{study_id}/compare", response_class=HTMLResponse)
+def compare_page(request: Request, repo: RepoDep, study_id: str, trials: str = "") -> HTMLResponse:
+    """2–4 trials side by side (``?trials=1,4,7``): configs and curves."""
+    sid = _id(study_id)
+    reason = f"no study with id {study_id}" if sid is None else _missing(repo, sid)
+    if sid is None or reason:
+        return _error(request, repo, 404, reason or "")
+    numbers = [_id(part.strip()) for part in trials.split(",") if part.strip()]
+    unique = list(dict.fromkeys(numbers))
+    if None in unique or not 2 <= len(unique) <= MAX_COMPARED:
+        message = f"compare 2 to {MAX_COMPARED} trials by number, e.g. ?trials=1,4,7"
+        return _error(request, repo, 400, message)
+    for n in unique:
+        assert n is not None
+        if reason := _missing(repo, sid, n):
+            return _error(request, repo, 404, reason)
+    data = {"page": "compare", "studyId": sid, "numbers": unique}
+    return _page(request, repo, "compare.html", f"Study {sid} · compare", data)

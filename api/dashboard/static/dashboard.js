@@ -1,0 +1,614 @@
+// The dashboard's one script: reads the page's inline data, fetches /api/v1 (with the
+// bearer token from sessionStorage when the server requires one) and renders tables and
+// Plotly charts. No framework, no build step.
+"use strict";
+(() => {
+  const PAGE = JSON.parse(document.getElementById("page-data").textContent);
+  const API = "/api/v1";
+  const TOKEN_KEY = "hpo-token";
+  const FINISHED = new Set(["completed", "pruned"]);
+  const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+  const $ = (sel) => document.querySelector(sel);
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  // --- HTTP --------------------------------------------------------------------------------
+
+  class HttpError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  function authHeaders() {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    return token ? { Authorization: `Bearer ${token}` } : {};
+  }
+
+  async function api(path) {
+    const response = await fetch(API + path, { headers: authHeaders() });
+    if (response.status === 401) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      showLogin("The token was refused; log in again.");
+    }
+    if (!response.ok) {
+      let message = response.statusText;
+      try {
+        message = (await response.json()).detail.map((d) => d.message).join("; ");
+      } catch (_) { /* not an ErrorPublic body: keep the status text */ }
+      throw new HttpError(response.status, message);
+    }
+    return response.json();
+  }
+
+  // Server-sent events read through fetch (EventSource cannot send the Authorization
+  // header); reconnects with Last-Event-ID until the study's terminal event.
+  async function follow(path, onEvent) {
+    let lastId = null;
+    for (;;) {
+      const headers = authHeaders();
+      if (lastId) headers["Last-Event-ID"] = lastId;
+      try {
+        const response = await fetch(API + path, { headers });
+        if (!response.ok) return;
+        const reader = response.body.getReader();
+        const decoder = new TextDecoder();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += decoder.decode(value, { stream: true });
+          let end;
+          while ((end = buffer.indexOf("\n\n")) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            if (block.startsWith(":")) continue; // keep-alive
+            let kind = "message";
+            for (const line of block.split("\n")) {
+              if (line.startsWith("id:")) lastId = line.slice(3).trim();
+              else if (line.startsWith("event:")) kind = line.slice(6).trim();
+            }
+            onEvent(kind);
+            if (TERMINAL.has(kind)) return;
+          }
+        }
+      } catch (_) { /* the connection dropped: retry below */ }
+      await sleep(3000);
+    }
+  }
+
+  // --- rendering helpers -------------------------------------------------------------------
+
+  function h(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (const child of children.flat()) {
+      if (child !== null && child !== undefined) {
+        node.append(child instanceof Node ? child : String(child));
+      }
+    }
+    return node;
+  }
+
+  function fmt(value) {
+    if (value === null || value === undefined) return "—";
+    if (typeof value === "number") {
+      return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(5)));
+    }
+    if (typeof value === "object") return JSON.stringify(value);
+    return String(value);
+  }
+
+  const statusBadge = (status) => h("span", { class: `status status-${status}` }, status);
+  const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+
+  function kvTable(tbody, entries) {
+    tbody.replaceChildren(
+      ...entries.map(([key, value]) => h("tr", {}, h("th", { scope: "row" }, key), h("td", {}, fmt(value)))),
+    );
+  }
+
+  // A YAML number PyYAML reads back as a float (it needs a dot before the exponent).
+  function yamlNumber(n) {
+    const s = String(n);
+    return /e/.test(s) && !/\./.test(s.split("e")[0]) ? s.replace("e", ".0e") : s;
+  }
+
+  function yamlScalar(v) {
+    if (v === null) return "null";
+    if (typeof v === "number") return yamlNumber(v);
+    if (typeof v === "boolean") return String(v);
+    const plain = /^[A-Za-z_][\w.\-\/ ]*$/.test(v) && !/^(true|false|null|yes|no|on|off|~)$/i.test(v);
+    return plain && v.trim() === v ? v : JSON.stringify(v);
+  }
+
+  // The spec as block YAML; fields left at null (defaults) are omitted.
+  function toYaml(value, indent = "") {
+    return Object.entries(value)
+      .filter(([, v]) => v !== null)
+      .map(([key, v]) => {
+        if (Array.isArray(v)) {
+          const flow = v.every((x) => x === null || typeof x !== "object")
+            ? `[${v.map(yamlScalar).join(", ")}]` : JSON.stringify(v);
+          return `${indent}${key}: ${flow}`;
+        }
+        if (v && typeof v === "object") {
+          const inner = toYaml(v, indent + "  ");
+          return inner ? `${indent}${key}:\n${inner}` : `${indent}${key}: {}`;
+        }
+        return `${indent}${key}: ${yamlScalar(v)}`;
+      })
+      .join("\n");
+  }
+
+  const shellQuote = (s) => (/^[\w.=,+\-\/:@]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`);
+
+  function trainCommand(study, trial) {
+    const sets = Object.keys(study.spec.space || {})
+      .filter((name) => name in trial.config)
+      .map((name) => ` --set ${shellQuote(`${name}=${yamlScalar(trial.config[name])}`)}`);
+    if (trial.seed !== null) sets.push(` --set seed=${trial.seed}`);
+    return `hpo train study-${study.id}.yaml${sets.join("")}`;
+  }
+
+  const plotConfig = { responsive: true, displaylogo: false };
+  const baseLayout = (title, extra = {}) => ({
+    title: { text: title },
+    margin: { l: 60, r: 20, t: 50, b: 50 },
+    font: { color: "#1a1a1a" },
+    ...extra,
+  });
+
+  function isLog(param) {
+    return Boolean(param && (param.loguniform || param.log));
+  }
+
+  // --- login -------------------------------------------------------------------------------
+
+  function showLogin(message) {
+    $("#login").hidden = false;
+    $("#content").hidden = true;
+    $("#logout").hidden = true;
+    $("#login-error").textContent = message || "";
+    $("#token").focus();
+  }
+
+  function setUpLogin(run) {
+    $("#login-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const token = $("#token").value.trim();
+      const response = await fetch(`${API}/studies?limit=1`, {
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      if (!response.ok) {
+        $("#login-error").textContent = "That token was not accepted.";
+        return;
+      }
+      sessionStorage.setItem(TOKEN_KEY, token);
+      $("#login").hidden = true;
+      $("#content").hidden = false;
+      $("#logout").hidden = false;
+      run();
+    });
+    $("#logout").addEventListener("click", () => {
+      sessionStorage.removeItem(TOKEN_KEY);
+      window.location.reload();
+    });
+  }
+
+  function showFailure(error) {
+    const main = $("#content");
+    if (error instanceof HttpError && error.status === 401) return;
+    const title = error instanceof HttpError && error.status === 404 ? "Not found" : "Error";
+    main.replaceChildren(h("h1", {}, title), h("p", {}, error.message),
+      h("p", {}, h("a", { href: "/" }, "Back to the studies")));
+  }
+
+  // --- studies list ------------------------------------------------------------------------
+
+  async function studiesPage() {
+    const filter = $("#status-filter");
+    let timer = null;
+    async function load() {
+      clearTimeout(timer);
+      const query = filter.value ? `&status=${encodeURIComponent(filter.value)}` : "";
+      const page = await api(`/studies?limit=100${query}`);
+      const studies = await Promise.all(page.data.map((s) => api(`/studies/${s.id}`)));
+      $("#studies tbody").replaceChildren(...studies.map(studyRow));
+      $("#studies").hidden = studies.length === 0;
+      $("#empty").hidden = studies.length > 0;
+      if (filter.value) $("#empty").textContent = `No ${filter.value} studies.`;
+      const live = studies.some((s) => s.status === "running" || s.status === "queued");
+      $("#live").textContent = live ? "Live: refreshing every 3 s" : "";
+      if (live) timer = setTimeout(() => load().catch(showFailure), 3000);
+    }
+    filter.addEventListener("change", () => load().catch(showFailure));
+    await load();
+  }
+
+  function studyRow(s) {
+    const c = s.trial_counts;
+    const done = c.completed + c.pruned;
+    const target = s.trials_target ?? "?";
+    const progress = h("span", {},
+      h("progress", { max: s.trials_target || done || 1, value: done, "aria-label": `${done} of ${target} trials finished` }),
+      ` ${c.completed} done · ${c.pruned} pruned · ${c.failed} failed · ${c.running} running / ${target}`);
+    const strategy = `${s.strategy.sampler ?? "?"} + ${s.strategy.scheduler ?? "?"}`;
+    return h("tr", { "data-id": s.id },
+      h("td", { class: "num" }, s.id),
+      h("td", {}, h("a", { href: `/studies/${s.id}` }, s.name)),
+      h("td", {}, s.owner ?? "—"),
+      h("td", {}, statusBadge(s.status)),
+      h("td", {}, strategy),
+      h("td", {}, progress),
+      h("td", { class: "num" }, fmt(s.best_value)),
+      h("td", {}, when(s.created_at)));
+  }
+
+  // --- one study ---------------------------------------------------------------------------
+
+  async function studyPage() {
+    const id = PAGE.studyId;
+    const state = { sort: "number", order: "asc", status: "", offset: 0, selected: new Set() };
+    let study = await api(`/studies/${id}`);
+    const params = Object.keys(study.spec.space || {});
+
+    function renderSummary() {
+      document.title = `${study.name} · hpo`;
+      $("#study-title").textContent = `${study.name} (study ${study.id})`;
+      const c = study.trial_counts;
+      $("#study-status").replaceChildren(statusBadge(study.status),
+        ` ${study.objective.mode} ${study.objective.metric} · ${study.strategy.sampler} + ${study.strategy.scheduler}` +
+        ` · ${c.completed} completed, ${c.pruned} pruned, ${c.failed} failed, ${c.running} running of ${study.trials_target ?? "?"}`);
+      $("#spec").textContent = toYaml(study.spec);
+      const best = study.best_trial;
+      if (best) {
+        const tbody = h("tbody");
+        kvTable(tbody, [["trial", best.number], [study.objective.metric, best.best_value],
+          ...params.filter((p) => p in best.config).map((p) => [p, best.config[p]])]);
+        $("#best").replaceChildren(
+          h("table", { class: "kv" }, tbody),
+          h("p", {}, h("a", { href: `/studies/${id}/trials/${best.number}` }, `Trial ${best.number} in full`)),
+          h("p", { class: "muted" }, `Reproduce it (save the spec as study-${id}.yaml):`),
+          h("pre", { id: "command" }, trainCommand(study, best)));
+      }
+    }
+
+    const columns = [
+      { key: "number", label: "#", sort: "number" },
+      { key: "status", label: "Status" },
+      ...params.map((p) => ({ key: p, label: p, param: true })),
+      { key: "best_value", label: `${study.objective.metric} (best)`, sort: "best_value" },
+      { key: "last_value", label: "last", sort: "last_value" },
+      { key: "epochs_run", label: "Epochs", sort: "epochs_run" },
+      { key: "select", label: "Compare" },
+    ];
+
+    function renderHeader() {
+      const row = $("#trials thead tr");
+      row.replaceChildren(...columns.map((col) => {
+        if (!col.sort) return h("th", { scope: "col" }, col.label);
+        const active = state.sort === col.sort;
+        const ariaSort = active ? (state.order === "asc" ? "ascending" : "descending") : null;
+        const arrow = active ? (state.order === "asc" ? " ▲" : " ▼") : "";
+        return h("th", { scope: "col", "aria-sort": ariaSort },
+          h("button", { type: "button", class: "sort", "data-sort": col.sort,
+            onclick: () => { sortBy(col.sort); } }, col.label + arrow));
+      }));
+    }
+
+    function sortBy(key) {
+      if (state.sort === key) state.order = state.order === "asc" ? "desc" : "asc";
+      else {
+        state.sort = key;
+        const objective = key === "best_value" || key === "last_value";
+        state.order = objective && study.objective.mode === "max" ? "desc" : "asc";
+      }
+      state.offset = 0;
+      loadTrials().catch(showFailure);
+    }
+
+    function updateCompareLink() {
+      const link = $("#compare-link");
+      const chosen = [...state.selected].sort((a, b) => a - b);
+      link.hidden = chosen.length < 2 || chosen.length > 4;
+      link.href = `/studies/${id}/compare?trials=${chosen.join(",")}`;
+      link.textContent = `Compare trials ${chosen.join(", ")}`;
+    }
+
+    function trialRow(t) {
+      const cells = columns.map((col) => {
+        if (col.key === "number") {
+          return h("td", { class: "num" }, h("a", { href: `/studies/${id}/trials/${t.number}` }, t.number));
+        }
+        if (col.key === "status") return h("td", {}, statusBadge(t.status));
+        if (col.key === "select") {
+          const box = h("input", { type: "checkbox", "aria-label": `Compare trial ${t.number}`,
+            checked: state.selected.has(t.number),
+            onchange: (e) => {
+              if (e.target.checked) state.selected.add(t.number);
+              else state.selected.delete(t.number);
+              updateCompareLink();
+            } });
+          return h("td", {}, box);
+        }
+        const value = col.param ? t.config[col.key] : t[col.key];
+        return h("td", { class: typeof value === "number" ? "num" : null }, fmt(value));
+      });
+      return h("tr", { "data-number": t.number }, cells);
+    }
+
+    async function loadTrials() {
+      const status = state.status ? `&status=${state.status}` : "";
+      const page = await api(`/studies/${id}/trials?limit=${PAGE.perPage}&offset=${state.offset}` +
+        `&sort=${state.sort}&order=${state.order}${status}`);
+      renderHeader();
+      $("#trials tbody").replaceChildren(...page.data.map(trialRow));
+      $("#trials-empty").hidden = page.data.length > 0;
+      const last = Math.min(state.offset + PAGE.perPage, page.count);
+      $("#page-info").textContent = page.count ? `${state.offset + 1}–${last} of ${page.count}` : "";
+      $("#prev").disabled = state.offset === 0;
+      $("#next").disabled = last >= page.count;
+    }
+
+    $("#trial-status").addEventListener("change", (e) => {
+      state.status = e.target.value;
+      state.offset = 0;
+      loadTrials().catch(showFailure);
+    });
+    $("#prev").addEventListener("click", () => {
+      state.offset = Math.max(0, state.offset - PAGE.perPage);
+      loadTrials().catch(showFailure);
+    });
+    $("#next").addEventListener("click", () => {
+      state.offset += PAGE.perPage;
+      loadTrials().catch(showFailure);
+    });
+    $("#copy-spec").addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText($("#spec").textContent);
+        $("#copy-done").textContent = "Copied.";
+      } catch (_) {
+        $("#copy-done").textContent = "Copying is not allowed here: select the text instead.";
+      }
+    });
+
+    renderSummary();
+    await Promise.all([loadTrials(), loadPlots(study, params)]);
+
+    if (!TERMINAL.has(study.status)) {
+      let pending = null;
+      const refresh = async () => {
+        study = await api(`/studies/${id}`);
+        renderSummary();
+        await Promise.all([loadTrials(), loadPlots(study, params)]);
+      };
+      follow(`/studies/${id}/events`, () => {
+        clearTimeout(pending);
+        pending = setTimeout(() => refresh().catch(showFailure), 500);
+      });
+    }
+  }
+
+  // SVG markers slow the page down past a few thousand points; WebGL draws them at once.
+  function markerType(n) {
+    return n > 2000 ? "scattergl" : "scatter";
+  }
+
+  // Every trial, reduced to number, status, best value and searched params: one request.
+  async function allTrials(id) {
+    return (await api(`/studies/${id}/points`)).data;
+  }
+
+  async function loadPlots(study, params) {
+    const [trials, curves, importance] = await Promise.all([
+      allTrials(study.id), api(`/studies/${study.id}/curves`), api(`/studies/${study.id}/importance`),
+    ]);
+    const finished = trials.filter((t) => FINISHED.has(t.status) && t.best_value !== null);
+    $("#plots-empty").hidden = finished.length > 0;
+    for (const div of document.querySelectorAll(".plot")) div.closest("figure").hidden = finished.length === 0;
+    if (finished.length === 0) return;
+    const metric = study.objective.metric;
+    const better = study.objective.mode === "max" ? Math.max : Math.min;
+    plotHistory(finished, metric, better);
+    plotCurves(curves);
+    plotParallel(finished, params, study.spec.space, metric);
+    plotImportance(importance);
+    plotSlices(finished, params, study.spec.space, metric);
+  }
+
+  function plotHistory(finished, metric, better) {
+    let best = null;
+    const bestSoFar = finished.map((t) => (best = best === null ? t.best_value : better(best, t.best_value)));
+    Plotly.react("plot-history", [
+      { x: finished.map((t) => t.number), y: finished.map((t) => t.best_value), mode: "markers",
+        type: markerType(finished.length),
+        name: metric, text: finished.map((t) => t.status), marker: { color: "#1a73e8", size: 8 } },
+      { x: finished.map((t) => t.number), y: bestSoFar, mode: "lines", name: "best so far",
+        line: { color: "#d93025", shape: "hv", width: 2 } },
+    ], baseLayout("Optimization history", { xaxis: { title: { text: "trial" } }, yaxis: { title: { text: metric } } }), plotConfig);
+  }
+
+  function plotCurves(curves) {
+    const traces = curves.data.map((c) => {
+      const isBest = c.number === curves.best_number;
+      const pruned = c.status === "pruned";
+      const lastIndex = c.steps.length - 1;
+      return {
+        x: c.steps, y: c.values, mode: "lines+markers", name: `trial ${c.number} (${c.status})`,
+        line: { width: isBest ? 4 : 1.2, color: isBest ? "#d93025" : undefined, dash: pruned ? "dot" : "solid" },
+        opacity: isBest ? 1 : 0.6,
+        // Pruned trials end in a cross where the scheduler stopped them.
+        marker: { symbol: c.steps.map((_, i) => (pruned && i === lastIndex ? "x" : "circle")),
+          size: c.steps.map((_, i) => (pruned && i === lastIndex ? 10 : 3)) },
+      };
+    });
+    // Draw the best trial last so that it stays on top.
+    traces.sort((a, b) => a.line.width - b.line.width);
+    $("#curves-note").textContent = curves.data.length < curves.total
+      ? `Showing ${curves.data.length} of ${curves.total} trials: the best 50 and a random sample.` : "";
+    Plotly.react("plot-curves", traces, baseLayout(`Learning curves (${curves.metric})`, {
+      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: curves.metric } }, showlegend: traces.length <= 15,
+    }), plotConfig);
+  }
+
+  // A parallel-coordinates axis: numbers as they are (log10 for log-scaled parameters),
+  // anything else as codes with its values as tick labels; absent values get their own tick.
+  function dimension(name, values, param) {
+    const present = values.filter((v) => v !== undefined && v !== null);
+    const numeric = present.length > 0 && present.every((v) => typeof v === "number");
+    if (numeric && present.length === values.length) {
+      const log = isLog(param);
+      return { label: log ? `log10(${name})` : name, values: values.map((v) => (log ? Math.log10(v) : v)) };
+    }
+    const labels = [...new Set(values.map((v) => (v === undefined || v === null ? "—" : String(v))))];
+    return {
+      label: name, values: values.map((v) => labels.indexOf(v === undefined || v === null ? "—" : String(v))),
+      tickvals: labels.map((_, i) => i), ticktext: labels,
+    };
+  }
+
+  function plotParallel(finished, params, space, metric) {
+    const objective = finished.map((t) => t.best_value);
+    const dimensions = params.map((p) => dimension(p, finished.map((t) => t.config[p]), space[p]));
+    dimensions.push({ label: metric, values: objective });
+    Plotly.react("plot-parallel", [{
+      type: "parcoords", dimensions,
+      line: { color: objective, colorscale: "Viridis", showscale: true },
+    }], baseLayout("Parallel coordinates", { margin: { l: 60, r: 60, t: 80, b: 30 } }), plotConfig);
+  }
+
+  function plotImportance(importance) {
+    const names = Object.keys(importance.importances);
+    const figure = $("#plot-importance").closest("figure");
+    if (names.length === 0) {
+      $("#importance-note").textContent = `Hyperparameter importance: ${importance.reason}.`;
+      Plotly.purge("plot-importance");
+      $("#plot-importance").hidden = true;
+      figure.hidden = false;
+      return;
+    }
+    $("#plot-importance").hidden = false;
+    $("#importance-note").textContent =
+      `${importance.method} over ${importance.n_trials} finished trials: which parameters a forest ` +
+      "used to predict the objective, not a causal effect.";
+    Plotly.react("plot-importance", [{
+      type: "bar", orientation: "h", x: names.map((n) => importance.importances[n]).reverse(),
+      y: [...names].reverse(), marker: { color: "#1a73e8" },
+    }], baseLayout("Hyperparameter importance", { xaxis: { title: { text: "importance" } } }), plotConfig);
+  }
+
+  function plotSlices(finished, params, space, metric) {
+    const n = Math.max(params.length, 1);
+    const layout = baseLayout("Slice plot", {
+      grid: { rows: 1, columns: n, pattern: "independent" }, showlegend: false,
+    });
+    const traces = params.map((p, i) => {
+      const axis = i === 0 ? "" : String(i + 1);
+      layout[`xaxis${axis}`] = { title: { text: p }, type: isLog(space[p]) ? "log" : undefined };
+      layout[`yaxis${axis}`] = i === 0 ? { title: { text: metric } } : {};
+      const rows = finished.filter((t) => p in t.config);
+      return {
+        x: rows.map((t) => (typeof t.config[p] === "number" ? t.config[p] : String(t.config[p]))),
+        y: rows.map((t) => t.best_value), mode: "markers", name: p, type: markerType(rows.length),
+        xaxis: `x${axis}`, yaxis: `y${axis}`,
+        marker: { color: rows.map((t) => t.number), colorscale: "Blues", size: 7 },
+        text: rows.map((t) => `trial ${t.number}`),
+      };
+    });
+    Plotly.react("plot-slice", traces, layout, plotConfig);
+  }
+
+  // --- one trial ---------------------------------------------------------------------------
+
+  function groupMetrics(history) {
+    const names = [...new Set(history.flatMap((p) => Object.keys(p.values)))].filter((n) => n !== "epoch");
+    const groups = { loss: [], accuracy: [], lr: [], other: [] };
+    for (const name of names) {
+      if (/loss/i.test(name)) groups.loss.push(name);
+      else if (/acc/i.test(name)) groups.accuracy.push(name);
+      else if (/^lr$|learning_rate/i.test(name)) groups.lr.push(name);
+      else groups.other.push(name);
+    }
+    return groups;
+  }
+
+  const metricTrace = (history, name, label) => ({
+    x: history.map((p) => p.step), y: history.map((p) => p.values[name] ?? null),
+    mode: "lines+markers", name: label || name,
+  });
+
+  async function trialPage() {
+    const { studyId, number } = PAGE;
+    const trial = await api(`/studies/${studyId}/trials/${number}`);
+    $("#trial-status").replaceChildren(statusBadge(trial.status),
+      ` ${trial.epochs_run} epochs · best ${fmt(trial.best_value)} · last ${fmt(trial.last_value)}`);
+    if (trial.error) {
+      $("#trial-error").hidden = false;
+      $("#trial-error").textContent = trial.error;
+    }
+    kvTable($("#config tbody"), Object.entries(trial.config));
+    kvTable($("#provenance tbody"), [["seed", trial.seed], ["started", when(trial.started_at)],
+      ["finished", when(trial.finished_at)], ...Object.entries(trial.provenance)]);
+    const groups = groupMetrics(trial.history);
+    $("#epochs-empty").hidden = trial.history.length > 0;
+    const titles = { loss: "Losses", accuracy: "Accuracy", lr: "Learning rate", other: "Other metrics" };
+    for (const [group, names] of Object.entries(groups)) {
+      const div = $(`#plot-${group}`);
+      div.closest("figure").hidden = names.length === 0;
+      if (names.length === 0) continue;
+      Plotly.newPlot(div, names.map((n) => metricTrace(trial.history, n)),
+        baseLayout(titles[group], { xaxis: { title: { text: "epoch" } } }), plotConfig);
+    }
+  }
+
+  // --- compare -----------------------------------------------------------------------------
+
+  async function comparePage() {
+    const { studyId, numbers } = PAGE;
+    const [study, ...trials] = await Promise.all([
+      api(`/studies/${studyId}`), ...numbers.map((n) => api(`/studies/${studyId}/trials/${n}`)),
+    ]);
+    $("#compare thead tr").replaceChildren(h("th", { scope: "col" }, "Field"),
+      ...trials.map((t) => h("th", { scope: "col" }, h("a", { href: `/studies/${studyId}/trials/${t.number}` }, `Trial ${t.number}`))));
+    const keys = [...new Set(trials.flatMap((t) => Object.keys(t.config)))];
+    const metricKeys = [...new Set(trials.flatMap((t) => Object.keys(t.final_metrics)))];
+    const rows = [
+      ["status", (t) => t.status], ["epochs", (t) => t.epochs_run],
+      [`${study.objective.metric} (best)`, (t) => t.best_value],
+      ...keys.map((k) => [k, (t) => t.config[k]]),
+      ...metricKeys.map((k) => [`final ${k}`, (t) => t.final_metrics[k]]),
+    ];
+    $("#compare tbody").replaceChildren(...rows.map(([label, get]) => {
+      const values = trials.map(get);
+      const differs = new Set(values.map((v) => JSON.stringify(v ?? null))).size > 1;
+      return h("tr", { class: differs ? "differs" : null, "data-field": label },
+        h("th", { scope: "row" }, label), ...values.map((v) => h("td", {}, fmt(v))));
+    }));
+    const metric = study.objective.metric;
+    Plotly.newPlot("plot-compare", trials.map((t) => metricTrace(t.history, metric, `trial ${t.number}`)),
+      baseLayout(`${metric} per epoch`, { xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: metric } } }), plotConfig);
+  }
+
+  // --- start -------------------------------------------------------------------------------
+
+  const PAGES = { studies: studiesPage, study: studyPage, trial: trialPage, compare: comparePage };
+  const run = () => {
+    const page = PAGES[PAGE.page];
+    if (page) page().catch(showFailure);
+  };
+  if (PAGE.auth && PAGE.page !== "error") {
+    setUpLogin(run);
+    if (!sessionStorage.getItem(TOKEN_KEY)) {
+      showLogin();
+      return;
+    }
+    $("#logout").hidden = false;
+  }
+  run();
+})();

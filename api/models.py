@@ -1,0 +1,233 @@
+"""What the REST API sends and receives, named by the ladder `XCreate` / `XPublic` /
+`XsPublic` (a page: ``{data, count}``).
+
+Records from the repository become these models at the route's edge, so the JSON shapes
+stay those of `hpo.documents` (what ``hpo … --json`` prints) whether read locally or over
+HTTP.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hpo.spec import StudySpec
+from hpo.storage.repository import EventRecord, MetricRecord, StudyRecord, TrialRecord
+
+StudyStatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
+TrialStatusName = Literal["running", "completed", "pruned", "failed"]
+
+
+class StudyCreate(StudySpec):
+    """A study spec, as in a YAML file under `search_spaces/` (README: The spec).
+
+    The body of ``POST /studies`` is validated by `hpo.spec.load_spec`, the same function
+    the CLI uses, so this model only documents the shape in the OpenAPI schema.
+    """
+
+
+class FieldErrorPublic(BaseModel):
+    """One problem: `field` is a dotted path into the request (empty when it concerns the
+    whole request), `message` says why."""
+
+    field: str
+    message: str
+
+
+class ErrorPublic(BaseModel):
+    """Every error response: one or more problems, each with its field path."""
+
+    detail: list[FieldErrorPublic]
+
+
+class ObjectivePublic(BaseModel):
+    metric: str
+    mode: Literal["min", "max"]
+
+
+class StrategyPublic(BaseModel):
+    sampler: str | None
+    scheduler: str | None
+
+
+class TrialPublic(BaseModel):
+    """A trial: config, status, values, final metrics and provenance (as in
+    `hpo.documents.trial_document`)."""
+
+    id: int
+    number: int
+    status: str
+    config: dict[str, Any]
+    seed: int | None
+    epochs_run: int
+    last_value: float | None
+    best_value: float | None
+    final_metrics: dict[str, float | None]
+    error: str | None
+    provenance: dict[str, Any]
+    started_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, trial: TrialRecord) -> TrialPublic:
+        return cls(
+            id=trial.id,
+            number=trial.number,
+            status=trial.status,
+            config=trial.config,
+            seed=trial.seed,
+            epochs_run=trial.epochs_run,
+            last_value=trial.last_value,
+            best_value=trial.best_value,
+            final_metrics=trial.final_metrics,
+            error=trial.error,
+            provenance=trial.provenance,
+            started_at=trial.started_at,
+            finished_at=trial.finished_at,
+        )
+
+
+class TrialsPublic(BaseModel):
+    """One page of trials; `count` is how many match the filter in all pages."""
+
+    data: list[TrialPublic]
+    count: int
+
+
+class MetricPoint(BaseModel):
+    """Every metric a trial reported at one step (epoch); None where it was not finite."""
+
+    step: int
+    values: dict[str, float | None]
+
+
+class TrialDetail(TrialPublic):
+    """A trial with its whole per-epoch history, oldest step first."""
+
+    history: list[MetricPoint]
+
+    @classmethod
+    def with_history(cls, trial: TrialRecord, metrics: list[MetricRecord]) -> TrialDetail:
+        steps: dict[int, dict[str, float | None]] = {}
+        for m in metrics:  # ordered by step, then name
+            steps.setdefault(m.step, {})[m.name] = m.value
+        history = [MetricPoint(step=s, values=v) for s, v in steps.items()]
+        return cls(**TrialPublic.of(trial).model_dump(), history=history)
+
+
+class StudyPublic(BaseModel):
+    """A study as stored: everything one row holds, no per-trial figures (so a page of
+    studies costs one query)."""
+
+    id: int
+    name: str
+    owner: str | None
+    status: str
+    objective: ObjectivePublic
+    strategy: StrategyPublic
+    trials_target: int | None
+    trials_started: int = Field(description="Trials started so far, retries included.")
+    best_value: float | None
+    best_trial_id: int | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    spec: dict[str, Any]
+
+    @classmethod
+    def of(cls, study: StudyRecord) -> StudyPublic:
+        return cls(**cls._fields(study))
+
+    @staticmethod
+    def _fields(study: StudyRecord) -> dict[str, Any]:
+        strategy = study.spec.get("strategy", {})
+        return {
+            "id": study.id,
+            "name": study.name,
+            "owner": study.owner,
+            "status": study.status,
+            "objective": ObjectivePublic(
+                metric=study.objective_metric,
+                mode="max" if study.objective_mode == "max" else "min",
+            ),
+            "strategy": StrategyPublic(
+                sampler=strategy.get("sampler"), scheduler=strategy.get("scheduler")
+            ),
+            "trials_target": study.n_trials_target,
+            "trials_started": study.last_trial_number,
+            "best_value": study.best_value,
+            "best_trial_id": study.best_trial_id,
+            "error": study.error,
+            "created_at": study.created_at,
+            "started_at": study.started_at,
+            "finished_at": study.finished_at,
+            "spec": study.spec,
+        }
+
+
+class StudyDetail(StudyPublic):
+    """A study with its trial counts per status and its best trial (two more queries)."""
+
+    trial_counts: dict[str, int]
+    best_trial: TrialPublic | None
+
+    @classmethod
+    def with_trials(
+        cls, study: StudyRecord, counts: dict[str, int], best: TrialRecord | None
+    ) -> StudyDetail:
+        return cls(
+            **cls._fields(study),
+            trial_counts=counts,
+            best_trial=None if best is None else TrialPublic.of(best),
+        )
+
+
+class StudiesPublic(BaseModel):
+    """One page of studies, newest first; `count` is how many match in all pages."""
+
+    data: list[StudyPublic]
+    count: int
+
+
+class EventPublic(BaseModel):
+    """One line of a study's log, as sent in the `data:` field of the events stream."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    study_id: int
+    trial_id: int | None
+    kind: str
+    message: str
+    data: dict[str, Any] | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, event: EventRecord) -> EventPublic:
+        return cls.model_validate(event)
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok"]
+    database: str
+
+
+_ERROR_DESCRIPTIONS = {
+    401: "Authentication is enabled and the bearer token is missing or unknown.",
+    404: "No such study or trial, or one this user may not see.",
+    409: "The study is in a state that forbids this (finished, or running).",
+    413: "The request body is larger than HPO_MAX_BODY_BYTES.",
+    415: "The body is neither JSON (application/json) nor YAML (application/yaml).",
+    422: "The input is invalid; each problem names its field.",
+    503: "The database is unreachable or failing.",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` documenting `codes` as `ErrorPublic` bodies."""
+    return {
+        code: {"model": ErrorPublic, "description": _ERROR_DESCRIPTIONS[code]} for code in codes
+    }

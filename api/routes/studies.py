@@ -1,0 +1,368 @@
+"""Studies: submit a spec, list, read, cancel, delete, best trial, export, live events.
+
+Every route checks visibility through `hpo.service` (a user sees only their own studies,
+an admin all; another user's study is a 404, never a 403, so ids do not leak).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from typing import IO, Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import CurrentUser, RepoDep, SettingsDep
+from api.models import (
+    EventPublic,
+    StudiesPublic,
+    StudyDetail,
+    StudyPublic,
+    StudyStatusName,
+    TrialPublic,
+    error_responses,
+)
+from hpo import export as exporter
+from hpo import service
+from hpo.errors import FieldError, SpecError
+from hpo.spec import FUNCTION_RE, StudySpec, apply_overrides, load_spec, parse_text
+from hpo.storage.errors import NotFoundError, StorageError
+from hpo.storage.repository import FINISHED_STUDY_STATUSES, Repository, StudyRecord
+
+router = APIRouter(prefix="/studies", tags=["studies"], responses=error_responses(401, 503))
+
+# Ids are 32-bit in the schema; a larger one is refused as input rather than sent to the
+# database (PostgreSQL would answer "integer out of range").
+MAX_ID = 2**31 - 1
+StudyId = Annotated[int, Path(ge=1, le=MAX_ID, description="The study's id.")]
+
+JSON_TYPES = frozenset({"application/json"})
+YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
+# Event kinds after which a study's log ends (hpo.execution.driver, hpo.service).
+TERMINAL_EVENTS = frozenset({"completed", "failed", "cancelled"})
+EVENTS_BATCH = 500
+KEEPALIVE_S = 15.0
+
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/StudyCreate"}},
+            "application/yaml": {
+                "schema": {"type": "string", "description": "The same spec written in YAML."}
+            },
+        },
+    }
+}
+
+
+def _spec_error(field: str, message: str) -> SpecError:
+    return SpecError([FieldError(field, message)])
+
+
+def _parse_body(body: bytes, content_type: str) -> Any:
+    """The body as a mapping; every problem becomes a `SpecError` (422)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _spec_error("body", "is not UTF-8 text") from None
+    try:
+        if content_type in YAML_TYPES:
+            return parse_text(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise _spec_error(
+                "body", f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            ) from None
+    except RecursionError:
+        raise _spec_error("body", "nested too deeply") from None
+    if not isinstance(data, dict):
+        raise _spec_error("body", "a spec must be an object of fields (name, objective, …)")
+    return data
+
+
+def _code_references(spec: StudySpec) -> Iterator[tuple[str, str]]:
+    """Every (field path, 'module:function') of the spec that would import code."""
+    trainable = spec.trainable
+    if trainable.function is not None:
+        yield "trainable.function", trainable.function
+    candidates: list[tuple[str, Any]] = [("trainable.dataset", trainable.dataset)]
+    candidates.append(("fixed.dataset", spec.fixed.get("dataset")))
+    param = spec.space.get("dataset")
+    if param is not None and param.is_categorical:
+        where = f"space.dataset.{param.kind}"
+        candidates += [(f"{where}[{i}]", v) for i, v in enumerate(param.values)]
+    for path, value in candidates:
+        if isinstance(value, str) and FUNCTION_RE.match(value):
+            yield path, value
+
+
+def _check_modules(spec: StudySpec, allowed: tuple[str, ...]) -> None:
+    """Refuse code from modules not in HPO_ALLOWED_MODULES; nothing is imported here."""
+    errors = []
+    for path, ref in _code_references(spec):
+        module = ref.partition(":")[0]
+        if not any(module == m or module.startswith(m + ".") for m in allowed):
+            listed = ", ".join(allowed) if allowed else "none"
+            errors.append(
+                FieldError(
+                    path,
+                    f"module '{module}' is not allowed over REST (HPO_ALLOWED_MODULES: {listed})",
+                )
+            )
+    if errors:
+        raise SpecError(errors)
+
+
+def _load(
+    body: bytes,
+    content_type: str,
+    allowed: tuple[str, ...],
+    strategy: str | None,
+    trials: int | None,
+) -> StudySpec:
+    data = _parse_body(body, content_type)
+    try:
+        spec = load_spec(data)
+        if strategy is not None or trials is not None:
+            spec = apply_overrides(spec, strategy=strategy, trials=trials)
+    except RecursionError:
+        raise _spec_error("body", "nested too deeply") from None
+    _check_modules(spec, allowed)
+    return spec
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=_BODY_DOC,
+    responses=error_responses(413, 415, 422),
+)
+async def create_study(
+    request: Request,
+    repo: RepoDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    strategy: Annotated[
+        str | None,
+        Query(min_length=1, max_length=50, description="Override the spec's strategy."),
+    ] = None,
+    trials: Annotated[
+        int | None, Query(ge=1, le=100_000, description="Override budget.trials.")
+    ] = None,
+) -> StudyPublic:
+    """Queue a study from a spec (JSON, or YAML with `Content-Type: application/yaml`).
+
+    The spec is validated exactly as `hpo run` validates a file; a runner of `hpo serve`
+    picks the study up. The caller becomes its owner.
+    """
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type not in JSON_TYPES | YAML_TYPES:
+        raise _unsupported_media_type(content_type)
+    body = await request.body()
+    spec = await run_in_threadpool(
+        _load, body, content_type, settings.allowed_modules, strategy, trials
+    )
+    owner = user.name if user is not None else None
+    study = await run_in_threadpool(service.submit_study, repo, spec, owner=owner)
+    return StudyPublic.of(study)
+
+
+def _unsupported_media_type(content_type: str) -> HTTPException:
+    message = (
+        f"unsupported content type '{content_type or 'none'}'; "
+        "send application/json or application/yaml"
+    )
+    return HTTPException(
+        status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        detail=[{"field": "header.Content-Type", "message": message}],
+    )
+
+
+@router.get("", responses=error_responses(422))
+def list_studies(
+    repo: RepoDep,
+    user: CurrentUser,
+    status: StudyStatusName | None = None,
+    owner: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+) -> StudiesPublic:
+    """Studies, newest first, filtered by status and owner; a user sees only their own."""
+    if user is not None and not user.admin:
+        if owner is not None and owner != user.name:
+            return StudiesPublic(data=[], count=0)
+        owner = user.name
+    rows = repo.list_studies(status=status, owner=owner, limit=limit, offset=offset)
+    count = repo.count_studies(status=status, owner=owner)
+    return StudiesPublic(data=[StudyPublic.of(s) for s in rows], count=count)
+
+
+@router.get("/{study_id}", responses=error_responses(404, 422))
+def read_study(study_id: StudyId, repo: RepoDep, user: CurrentUser) -> StudyDetail:
+    """A study with its trial counts per status and its best trial."""
+    study = service.get_visible_study(repo, study_id, user)
+    return StudyDetail.with_trials(study, repo.count_trials(study_id), repo.best_trial(study_id))
+
+
+@router.post("/{study_id}/cancel", responses=error_responses(404, 409, 422))
+def cancel_study(study_id: StudyId, repo: RepoDep, user: CurrentUser) -> StudyPublic:
+    """Cancel a queued or running study (its runner stops its trials); 409 if finished."""
+    return StudyPublic.of(service.cancel_study(repo, study_id, user=user))
+
+
+@router.delete(
+    "/{study_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(404, 409, 422),
+)
+def delete_study(study_id: StudyId, repo: RepoDep, user: CurrentUser) -> Response:
+    """Delete a study with its trials, metrics and events; 409 while it runs."""
+    service.delete_study(repo, study_id, user=user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{study_id}/best", responses=error_responses(404, 422))
+def best_trial(study_id: StudyId, repo: RepoDep, user: CurrentUser) -> TrialPublic:
+    """The best completed-or-pruned trial with its full config; 404 while there is none."""
+    study = service.get_visible_study(repo, study_id, user)
+    trial = repo.best_trial(study_id)
+    if trial is None:
+        raise NotFoundError(
+            f"study {study_id} has no finished trial with a finite {study.objective_metric} yet"
+        )
+    return TrialPublic.of(trial)
+
+
+@router.get(
+    "/{study_id}/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "CSV (one row per trial) or JSON (trials with their histories).",
+            "content": {"text/csv": {}, "application/json": {}},
+        },
+        **error_responses(404, 422),
+    },
+)
+def export_study(
+    study_id: StudyId,
+    repo: RepoDep,
+    user: CurrentUser,
+    format: Literal["csv", "json"] = "json",
+) -> StreamingResponse:
+    """The study exported as `hpo export` writes it, streamed from a spooled file so the
+    database read ends before the response starts."""
+    study = service.get_visible_study(repo, study_id, user)
+    # Not a `with`: the response's iterator (`_chunks`) closes it once sent.
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, mode="w+", newline="")  # noqa: SIM115
+    try:
+        write = exporter.to_csv if format == "csv" else exporter.to_json
+        write(repo, study, spool)  # type: ignore[arg-type]
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    media = "text/csv" if format == "csv" else "application/json"
+    return StreamingResponse(
+        _chunks(spool),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="study-{study_id}.{format}"'},
+    )
+
+
+def _chunks(stream: IO[str], size: int = 64 * 1024) -> Iterator[str]:
+    try:
+        while chunk := stream.read(size):
+            yield chunk
+    finally:
+        stream.close()
+
+
+@router.get(
+    "/{study_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Server-sent events: `id:` event id, `event:` kind, `data:` an "
+            "EventPublic as JSON. Ends after the study's terminal event.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **error_responses(404, 422),
+    },
+)
+def study_events(
+    study_id: StudyId,
+    request: Request,
+    repo: RepoDep,
+    user: CurrentUser,
+    last_event_id: Annotated[
+        int | None,
+        Header(alias="Last-Event-ID", ge=0, le=2**63 - 1, description="Resume after this id."),
+    ] = None,
+) -> StreamingResponse:
+    """The study's log as it grows, polled every ~0.5 s, resumable with `Last-Event-ID`."""
+    service.get_visible_study(repo, study_id, user)
+    poll_s: float = request.app.state.events_poll_s
+    return StreamingResponse(
+        _event_stream(request, repo, study_id, last_event_id or 0, poll_s),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _sse(event: EventPublic) -> str:
+    return f"id: {event.id}\nevent: {event.kind}\ndata: {event.model_dump_json()}\n\n"
+
+
+async def _event_stream(
+    request: Request, repo: Repository, study_id: int, after: int, poll_s: float
+) -> AsyncIterator[str]:
+    """Send every event after `after`, then poll for more until a terminal one.
+
+    A study that finished without a terminal event row (or one whose terminal event the
+    client already has, resuming) ends with a synthetic event of its status and no id.
+    A database error ends the stream; the client resumes with `Last-Event-ID`.
+    """
+    loop = asyncio.get_running_loop()
+    last_sent = loop.time()
+    try:
+        while not await request.is_disconnected():
+            events = await run_in_threadpool(
+                repo.list_events, study_id, after_id=after, limit=EVENTS_BATCH
+            )
+            for record in events:
+                yield _sse(EventPublic.of(record))
+                after = record.id
+                if record.kind in TERMINAL_EVENTS:
+                    return
+            if len(events) == EVENTS_BATCH:
+                continue
+            if events:
+                last_sent = loop.time()
+            else:
+                study: StudyRecord = await run_in_threadpool(repo.get_study, study_id)
+                if study.status in FINISHED_STUDY_STATUSES:
+                    # Events may have landed between the two reads: send them first.
+                    late = await run_in_threadpool(
+                        repo.list_events, study_id, after_id=after, limit=EVENTS_BATCH
+                    )
+                    for record in late:
+                        yield _sse(EventPublic.of(record))
+                        if record.kind in TERMINAL_EVENTS:
+                            return
+                    data = json.dumps({"study_id": study_id, "kind": study.status})
+                    yield f"event: {study.status}\ndata: {data}\n\n"
+                    return
+                if loop.time() - last_sent >= KEEPALIVE_S:
+                    yield ": keep-alive\n\n"
+                    last_sent = loop.time()
+            await asyncio.sleep(poll_s)
+    except StorageError:
+        return

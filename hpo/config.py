@@ -1,0 +1,56 @@
+"""Settings from HPO_* environment variables: one place, read once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./hpo.db"
+
+
+class Settings(BaseSettings):
+    """Everything a deployment configures. CLI flags override these per command."""
+
+    model_config = SettingsConfigDict(env_prefix="HPO_", extra="ignore")
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL: SQLite file by default, postgresql+psycopg://… in production.",
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster address (host:port or 'auto'); unset starts Ray locally."
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1,
+        description="Largest request body the REST API reads; larger ones get 413 unread.",
+    )
+    allowed_modules: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated modules (and their submodules) whose functions a spec "
+        "posted over REST may name as trainable.function or dataset; none by default.",
+    )
+    api_token: str | None = Field(
+        None,
+        description="A token that authenticates as the admin user 'admin' (turns "
+        "authentication on, like any token made with `hpo token create`).",
+    )
+    host: str = Field("127.0.0.1", description="Address `hpo serve` binds.")
+    port: int = Field(8000, ge=0, le=65535, description="Port `hpo serve` binds.")
+
+    @field_validator("allowed_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: object) -> object:
+        # An environment variable is one string: "pkg.a,pkg.b" rather than JSON.
+        if isinstance(value, str):
+            return tuple(m.strip() for m in value.split(",") if m.strip())
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached: environment variables are read once)."""
+    return Settings()

@@ -1,0 +1,59 @@
+"""JSON documents of studies and trials: what `--json` prints and what exports contain.
+
+One shape everywhere a study or trial leaves the library, built from repository records.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from hpo.storage.repository import Repository, StudyRecord, TrialRecord
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def trial_document(trial: TrialRecord) -> dict[str, Any]:
+    """A trial with its config, status, values, final metrics and provenance."""
+    return {
+        "id": trial.id,
+        "number": trial.number,
+        "status": trial.status,
+        "config": trial.config,
+        "seed": trial.seed,
+        "epochs_run": trial.epochs_run,
+        "last_value": trial.last_value,
+        "best_value": trial.best_value,
+        "final_metrics": trial.final_metrics,
+        "error": trial.error,
+        "provenance": trial.provenance,
+        "started_at": _iso(trial.started_at),
+        "finished_at": _iso(trial.finished_at),
+    }
+
+
+def study_document(repo: Repository, study: StudyRecord) -> dict[str, Any]:
+    """A study with its spec, trial counts and best trial (two queries beyond the study)."""
+    best = repo.best_trial(study.id)
+    return {
+        "id": study.id,
+        "name": study.name,
+        "owner": study.owner,
+        "status": study.status,
+        "objective": {"metric": study.objective_metric, "mode": study.objective_mode},
+        "strategy": {
+            "sampler": study.spec.get("strategy", {}).get("sampler"),
+            "scheduler": study.spec.get("strategy", {}).get("scheduler"),
+        },
+        "trials_target": study.n_trials_target,
+        "trial_counts": repo.count_trials(study.id),
+        "best_value": study.best_value,
+        "best_trial": trial_document(best) if best is not None else None,
+        "error": study.error,
+        "created_at": _iso(study.created_at),
+        "started_at": _iso(study.started_at),
+        "finished_at": _iso(study.finished_at),
+        "spec": study.spec,
+    }

@@ -1,0 +1,1 @@
+"""Example user trainables (`trainable: {function: "hpo.examples.functions:…"}`)."""

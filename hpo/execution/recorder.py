@@ -1,0 +1,298 @@
+"""The study's one writer of results: a Ray Tune callback that feeds a writer thread.
+
+Ray calls the callback on its driver loop; the callback only enqueues. The writer thread
+drains the queue and writes everything that has piled up in one pass (trials started,
+results, trials finished, in that order), so under load writes batch themselves and
+persistence never stalls Ray's loop, while a quiet study still writes each result at once.
+
+Durability: a trial is marked finished only after all its results are written (they are
+ahead of it in the queue), so a finished trial's metrics are never lost. A running trial's
+latest results are at most one batch window (20 ms) plus one write behind when the
+driver is killed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray.tune import Callback
+from ray.tune.schedulers import TrialScheduler
+
+from hpo.execution.schedulers import pruned_at
+from hpo.execution.searcher import finite
+from hpo.execution.trainables import PROVENANCE_KEYS
+from hpo.spec import StudySpec
+from hpo.storage.repository import Repository, ResultRow, TrialStatus
+
+log = logging.getLogger(__name__)
+
+# What Ray adds to every result; everything else a trial reported is a metric.
+RAY_RESULT_KEYS = frozenset(
+    {
+        "checkpoint_dir_name",
+        "config",
+        "date",
+        "done",
+        "hostname",
+        "iterations_since_restore",
+        "node_ip",
+        "pid",
+        "time_since_restore",
+        "time_this_iter_s",
+        "time_total_s",
+        "timestamp",
+        "training_iteration",
+        "trial_id",
+        "experiment_tag",
+        "should_checkpoint",
+    }
+)
+
+
+@dataclass
+class Progress:
+    """What the CLI's live progress bar shows; updated on Ray's loop, read anywhere."""
+
+    target: int
+    counts: Counter[str] = field(default_factory=Counter)
+    best: float | None = None
+    mode: str = "min"
+
+    def observe(self, value: float | None) -> None:
+        if value is None:
+            return
+        if self.best is None or (value > self.best if self.mode == "max" else value < self.best):
+            self.best = value
+
+
+@dataclass(frozen=True)
+class _Started:
+    key: str
+    config: dict[str, Any]
+    seed: int | None
+    provenance: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Result:
+    key: str
+    step: int
+    metrics: dict[str, float]
+    objective: float | None
+    provenance: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Finished:
+    key: str
+    status: TrialStatus
+    error: str | None
+    epochs: int
+
+
+_STOP = object()
+BATCH_WINDOW_S = 0.02
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b.*")
+
+
+class ResultWriter:
+    """Owns the repository writes of one study on its own thread (see module docstring)."""
+
+    def __init__(self, repo: Repository, study_id: int) -> None:
+        self._repo = repo
+        self._study_id = study_id
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._trial_ids: dict[str, int] = {}
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"hpo-writer-{study_id}", daemon=True
+        )
+        self._thread.start()
+
+    def put(self, item: object) -> None:
+        if self._error is not None:
+            raise RuntimeError("the result writer failed; see the log") from self._error
+        self._queue.put(item)
+
+    def close(self) -> None:
+        """Write everything queued, then stop. Raises what the writer thread failed with."""
+        self._queue.put(_STOP)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch = [self._queue.get()]
+            # Let a burst of results pile up into one transaction; a quiet study still
+            # writes each result within this window.
+            time.sleep(BATCH_WINDOW_S)
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if batch[-1] is _STOP:
+                stop = True
+                batch.pop()
+            try:
+                self._write(batch)
+            except BaseException as exc:  # keep the driver informed, never die silently
+                log.exception("writing results of study %s failed", self._study_id)
+                self._error = exc
+                return
+
+    def _write(self, batch: list[object]) -> None:
+        repo, study = self._repo, self._study_id
+        for item in batch:
+            # Keys carry this run's id, so a key not seen in this run is a new trial
+            # (a trial Ray retries keeps its key and its row).
+            if isinstance(item, _Started) and item.key not in self._trial_ids:
+                trial = repo.create_trial(
+                    study,
+                    config=item.config,
+                    seed=item.seed,
+                    ray_trial_id=item.key,
+                    provenance=item.provenance,
+                )
+                self._trial_ids[item.key] = trial.id
+                repo.add_event(
+                    study, "trial_started", f"trial {trial.number} started", trial_id=trial.id
+                )
+        rows = []
+        for item in batch:
+            if isinstance(item, _Result) and item.key in self._trial_ids:
+                trial_id = self._trial_ids[item.key]
+                if item.provenance:
+                    repo.add_provenance(trial_id, item.provenance)
+                rows.append(ResultRow(trial_id, item.step, item.metrics, item.objective))
+        if rows:
+            repo.record_results(rows)
+        for item in batch:
+            if isinstance(item, _Finished) and item.key in self._trial_ids:
+                trial_id = self._trial_ids[item.key]
+                repo.finish_trial(trial_id, item.status, error=item.error)
+                message = f"trial {item.key} {item.status} after {item.epochs} epochs"
+                repo.add_event(study, f"trial_{item.status}", message, trial_id=trial_id)
+
+
+class StudyRecorder(Callback):
+    """Ray Tune callback: every trial start, result and end of one study, to the writer."""
+
+    def __init__(
+        self,
+        spec: StudySpec,
+        writer: ResultWriter,
+        scheduler: TrialScheduler,
+        progress: Progress,
+        *,
+        run_id: str,
+        deadline: float | None = None,
+        on_step: Callable[[], None] | None = None,
+        static_provenance: dict[str, Any] | None = None,
+    ) -> None:
+        self._spec = spec
+        self._metric = spec.objective.metric
+        self._writer = writer
+        self._scheduler = scheduler
+        self._progress = progress
+        self._run_id = run_id
+        self._deadline = deadline
+        self._on_step = on_step
+        self._static = static_provenance or {}
+        self._epochs: dict[str, int] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its run config for `Tuner.restore`, which hpo never uses (the
+        # database is the record); the writer thread and the hooks cannot travel.
+        state = self.__dict__.copy()
+        state.update(_writer=None, _on_step=None)
+        return state
+
+    def key(self, trial: Any) -> str:
+        # Ray's trial ids are unique within one Tuner run only; a resumed study is a new run.
+        return f"{self._run_id}:{trial.trial_id}"
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        config = dict(trial.config)
+        self._writer.put(_Started(self.key(trial), config, config.get("seed"), dict(self._static)))
+        self._progress.counts["running"] += 1
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        metrics: dict[str, float] = {}
+        provenance: dict[str, Any] = {}
+        for name, value in result.items():
+            if name in PROVENANCE_KEYS:
+                provenance[name.removeprefix("hpo_")] = value
+            elif name not in RAY_RESULT_KEYS and name != "epoch":
+                number = finite(value)
+                if number is not None or isinstance(value, float):
+                    metrics[name] = number if number is not None else float("nan")
+        if provenance:
+            provenance["node_ip"] = result.get("node_ip")
+        objective = finite(result.get(self._metric))
+        self._epochs[trial.trial_id] = step
+        self._progress.observe(objective)
+        self._writer.put(_Result(self.key(trial), step, metrics, objective, provenance))
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        epochs = self._epochs.pop(trial.trial_id, 0)
+        status: TrialStatus = "completed"
+        error: str | None = None
+        if pruned_at(self._scheduler, trial.trial_id, self._spec.budget.max_epochs) is not None:
+            status = "pruned"
+        elif (
+            self._deadline is not None
+            and time.monotonic() >= self._deadline
+            and epochs < self._spec.budget.max_epochs
+        ):
+            status, error = "pruned", "stopped by the study's time limit"
+        self._finish(trial, status, error, epochs)
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._finish(trial, "failed", _error_text(trial), self._epochs.pop(trial.trial_id, 0))
+
+    def _finish(self, trial: Any, status: TrialStatus, error: str | None, epochs: int) -> None:
+        self._writer.put(_Finished(self.key(trial), status, error, epochs))
+        self._progress.counts["running"] -= 1
+        self._progress.counts[status] += 1
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        if self._on_step is not None:
+            self._on_step()
+
+
+def _error_text(trial: Any) -> str:
+    """The trial's error: the exception line first, then the end of Ray's trace."""
+    # Ray writes the trace to the driver's staging copy first; `get_error()` reads the
+    # synced copy, which may not exist yet when this callback runs.
+    text = None
+    try:
+        path = trial.error_file
+        if path and os.path.exists(path):
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        else:
+            text = trial.get_error()
+    except Exception:  # Ray's error files may be gone; never lose the failure itself
+        text = None
+    if not text:
+        return "the trial failed (Ray recorded no error)"
+    text = _ANSI.sub("", str(text)).strip()
+    lines = [line for line in text.splitlines() if _EXCEPTION_LINE.match(line)]
+    headline = lines[-1] if lines else text.splitlines()[-1]
+    return f"{headline}\n\n{text[-4000:]}"

@@ -1,0 +1,167 @@
+"""Exports of a study: CSV, JSON, and an Optuna study that optuna-dashboard opens.
+
+Every export streams trials and metrics from the database in batches, so exporting a
+10,000-trial study holds one batch in memory, not the study.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterator
+from itertools import groupby
+from typing import IO, Any
+
+from hpo.documents import trial_document
+from hpo.space import Param
+from hpo.spec import load_spec
+from hpo.storage.repository import MetricRecord, Repository, StudyRecord, TrialRecord
+
+
+def _trials_with_metrics(
+    repo: Repository, study: StudyRecord
+) -> Iterator[tuple[TrialRecord, list[MetricRecord]]]:
+    """Each trial with its metric rows, merging two ordered streams (two cursors total)."""
+    metrics = groupby(repo.iter_study_metrics(study.id), key=lambda m: m.trial_id)
+    pending: tuple[int, list[MetricRecord]] | None = None
+    for trial in repo.iter_trials(study.id):
+        rows: list[MetricRecord] = []
+        while True:
+            if pending is None:
+                nxt = next(metrics, None)
+                if nxt is None:
+                    break
+                pending = (nxt[0], list(nxt[1]))
+            if pending[0] == trial.id:
+                rows, pending = pending[1], None
+                break
+            if pending[0] > trial.id:
+                break
+            pending = None  # metrics of a trial not listed (cannot happen with FK cascade)
+        yield trial, rows
+
+
+def to_csv(repo: Repository, study: StudyRecord, stream: IO[str]) -> None:
+    """One row per trial: number, status, epochs, values, every param and final metric."""
+    spec = study.spec
+    params = list(spec.get("space", {}))
+    writer: Any = None
+    for trial in repo.iter_trials(study.id):
+        if writer is None:
+            metric_names = sorted(trial.final_metrics)
+            header = [
+                "number",
+                "status",
+                "epochs_run",
+                "best_value",
+                "last_value",
+                *params,
+                *metric_names,
+            ]
+            writer = csv.DictWriter(stream, fieldnames=header, extrasaction="ignore")
+            writer.writeheader()
+        writer.writerow(
+            {
+                "number": trial.number,
+                "status": trial.status,
+                "epochs_run": trial.epochs_run,
+                "best_value": trial.best_value,
+                "last_value": trial.last_value,
+                **{p: trial.config.get(p) for p in params},
+                **trial.final_metrics,
+            }
+        )
+    if writer is None:
+        csv.writer(stream).writerow(
+            ["number", "status", "epochs_run", "best_value", "last_value", *params]
+        )
+
+
+def to_json(repo: Repository, study: StudyRecord, stream: IO[str]) -> None:
+    """A JSON object: the study, then `trials` written one by one with their histories."""
+    head = {"id": study.id, "name": study.name, "status": study.status, "spec": study.spec}
+    stream.write(json.dumps(head)[:-1] + ', "trials": [')
+    for i, (trial, rows) in enumerate(_trials_with_metrics(repo, study)):
+        doc = trial_document(trial)
+        history: dict[int, dict[str, float | None]] = {}
+        for m in rows:
+            history.setdefault(m.step, {"step": m.step})[m.name] = m.value
+        doc["history"] = [history[s] for s in sorted(history)]
+        stream.write(("," if i else "") + "\n" + json.dumps(doc, default=str))
+    stream.write("\n]}\n")
+
+
+# --- Optuna -------------------------------------------------------------------------------
+
+
+def _distribution(param: Param) -> Any:
+    import optuna.distributions as d
+
+    if param.is_categorical:
+        return d.CategoricalDistribution(param.values)
+    low, high = param.bounds
+    if param.kind == "int":
+        return d.IntDistribution(int(low), int(high), log=param.log, step=int(param.step or 1))
+    if param.kind == "loguniform":
+        return d.FloatDistribution(low, high, log=True)
+    if param.step is not None:
+        # Optuna requires (high - low) to be a multiple of step; our grid stops at the
+        # last step below high, so the same set of values is expressed exactly.
+        n = math.floor((high - low) / param.step + 1e-9)
+        return d.FloatDistribution(low, float(f"{low + n * param.step:.12g}"), step=param.step)
+    return d.FloatDistribution(low, high)
+
+
+_STATES = {"completed": "COMPLETE", "pruned": "PRUNED", "failed": "FAIL", "running": "FAIL"}
+
+
+def to_optuna(repo: Repository, study: StudyRecord, storage: str, name: str | None = None) -> str:
+    """Write `study` as an Optuna study at `storage` and return its name.
+
+    Params carry their distributions, each epoch's objective is an intermediate value,
+    the final objective is the trial's value, states map completed→COMPLETE,
+    pruned→PRUNED, failed→FAIL; `optuna.load_study` and optuna-dashboard open it.
+    """
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spec = load_spec(study.spec)
+    name = name or f"hpo-{study.id}-{study.name}"
+    target = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        direction="maximize" if study.objective_mode == "max" else "minimize",
+    )
+    target.set_user_attr("hpo_study_id", study.id)
+    distributions = {n: _distribution(p) for n, p in spec.space.items()}
+    metric = study.objective_metric
+    batch = []
+    for trial, rows in _trials_with_metrics(repo, study):
+        params = {n: trial.config[n] for n in spec.space if n in trial.config}
+        intermediate = {
+            m.step: m.value
+            for m in rows
+            if m.name == metric and m.value is not None and math.isfinite(m.value)
+        }
+        state = TrialState[_STATES[trial.status]]
+        value = trial.last_value if state in (TrialState.COMPLETE, TrialState.PRUNED) else None
+        if state == TrialState.COMPLETE and value is None:
+            state = TrialState.FAIL
+        batch.append(
+            create_trial(
+                params=params,
+                distributions={n: distributions[n] for n in params},
+                value=value if state == TrialState.COMPLETE else None,
+                intermediate_values=intermediate,
+                state=state,
+                user_attrs={"hpo_number": trial.number, "epochs_run": trial.epochs_run},
+            )
+        )
+        if len(batch) >= 500:
+            target.add_trials(batch)
+            batch = []
+    if batch:
+        target.add_trials(batch)
+    return name

@@ -1,0 +1,69 @@
+"""Samplers: what proposes the next config of a study, by the name a user writes.
+
+`SAMPLERS` maps each name to a function importing its class, so `import hpo.samplers`
+stays cheap and Optuna / scikit-optimize load only when their sampler is used (the same
+pattern as Ray's `SEARCH_ALG_IMPORT`). `create_sampler` is the one way to build one::
+
+    sampler = create_sampler("tpe", space, mode="min", seed=0, n_startup_trials=5)
+    config = sampler.ask("trial-1")
+    sampler.tell("trial-1", 0.42)
+
+Names match `hpo.spec.SAMPLERS` (a test checks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Literal
+
+from hpo.space import Param
+
+if TYPE_CHECKING:
+    from hpo.samplers.base import Sampler
+
+
+def _grid() -> type[Sampler]:
+    from hpo.samplers.grid import GridSampler
+
+    return GridSampler
+
+
+def _random() -> type[Sampler]:
+    from hpo.samplers.random import RandomSampler
+
+    return RandomSampler
+
+
+def _tpe() -> type[Sampler]:
+    from hpo.samplers.tpe import TPESampler
+
+    return TPESampler
+
+
+def _gp() -> type[Sampler]:
+    from hpo.samplers.gp import GPSampler
+
+    return GPSampler
+
+
+SAMPLERS: dict[str, Callable[[], type[Sampler]]] = {
+    "grid": _grid,
+    "random": _random,
+    "tpe": _tpe,
+    "gp": _gp,
+}
+
+
+def create_sampler(
+    name: str,
+    space: Mapping[str, Param],
+    *,
+    mode: Literal["min", "max"],
+    seed: int | None,
+    **options: object,
+) -> Sampler:
+    """A new sampler `name` over `space`; ValueError for an unknown name or option."""
+    importer = SAMPLERS.get(name)
+    if importer is None:
+        raise ValueError(f"unknown sampler {name!r} (valid: {', '.join(SAMPLERS)})")
+    return importer()(space, mode=mode, seed=seed, **options)

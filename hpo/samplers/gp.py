@@ -1,0 +1,216 @@
+"""GP: Bayesian optimization with scikit-optimize's Gaussian-process `Optimizer`."""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from skopt import Optimizer
+from skopt.space import Categorical, Dimension, Integer, Real
+from threadpoolctl import threadpool_limits
+
+from hpo.samplers.base import Sampler, clean, finite, int_option
+from hpo.space import Param, is_active, sample_value, topological_order
+
+Point = list[Any]
+# Tries at drawing a point no running trial already has, before giving up on it.
+_DISTINCT_TRIES = 10
+
+
+class _Codec:
+    """Maps one parameter to one skopt dimension and back.
+
+    Steps become an integer index (uniform with step: value = low + k*step), so skopt's
+    `Integer` keeps every point on the lattice; listed values become the index of the
+    value, so skopt never compares `True` with `1` or turns strings into numpy strings.
+    """
+
+    def __init__(self, param: Param) -> None:
+        self.param = param
+        self.stepped = False
+        if param.is_categorical:
+            self.dimension: Dimension = Categorical(list(range(len(param.values))))
+            return
+        low, high = param.bounds
+        if param.kind == "loguniform":
+            self.dimension = Real(low, high, prior="log-uniform")
+        elif param.kind == "uniform" and param.step is None:
+            self.dimension = Real(low, high)
+        elif param.kind == "int" and param.log:
+            self.dimension = Integer(int(low), int(high), prior="log-uniform")
+        elif param.kind == "int" and param.step in (None, 1):
+            self.dimension = Integer(int(low), int(high))
+        else:  # a stepped uniform or int
+            assert param.step is not None
+            self.stepped = True
+            n = math.floor((high - low) / param.step + 1e-9)
+            self.dimension = Integer(0, n)
+
+    def value(self, x: Any) -> Any:
+        """The config value of skopt coordinate `x` (numpy scalars become Python ones)."""
+        x = x.item() if hasattr(x, "item") else x
+        param = self.param
+        if param.is_categorical:
+            return param.values[int(x)]
+        low, high = param.bounds
+        if self.stepped:
+            assert param.step is not None
+            if param.kind == "int":
+                return int(low) + int(x) * int(param.step)
+            return min(clean(low + int(x) * param.step), high)
+        if param.kind == "int":
+            return int(x)
+        return float(x)
+
+    def coordinate(self, value: Any) -> Any:
+        """The skopt coordinate of config value `value` (which `param.contains`)."""
+        param = self.param
+        if param.is_categorical:
+            return next(
+                i for i, v in enumerate(param.values) if type(v) is type(value) and v == value
+            )
+        low, _ = param.bounds
+        if self.stepped:
+            assert param.step is not None
+            return round((value - low) / param.step)
+        return int(value) if param.kind == "int" else float(value)
+
+
+class GPSampler(Sampler):
+    """scikit-optimize's `Optimizer(base_estimator="GP", acq_func="gp_hedge")`.
+
+    skopt minimizes, so for `mode: max` values are negated before they are told. The first
+    `n_initial_points` configs (option, default 10) are random; then each comes from the GP.
+
+    Concurrency: skopt's `ask()` returns the same point until the next `tell`, so trials
+    running at once would all get it. While other trials are pending, `ask` instead fits a
+    copy of the optimizer on the observations plus a constant lie (the best value so far,
+    skopt's "cl_min") at every pending point and asks that copy, so no two running trials
+    get the same point (at the cost of one extra GP fit per such ask). Each trial's exact
+    point is kept and told back as asked.
+
+    Conditional parameters: skopt has no conditions, so every parameter is sampled, the
+    inactive ones are dropped from the returned config, and the full point is told.
+
+    A failed trial (None, NaN, ±inf) is never told to skopt: its point is released.
+    `observe` tells a finished trial (inactive parameters filled with seeded random
+    values); failed ones and configs outside the space are skipped.
+    `optimizer` is the skopt `Optimizer` (None when every parameter is single-valued), for
+    inspection only.
+    """
+
+    name = "gp"
+    option_names = ("n_initial_points",)
+
+    def __init__(
+        self,
+        space: Mapping[str, Param],
+        *,
+        mode: Literal["min", "max"],
+        seed: int | None,
+        **options: object,
+    ) -> None:
+        super().__init__(space, mode=mode, seed=seed, **options)
+        self.n_initial_points = int_option(self.name, options, "n_initial_points", 10, low=1)
+        self._order = topological_order(self.space)
+        # Single-valued params are filled in directly; skopt refuses empty ranges.
+        self._fixed = {n: v for n, p in self.space.items() if (v := _only_value(p)) is not _MANY}
+        self._codecs = {n: _Codec(p) for n, p in self.space.items() if n not in self._fixed}
+        self._names = list(self._codecs)
+        self._sign = 1.0 if mode == "min" else -1.0
+        self._rng = random.Random(seed)
+        self._pending: dict[str, Point] = {}
+        self.optimizer: Optimizer | None = self._new_optimizer(seed) if self._names else None
+
+    def ask(self, key: str) -> dict[str, Any] | None:
+        if self.optimizer is None:  # every parameter is single-valued
+            return self._config([])
+        point = self._ask_point()
+        self._pending[key] = point
+        return self._config(point)
+
+    def tell(self, key: str, value: float | None) -> None:
+        point = self._pending.pop(key, None)
+        value = finite(value)
+        if point is None or value is None or self.optimizer is None:
+            return
+        with threadpool_limits(1, user_api="blas"):
+            self.optimizer.tell(point, self._sign * value)
+
+    def observe(self, config: Mapping[str, Any], value: float | None) -> None:
+        value = finite(value)
+        if value is None or self.optimizer is None or not self.fits(config):
+            return
+        point = []
+        for name in self._names:
+            codec = self._codecs[name]
+            v = config[name] if name in config else sample_value(codec.param, self._rng)
+            point.append(codec.coordinate(v))
+        with threadpool_limits(1, user_api="blas"):
+            self.optimizer.tell(point, self._sign * value)
+
+    def _new_optimizer(self, seed: int | None) -> Optimizer:
+        return Optimizer(
+            [self._codecs[n].dimension for n in self._names],
+            base_estimator="GP",
+            n_initial_points=self.n_initial_points,
+            acq_func="gp_hedge",
+            random_state=seed,
+            # skopt keeps every fitted model by default; only the latest one is ever used.
+            model_queue_size=1,
+        )
+
+    def _ask_point(self) -> Point:
+        assert self.optimizer is not None
+        pending = list(self._pending.values())
+        with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
+            # skopt warns when its model proposes a seen point; it then draws a random one.
+            warnings.simplefilter("ignore", UserWarning)
+            if not pending or len(self.optimizer.yi) < self.n_initial_points:
+                # Nothing running, or still in the initial phase, whose points are fresh
+                # random draws anyway: skopt's own next point.
+                point = self.optimizer.ask()
+            else:
+                point = self._ask_with_lies(pending)
+            for _ in range(_DISTINCT_TRIES):
+                if point not in pending:
+                    break
+                # Small discrete spaces can repeat a running point; take another draw.
+                point = self.optimizer.space.rvs(random_state=self.optimizer.rng)[0]
+        return point
+
+    def _ask_with_lies(self, pending: list[Point]) -> Point:
+        """The next point of an optimizer that believes every pending point scored the best
+        value so far, so it looks elsewhere (a constant liar, as in skopt's `ask(n_points)`)."""
+        assert self.optimizer is not None
+        lie = min(self.optimizer.yi)
+        # Seeded from the main optimizer's generator: reproducible given the call order.
+        liar = self._new_optimizer(int(self.optimizer.rng.randint(0, 2**31 - 1)))
+        liar.tell(list(self.optimizer.Xi) + pending, list(self.optimizer.yi) + [lie] * len(pending))
+        point: Point = liar.ask()
+        return point
+
+    def _config(self, point: Point) -> dict[str, Any]:
+        full = dict(self._fixed)
+        full.update(
+            (name, self._codecs[name].value(x)) for name, x in zip(self._names, point, strict=True)
+        )
+        config: dict[str, Any] = {}
+        for name in self._order:
+            if is_active(self.space[name], config):
+                config[name] = full[name]
+        return config
+
+
+_MANY = object()
+
+
+def _only_value(param: Param) -> Any:
+    """The one value `param` takes, or `_MANY`."""
+    if param.is_categorical:
+        return param.values[0] if len(param.values) == 1 else _MANY
+    low, high = param.bounds
+    return int(low) if param.kind == "int" and low == high else _MANY

@@ -1,0 +1,38 @@
+"""Random search: independent draws from the space."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from hpo.samplers.base import Sampler
+from hpo.space import Param, sample
+
+
+class RandomSampler(Sampler):
+    """Draws each config independently with `hpo.space.sample` (conditions honored).
+
+    Reproducible: the same `seed` gives the same sequence of configs, whatever is told.
+    Learns nothing, so `mode`, `tell` and `observe` do not change what it proposes; it
+    never finishes.
+    """
+
+    name = "random"
+
+    def __init__(
+        self,
+        space: Mapping[str, Param],
+        *,
+        mode: Literal["min", "max"],
+        seed: int | None,
+        **options: object,
+    ) -> None:
+        super().__init__(space, mode=mode, seed=seed, **options)
+        self._rng = random.Random(seed)
+
+    def ask(self, key: str) -> dict[str, Any] | None:
+        return sample(self.space, self._rng)
+
+    def tell(self, key: str, value: float | None) -> None:
+        """Nothing to learn."""

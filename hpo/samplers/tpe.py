@@ -1,0 +1,133 @@
+"""TPE: Optuna's Tree-structured Parzen Estimator, driven through Optuna's ask/tell."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.samplers import TPESampler as OptunaTPESampler
+from optuna.trial import Trial, TrialState
+
+from hpo.samplers.base import Sampler, clean, finite, int_option
+from hpo.space import Param, is_active, topological_order
+
+
+def distribution(param: Param) -> BaseDistribution:
+    """The Optuna distribution of `param` (a `grid` is a categorical outside the grid sampler).
+
+    A stepped range ends at its last lattice point (low + k*step), as in `hpo.space`, so
+    Optuna has nothing to adjust (and warn about) on every suggestion.
+    """
+    if param.is_categorical:
+        return CategoricalDistribution(param.values)
+    low, high = param.bounds
+    if param.kind == "int":
+        step = int(param.step or 1)
+        last = int(low) + (int(high) - int(low)) // step * step
+        return IntDistribution(int(low), last, log=param.log, step=step)
+    if param.kind == "loguniform":
+        return FloatDistribution(low, high, log=True)
+    if param.step is not None:
+        n = math.floor((high - low) / param.step + 1e-9)
+        return FloatDistribution(low, min(clean(low + n * param.step), high), step=param.step)
+    return FloatDistribution(low, high)
+
+
+class TPESampler(Sampler):
+    """Optuna's `TPESampler` on a private in-memory study.
+
+    Multivariate TPE; with conditional parameters also `group=True`, so each set of
+    parameters that appear together is modelled jointly. Configs are built define-by-run,
+    parents first, so a conditional parameter is suggested only when it is active.
+    Optuna's constant liar keeps concurrent trials apart. `mode` is the study direction.
+
+    A failed trial (None, NaN, ±inf) is told as `TrialState.FAIL`, which TPE never models.
+    `observe` adds a finished trial (failed ones carry nothing to learn and are skipped).
+
+    Option `n_startup_trials` (default 10): random trials before TPE takes over.
+    `study` is the Optuna study, for inspection only.
+    """
+
+    name = "tpe"
+    option_names = ("n_startup_trials",)
+
+    def __init__(
+        self,
+        space: Mapping[str, Param],
+        *,
+        mode: Literal["min", "max"],
+        seed: int | None,
+        **options: object,
+    ) -> None:
+        super().__init__(space, mode=mode, seed=seed, **options)
+        n_startup = int_option(self.name, options, "n_startup_trials", 10, low=0)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        conditional = any(p.when for p in self.space.values())
+        with warnings.catch_warnings():
+            # `group` is marked experimental; the warning says nothing actionable to users.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = OptunaTPESampler(
+                seed=seed,
+                multivariate=True,
+                group=conditional,
+                n_startup_trials=n_startup,
+                constant_liar=True,
+            )
+        self.study = optuna.create_study(
+            direction="minimize" if mode == "min" else "maximize", sampler=sampler
+        )
+        self._order = topological_order(self.space)
+        self._distributions = {name: distribution(p) for name, p in self.space.items()}
+        self._pending: dict[str, Trial] = {}
+
+    def ask(self, key: str) -> dict[str, Any] | None:
+        trial = self.study.ask()
+        config: dict[str, Any] = {}
+        for name in self._order:
+            param = self.space[name]
+            if is_active(param, config):
+                config[name] = self._suggest(trial, name)
+        self._pending[key] = trial
+        return config
+
+    def tell(self, key: str, value: float | None) -> None:
+        trial = self._pending.pop(key, None)
+        if trial is None:
+            return
+        value = finite(value)
+        if value is None:
+            self.study.tell(trial, state=TrialState.FAIL)
+        else:
+            self.study.tell(trial, value)
+
+    def observe(self, config: Mapping[str, Any], value: float | None) -> None:
+        value = finite(value)
+        if value is None or not self.fits(config):
+            return
+        self.study.add_trial(
+            optuna.trial.create_trial(
+                params=dict(config),
+                distributions={name: self._distributions[name] for name in config},
+                value=value,
+            )
+        )
+
+    def _suggest(self, trial: Trial, name: str) -> Any:
+        d = self._distributions[name]
+        if isinstance(d, CategoricalDistribution):
+            return trial.suggest_categorical(name, d.choices)
+        if isinstance(d, IntDistribution):
+            return trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
+        assert isinstance(d, FloatDistribution)
+        value = trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
+        # Optuna's stepped floats carry float noise (0.35000000000000003).
+        return min(clean(value), d.high) if d.step is not None else value

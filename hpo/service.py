@@ -1,0 +1,160 @@
+"""What a user may do with studies and tokens: the rules the REST API and the CLI share.
+
+The API is a thin layer over these functions (and the repository's read methods); the
+rules live here, without FastAPI or Ray, so they are tested once and hold for every caller.
+
+Ownership: a study records the user who submitted it. With authentication on, a user sees,
+cancels and deletes only their own studies and an admin all of them; a study a user may
+not see is reported exactly as a missing one (`NotFoundError`), so ids leak nothing.
+With authentication off (no token stored and no ``HPO_API_TOKEN``) the caller is `None`
+and sees everything.
+
+Tokens: `create_token` returns a random token once and stores only its SHA-256. A plain
+(unsalted, fast) hash is enough because the tokens are 256-bit random strings, not
+passwords: there is nothing to guess. ``HPO_API_TOKEN`` is a token from the environment
+that authenticates as the admin user ``admin``, for a first deployment without a database
+token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from hpo.config import get_settings
+from hpo.spec import StudySpec
+from hpo.storage.repository import NotFoundError, Repository, StudyRecord
+
+__all__ = [
+    "Conflict",
+    "PermissionDenied",
+    "User",
+    "auth_enabled",
+    "authenticate",
+    "can_see",
+    "cancel_study",
+    "create_token",
+    "delete_study",
+    "get_visible_study",
+    "hash_token",
+    "submit_study",
+]
+
+ENV_ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class User:
+    """An authenticated caller: `name` owns the studies they submit; `admin` sees all."""
+
+    name: str
+    admin: bool
+
+
+class PermissionDenied(Exception):
+    """A user acting on a study that is not theirs."""
+
+
+class Conflict(Exception):
+    """The request does not fit the study's state (delete while running, cancel a
+    finished study)."""
+
+
+def submit_study(repo: Repository, spec: StudySpec, *, owner: str | None) -> StudyRecord:
+    """Store a validated spec as a ``queued`` study owned by `owner`; a runner claims it."""
+    return repo.create_study(
+        spec.name,
+        spec.dump(),
+        objective_metric=spec.objective.metric,
+        objective_mode=spec.objective.mode,
+        n_trials_target=spec.budget.trials,
+        owner=owner,
+        status="queued",
+    )
+
+
+def can_see(study: StudyRecord, user: User | None) -> bool:
+    """Whether `user` may see (and act on) `study`; `None` means auth is off: everyone may."""
+    return user is None or user.admin or study.owner == user.name
+
+
+def get_visible_study(repo: Repository, study_id: int, user: User | None) -> StudyRecord:
+    """The study, or `NotFoundError` if it is missing or `user` may not see it (the same
+    error for both, so a caller cannot probe for other users' ids)."""
+    study = repo.get_study(study_id)
+    if not can_see(study, user):
+        raise NotFoundError(f"no study with id {study_id}")
+    return study
+
+
+def cancel_study(repo: Repository, study_id: int, *, user: User | None) -> StudyRecord:
+    """Cancel a queued or running study; returns it as it is now.
+
+    A queued study is ``cancelled`` at once. A running one is flagged: its driver notices
+    within a second or two, stops the trials, closes them and sets it ``cancelled``, so
+    the record returned may still say ``running`` (with ``cancel_requested``). Raises
+    `Conflict` if the study already finished, `NotFoundError` if it is not visible.
+    """
+    study = get_visible_study(repo, study_id, user)
+    if repo.cancel_queued(study_id):
+        repo.add_event(study_id, "cancelled", f"study cancelled while queued{_by(user)}")
+        return repo.get_study(study_id)
+    # Not queued: running (flag it for its driver), or a runner claimed it a moment ago
+    # (the flag still stops it), or finished (nothing to cancel).
+    if not repo.request_cancel(study_id):
+        status = repo.get_study(study_id).status
+        raise Conflict(f"study {study_id} is {status}; only queued or running studies cancel")
+    if not study.cancel_requested:
+        repo.add_event(study_id, "cancel_requested", f"cancel requested{_by(user)}")
+    return repo.get_study(study_id)
+
+
+def delete_study(repo: Repository, study_id: int, *, user: User | None) -> None:
+    """Delete a study with its trials, metrics and events. Raises `Conflict` while it is
+    running (cancel it first: its driver is still writing), `NotFoundError` if not visible.
+    """
+    get_visible_study(repo, study_id, user)
+    if not repo.delete_study_unless_running(study_id):
+        raise Conflict(f"study {study_id} is running; cancel it before deleting it")
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token: its SHA-256, hex (see the module docstring)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(repo: Repository, name: str, *, admin: bool) -> str:
+    """Create a token for user `name` and return it; it is shown only this once (only its
+    hash is stored). Raises `ValueError` if `name` already has a token."""
+    token = secrets.token_urlsafe(32)
+    repo.create_token(name, hash_token(token), admin)
+    return token
+
+
+def authenticate(repo: Repository, token: str | None) -> User | None:
+    """The user `token` belongs to, or None if it is missing or unknown.
+
+    ``HPO_API_TOKEN`` (settings ``api_token``) authenticates as the admin ``admin``;
+    it is compared in constant time, and database tokens are looked up by hash.
+    """
+    if not token:
+        return None
+    env_token = get_settings().api_token
+    if env_token and hmac.compare_digest(token.encode(), env_token.encode()):
+        return User(ENV_ADMIN, admin=True)
+    found = repo.user_for_token_hash(hash_token(token))
+    if found is None:
+        return None
+    name, admin = found
+    return User(name, admin=admin)
+
+
+def auth_enabled(repo: Repository) -> bool:
+    """Whether requests must authenticate: a token is stored, or ``HPO_API_TOKEN`` is set."""
+    return bool(get_settings().api_token) or repo.count_tokens() > 0
+
+
+def _by(user: User | None) -> str:
+    return "" if user is None else f" by {user.name}"

@@ -1,0 +1,436 @@
+"""The study spec: what a user writes in YAML (or JSON, or posts over REST), validated once.
+
+`load_spec` is the one entry point. It parses the structure with pydantic, then checks
+what needs the whole spec (names and values against the training core's vocabulary,
+conditions, strategy names) and raises one `SpecError` listing every problem with its
+field path. Inside hpo, a `StudySpec` is trusted.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+
+from hpo.errors import FieldError, SpecError, path_of
+from hpo.space import Param, check_space, grid_size
+
+# The names a user writes; the registries in hpo/samplers and hpo/execution must match
+# these (a test checks), so the spec can be validated without importing Ray or Optuna.
+SAMPLERS: tuple[str, ...] = ("grid", "random", "tpe", "gp")
+SCHEDULERS: tuple[str, ...] = ("fifo", "hyperband", "asha", "median")
+STRATEGIES: dict[str, tuple[str, str]] = {
+    "grid": ("grid", "fifo"),
+    "random": ("random", "fifo"),
+    "tpe": ("tpe", "fifo"),
+    "bayes": ("tpe", "fifo"),
+    "gp": ("gp", "fifo"),
+    "hyperband": ("random", "hyperband"),
+    "asha": ("random", "asha"),
+    "bohb": ("tpe", "hyperband"),
+}
+# Hyperparameters that the study, not the space, decides.
+RESERVED = {"epochs": "set budget.max_epochs instead", "seed": "set strategy.seed instead"}
+FUNCTION_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_]\w*$")
+MAX_GRID = 100_000
+
+FixedValue = StrictBool | int | float | str | list[StrictBool | int | float | str] | None
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class Objective(_Model):
+    """The metric a study optimizes, as reported by each trial every epoch."""
+
+    metric: str = Field(min_length=1, max_length=100)
+    mode: Literal["min", "max"]
+
+
+class Trainable(_Model):
+    """What a trial runs: the built-in core on a dataset and model, or a user function."""
+
+    dataset: str | None = Field(
+        None, description="Built-in dataset name or 'pkg.module:function' returning (X, y)."
+    )
+    model: str | None = Field(None, description="Built-in model (mlp, cnn); default mlp.")
+    function: str | None = Field(
+        None, description="'pkg.module:function' called as function(config, report)."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Trainable:
+        if self.function is not None:
+            if self.dataset is not None or self.model is not None:
+                raise ValueError("give either function, or dataset (and model), not both")
+            if not FUNCTION_RE.match(self.function):
+                raise ValueError("function must look like 'package.module:function'")
+        elif self.dataset is None:
+            raise ValueError("needs dataset (built-in training core) or function")
+        return self
+
+    @property
+    def builtin(self) -> bool:
+        return self.function is None
+
+
+class Budget(_Model):
+    """How much to spend: trials, epochs per trial (the fidelity), parallelism, time."""
+
+    trials: int = Field(20, ge=1, le=100_000, description="Trials to finish.")
+    max_epochs: int = Field(10, ge=1, le=100_000, description="Epochs of a full trial.")
+    min_epochs: int = Field(
+        1, ge=1, le=100_000, description="Epochs before a scheduler may stop a trial."
+    )
+    concurrency: int = Field(1, ge=1, le=4096, description="Trials running at once.")
+    time_limit_s: float | None = Field(
+        None, gt=0, description="Wall-clock limit of the whole study."
+    )
+    max_failures: int = Field(0, ge=0, le=100, description="Retries of a failing trial.")
+
+    @model_validator(mode="after")
+    def _epochs(self) -> Budget:
+        if self.min_epochs > self.max_epochs:
+            raise ValueError("min_epochs must be <= max_epochs")
+        return self
+
+
+class Resources(_Model):
+    """What one trial asks Ray for. Fractional GPUs are bookkeeping only (Ray does not
+    limit a trial's real GPU memory)."""
+
+    cpu: float = Field(1.0, gt=0, le=1024)
+    gpu: float = Field(0.0, ge=0, le=64)
+
+
+class Strategy(_Model):
+    """A sampler (proposes configs) paired with a scheduler (stops bad trials early).
+
+    `name` is a shortcut (`asha` = random + asha); an explicit sampler or scheduler wins.
+    """
+
+    name: str | None = Field(None, description="Shortcut: " + ", ".join(STRATEGIES))
+    sampler: str = Field("random", description="One of " + ", ".join(SAMPLERS))
+    scheduler: str = Field("fifo", description="One of " + ", ".join(SCHEDULERS))
+    seed: int | None = Field(0, ge=0, le=2**31 - 1, description="Seed of the sampler and trials.")
+    reduction_factor: float = Field(
+        3.0, gt=1, le=100, description="Hyperband/ASHA: keep 1/reduction_factor per rung."
+    )
+    options: dict[str, StrictBool | int | float | str] = Field(
+        default_factory=dict, description="Sampler options, e.g. n_initial_points."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shortcut(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            data = {"name": data}
+        if isinstance(data, Mapping) and isinstance(data.get("name"), str):
+            pair = STRATEGIES.get(data["name"])
+            if pair is None:
+                raise ValueError(
+                    f"unknown strategy '{data['name']}' (valid: {', '.join(STRATEGIES)})"
+                )
+            data = {"sampler": pair[0], "scheduler": pair[1], **data}
+        return data
+
+
+class StudySpec(_Model):
+    """A whole study, as written under `search_spaces/`."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=10_000)
+    objective: Objective
+    trainable: Trainable
+    budget: Budget = Field(default_factory=Budget)
+    resources: Resources = Field(default_factory=Resources)
+    strategy: Strategy = Field(default_factory=Strategy)
+    space: dict[str, Param] = Field(default_factory=dict)
+    fixed: dict[str, FixedValue] = Field(default_factory=dict)
+
+    def dump(self) -> dict[str, Any]:
+        """The JSON/YAML form; `load_spec(spec.dump()) == spec`."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        data["space"] = {name: p.dump() for name, p in self.space.items()}
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.dump(), sort_keys=False)
+
+    def base_config(self) -> dict[str, Any]:
+        """What every trial of this study gets before sampling: trainable, budget, fixed.
+
+        For the built-in core, early stopping watches the study's objective unless the
+        spec says otherwise.
+        """
+        config: dict[str, Any] = {}
+        if self.trainable.builtin:
+            config["dataset"] = self.trainable.dataset
+            config["model"] = self.trainable.model or "mlp"
+            config["early_stopping_metric"] = self.objective.metric
+        config["epochs"] = self.budget.max_epochs
+        config.update(self.fixed)
+        return config
+
+    def trial_config(self, params: Mapping[str, Any], seed: int | None) -> dict[str, Any]:
+        """The full resolved config of one trial: base config, sampled params, seed."""
+        config = self.base_config()
+        config.update(params)
+        if seed is not None:
+            config["seed"] = seed
+        return config
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+def load_spec(source: str | Path | Mapping[str, Any]) -> StudySpec:
+    """Parse and validate a spec from a path, YAML/JSON text, or a mapping.
+
+    Raises SpecError with every problem found (never a pydantic traceback).
+    """
+    data = _read(source)
+    try:
+        spec = StudySpec.model_validate(data)
+    except ValidationError as exc:
+        errors = [FieldError(path_of(e["loc"]), _message(e)) for e in exc.errors()]
+        # Vocabulary problems are independent of the structural ones: report them in the
+        # same list so the user fixes everything in one edit.
+        errors += _raw_vocabulary_errors(data)
+        raise SpecError(errors) from None
+    errors = semantic_errors(spec)
+    if errors:
+        raise SpecError(errors)
+    return spec
+
+
+def _read(source: str | Path | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(source, Mapping):
+        return source
+    if isinstance(source, Path) or (
+        isinstance(source, str)
+        and "\n" not in source
+        and source.endswith((".yaml", ".yml", ".json"))
+    ):
+        path = Path(source)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise SpecError([FieldError("", f"cannot read {path}: {exc.strerror}")]) from None
+    else:
+        text = str(source)
+    return parse_text(text)
+
+
+def parse_text(text: str) -> Mapping[str, Any]:
+    """YAML (a superset of JSON) text to a mapping; syntax errors become a SpecError."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise SpecError([FieldError("", f"not valid YAML{where}: {problem}")]) from None
+    if not isinstance(data, Mapping):
+        raise SpecError([FieldError("", "a spec must be a mapping of fields (name, objective, …)")])
+    return data
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    msg = str(error["msg"])
+    # pydantic prefixes messages from our validators; the field path already says where.
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    if error["type"] == "finite_number":
+        return "must be a finite number"
+    return msg
+
+
+def _raw_vocabulary_errors(data: Mapping[str, Any]) -> list[FieldError]:
+    trainable = data.get("trainable")
+    if isinstance(trainable, Mapping) and trainable.get("function") is not None:
+        return []
+    errors: list[FieldError] = []
+    space, fixed = data.get("space"), data.get("fixed")
+    if isinstance(space, Mapping):
+        errors += [e for name in space if (e := _name_error("space", str(name)))]
+    if isinstance(fixed, Mapping):
+        errors += _fixed_errors(fixed)
+    return errors
+
+
+# --- checks that need the whole spec ------------------------------------------------------
+
+
+def semantic_errors(spec: StudySpec) -> list[FieldError]:
+    """Every cross-field problem of a structurally valid spec."""
+    errors = check_space(spec.space)
+    for name in spec.space.keys() & spec.fixed.keys():
+        errors.append(FieldError(f"space.{name}", "also set in fixed; keep one"))
+    strategy = spec.strategy
+    if strategy.sampler not in SAMPLERS:
+        errors.append(
+            FieldError("strategy.sampler", _unknown("sampler", strategy.sampler, SAMPLERS))
+        )
+    if strategy.scheduler not in SCHEDULERS:
+        errors.append(
+            FieldError("strategy.scheduler", _unknown("scheduler", strategy.scheduler, SCHEDULERS))
+        )
+    if strategy.sampler == "grid":
+        errors += _grid_errors(spec)
+    if spec.trainable.builtin:
+        errors += _builtin_errors(spec)
+    return errors
+
+
+def _grid_errors(spec: StudySpec) -> list[FieldError]:
+    errors = [
+        FieldError(f"space.{name}", "the grid sampler needs choice, grid or grid_points")
+        for name, p in spec.space.items()
+        if not p.enumerable
+    ]
+    if not errors and grid_size(spec.space, MAX_GRID) > MAX_GRID:
+        errors.append(FieldError("space", f"the grid has more than {MAX_GRID} configs"))
+    return errors
+
+
+def _builtin_errors(spec: StudySpec) -> list[FieldError]:
+    from hpo.training import config as vocab
+
+    errors: list[FieldError] = []
+    trainable = spec.trainable
+    dataset = trainable.dataset or ""
+    if dataset not in vocab.BUILTIN_DATASETS and not FUNCTION_RE.match(dataset):
+        errors.append(
+            FieldError(
+                "trainable.dataset",
+                f"unknown dataset '{dataset}' (built-in: {', '.join(vocab.BUILTIN_DATASETS)}; "
+                "or 'package.module:function' returning (X, y))",
+            )
+        )
+    for field, value in (("dataset", trainable.dataset), ("model", trainable.model)):
+        if value is not None and (reason := vocab.validate_value(field, value)):
+            errors.append(FieldError(f"trainable.{field}", reason))
+    for name, param in spec.space.items():
+        if err := _name_error("space", name):
+            errors.append(err)
+            continue
+        errors += _param_value_errors(name, param)
+    errors += _fixed_errors(spec.fixed)
+    errors += _objective_errors(spec)
+    return errors
+
+
+def _name_error(section: str, name: str) -> FieldError | None:
+    from hpo.training import config as vocab
+
+    if name in RESERVED:
+        return FieldError(f"{section}.{name}", f"not a searchable hyperparameter: {RESERVED[name]}")
+    if name not in vocab.VOCABULARY:
+        close = difflib.get_close_matches(name, vocab.VOCABULARY, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else " (see README: Hyperparameters)"
+        return FieldError(f"{section}.{name}", "unknown hyperparameter" + hint)
+    return None
+
+
+def _fixed_errors(fixed: Mapping[str, Any]) -> list[FieldError]:
+    from hpo.training import config as vocab
+
+    errors: list[FieldError] = []
+    for name, value in fixed.items():
+        if err := _name_error("fixed", str(name)):
+            errors.append(err)
+        elif reason := vocab.validate_value(str(name), value):
+            errors.append(FieldError(f"fixed.{name}", reason))
+    return errors
+
+
+def _param_value_errors(name: str, param: Param) -> list[FieldError]:
+    """Each listed value, and both ends of a range, must be a valid value of `name`."""
+    from hpo.training import config as vocab
+
+    where = f"space.{name}.{param.kind}"
+    if param.is_categorical:
+        candidates = [(f"{where}[{i}]", v) for i, v in enumerate(param.values)]
+    else:
+        low, high = param.bounds
+        candidates = [(where, low), (where, high)]
+    errors = []
+    for path, value in candidates:
+        if reason := vocab.validate_value(name, value):
+            errors.append(FieldError(path, f"{value!r}: {reason}"))
+    return errors
+
+
+def _objective_errors(spec: StudySpec) -> list[FieldError]:
+    from hpo.training import config as vocab
+
+    dataset = spec.trainable.dataset or ""
+    regression = vocab.is_regression_dataset(dataset)
+    if regression is None:  # a user dataset: the task is known only once loaded
+        valid = tuple(dict.fromkeys(vocab.METRICS_CLASSIFICATION + vocab.METRICS_REGRESSION))
+    else:
+        valid = vocab.METRICS_REGRESSION if regression else vocab.METRICS_CLASSIFICATION
+    metric, mode = spec.objective.metric, spec.objective.mode
+    if metric not in valid:
+        task = {None: "this", True: "a regression", False: "a classification"}[regression]
+        return [
+            FieldError(
+                "objective.metric",
+                f"'{metric}' is not reported for {task} dataset (valid: {', '.join(valid)})",
+            )
+        ]
+    if vocab.metric_mode(metric) != mode:
+        return [
+            FieldError(
+                "objective.mode",
+                f"{metric} is better when {'higher' if mode == 'min' else 'lower'}; "
+                f"mode must be {vocab.metric_mode(metric)}",
+            )
+        ]
+    return []
+
+
+def _unknown(what: str, name: str, valid: tuple[str, ...]) -> str:
+    return f"unknown {what} '{name}' (valid: {', '.join(valid)})"
+
+
+def spec_json(spec: StudySpec) -> str:
+    """Compact canonical JSON of a spec (what the database stores)."""
+    return json.dumps(spec.dump(), sort_keys=True, separators=(",", ":"))
+
+
+def apply_overrides(
+    spec: StudySpec,
+    *,
+    strategy: str | None = None,
+    sampler: str | None = None,
+    scheduler: str | None = None,
+    trials: int | None = None,
+    name: str | None = None,
+) -> StudySpec:
+    """The CLI's and the API's overrides (`--strategy`, `--trials`, …), re-validated."""
+    data = spec.dump()
+    if strategy is not None:
+        seed = data["strategy"].get("seed")
+        data["strategy"] = {"name": strategy, "seed": seed}
+    if sampler is not None:
+        data["strategy"]["sampler"] = sampler
+        data["strategy"].pop("name", None)
+    if scheduler is not None:
+        data["strategy"]["scheduler"] = scheduler
+        data["strategy"].pop("name", None)
+    if trials is not None:
+        data["budget"]["trials"] = trials
+    if name is not None:
+        data["name"] = name
+    return load_spec(data)

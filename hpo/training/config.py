@@ -1,0 +1,401 @@
+"""The vocabulary of hyperparameters the training core understands.
+
+`TrainConfig` is the one place a hyperparameter is named, typed, bounded and given its
+default; everything else in `hpo.training` reads a validated `TrainConfig` and trusts it.
+This module must not import torch: the spec loader imports it on every CLI call to check a
+search space against the vocabulary, and that has to stay fast.
+
+Example::
+
+    >>> cfg = build_config({"optimizer": "sgd", "lr": 0.1})
+    >>> cfg.epochs
+    20
+    >>> validate_value("optimizer", "lion")
+    'must be one of sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+Task = Literal["classification", "regression"]
+
+#: Built-in datasets and their task; a name not listed here is a user dataset
+#: ``"pkg.module:function"`` whose task is only known once it is loaded.
+BUILTIN_DATASETS: dict[str, Task] = {
+    "digits": "classification",
+    "wine": "classification",
+    "breast_cancer": "classification",
+    "synthetic_classification": "classification",
+    "synthetic_regression": "regression",
+}
+#: Built-in datasets whose samples are images (N, C, H, W), the only ones a `cnn` accepts.
+IMAGE_DATASETS: frozenset[str] = frozenset({"digits"})
+
+METRICS_CLASSIFICATION: tuple[str, ...] = ("train_loss", "val_loss", "val_accuracy")
+METRICS_REGRESSION: tuple[str, ...] = ("train_loss", "val_loss", "val_rmse")
+
+
+def _reject_bool(value: object) -> object:
+    # pydantic's lax mode reads True as 1; a boolean where a number belongs is a typo.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_reject_bool)]
+Float = Annotated[float, BeforeValidator(_reject_bool)]
+
+OptimizerName = Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
+ScheduleName = Literal[
+    "constant",
+    "step",
+    "multistep",
+    "exponential",
+    "inverse_time",
+    "cosine",
+    "cosine_restarts",
+    "cyclic",
+    "noam",
+    "plateau",
+]
+NormName = Literal["none", "batch", "layer"]
+InitName = Literal[
+    "default",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "orthogonal",
+    "normal",
+    "uniform",
+]
+PreprocessName = Literal["none", "standardize", "minmax", "pca_whiten", "zca_whiten"]
+ActivationName = Literal["relu", "gelu", "tanh", "sigmoid", "leaky_relu"]
+ModelName = Literal["mlp", "cnn"]
+LrScalingName = Literal["none", "linear", "sqrt"]
+AmpName = Literal["none", "bf16"]
+DeviceName = Literal["auto", "cpu", "cuda"]
+MetricName = Literal["train_loss", "val_loss", "val_accuracy", "val_rmse"]
+
+
+class TrainConfig(BaseModel):
+    """Every hyperparameter of one training run, validated; build it with `build_config`.
+
+    Frozen, so a config can be shared and hashed; unknown keys are refused so a misspelt
+    hyperparameter fails loudly instead of silently training with the default.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    # --- data and task ---
+    dataset: str = Field(
+        "digits",
+        min_length=1,
+        description="Default 'digits'. A built-in name (digits, wine, breast_cancer, "
+        "synthetic_classification, synthetic_regression) or 'pkg.module:function' taking "
+        "the config dict and returning (X, y) tensors; float y means regression, integer "
+        "y classification.",
+    )
+    n_samples: Int = Field(
+        1000, ge=10, description="Default 1000. Rows of the synthetic_* datasets."
+    )
+    n_features: Int = Field(
+        20, ge=2, description="Default 20. Columns of the synthetic_* datasets."
+    )
+    val_fraction: Float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="Default 0.2. Share of samples held out for validation; the split is "
+        "deterministic given `seed`.",
+    )
+    model: ModelName = Field(
+        "mlp", description="Default 'mlp'. 'cnn' only for image datasets (digits)."
+    )
+    epochs: Int = Field(
+        20,
+        ge=1,
+        description="Default 20. The trial's full budget; LR schedules span exactly this many.",
+    )
+    batch_size: Int = Field(64, ge=1, description="Default 64. Samples per forward pass.")
+    seed: Int = Field(
+        0, ge=0, description="Default 0. Seeds the split, init, shuffling and augmentation."
+    )
+    device: DeviceName = Field("auto", description="Default 'auto': CUDA when available, else CPU.")
+    amp: AmpName = Field(
+        "none",
+        description="Default 'none'. 'bf16' runs forward passes under torch.autocast on CUDA; "
+        "ignored (with a warning) on CPU.",
+    )
+
+    # --- optimizer ---
+    optimizer: OptimizerName = Field(
+        "adam",
+        description="Default 'adam'. sgd, momentum (SGD with `momentum`), nesterov, adagrad, "
+        "rmsprop, adam, adamw.",
+    )
+    lr: Float = Field(1e-3, gt=0, description="Default 1e-3. Peak learning rate α0.")
+    momentum: Float = Field(
+        0.9, ge=0, lt=1, description="Default 0.9. Momentum of 'momentum' and 'nesterov'."
+    )
+    beta1: Float = Field(0.9, ge=0, lt=1, description="Default 0.9. Adam/AdamW β1.")
+    beta2: Float = Field(
+        0.999,
+        ge=0,
+        lt=1,
+        description="Default 0.999. Adam/AdamW β2; also RMSprop's squared-gradient decay.",
+    )
+    eps: Float = Field(
+        1e-8, gt=0, description="Default 1e-8. Denominator term of adagrad/rmsprop/adam(w)."
+    )
+    weight_decay: Float = Field(
+        0.0,
+        ge=0,
+        description="Default 0. Coupled L2 (added to the gradient) for all optimizers but "
+        "adamw, where it is decoupled.",
+    )
+    l1: Float = Field(
+        0.0,
+        ge=0,
+        description="Default 0. Adds l1·Σ|w| over weight matrices/kernels (not biases or "
+        "norm parameters) to the loss.",
+    )
+
+    # --- learning-rate schedule ---
+    lr_scaling: LrScalingName = Field(
+        "none",
+        description="Default 'none'. 'linear' multiplies lr by batch_size/base_batch_size, "
+        "'sqrt' by its square root, before anything else.",
+    )
+    base_batch_size: Int = Field(
+        32, ge=1, description="Default 32. The batch size `lr` was tuned for."
+    )
+    schedule: ScheduleName = Field(
+        "constant", description="Default 'constant'. See hpo.training.schedules."
+    )
+    warmup_epochs: Float = Field(
+        0.0,
+        ge=0,
+        description="Default 0. Linear warm-up: at the step ending at t epochs lr = "
+        "α_start·t/w; afterwards the schedule runs on t−w over a horizon epochs−w. "
+        "'noam' uses it as its own warm-up.",
+    )
+    step_size: Float = Field(10.0, gt=0, description="Default 10. 'step': epochs between decays.")
+    gamma: Float = Field(
+        0.1,
+        gt=0,
+        description="Default 0.1. Decay factor of step, multistep, exponential (per epoch) "
+        "and plateau.",
+    )
+    milestones: tuple[Float, ...] = Field(
+        (10.0, 15.0), description="Default [10, 15]. 'multistep': epochs at which lr ×= gamma."
+    )
+    decay_rate: Float = Field(
+        0.5, ge=0, description="Default 0.5. 'inverse_time': lr = α0/(1+decay_rate·t)."
+    )
+    min_lr: Float = Field(
+        0.0, ge=0, description="Default 0. Floor of 'cosine' and 'cosine_restarts'."
+    )
+    t0: Float = Field(
+        10.0, gt=0, description="Default 10. 'cosine_restarts': epochs of the first cycle."
+    )
+    t_mult: Float = Field(
+        1.0, ge=1, description="Default 1. 'cosine_restarts': growth of each next cycle."
+    )
+    base_lr: Float = Field(1e-4, gt=0, description="Default 1e-4. 'cyclic': lowest lr.")
+    max_lr: Float = Field(1e-2, gt=0, description="Default 1e-2. 'cyclic': highest lr.")
+    cycle_epochs: Float = Field(
+        4.0, gt=0, description="Default 4. 'cyclic': epochs of one full up-and-down period."
+    )
+    patience: Int = Field(
+        5,
+        ge=0,
+        description="Default 5. 'plateau': epochs without a lower val_loss before lr ×= gamma.",
+    )
+
+    # --- regularization ---
+    dropout: Float = Field(0.0, ge=0, lt=1, description="Default 0. Dropout probability.")
+    norm: NormName = Field(
+        "none", description="Default 'none'. Normalization layer: none, batch or layer."
+    )
+    early_stopping_patience: Int = Field(
+        0,
+        ge=0,
+        description="Default 0 (off). Stop after this many epochs without improvement.",
+    )
+    early_stopping_min_delta: Float = Field(
+        0.0, ge=0, description="Default 0. Smallest change that counts as improvement."
+    )
+    early_stopping_metric: MetricName = Field(
+        "val_loss",
+        description="Default 'val_loss'. Watched metric; accuracy is maximized, others minimized.",
+    )
+    label_smoothing: Float = Field(
+        0.0, ge=0, lt=1, description="Default 0. Cross-entropy label smoothing."
+    )
+    augment_flip: bool = Field(
+        False, description="Default false. Random horizontal flips (images only)."
+    )
+    augment_shift: Int = Field(
+        0, ge=0, description="Default 0. Random shifts of up to this many pixels."
+    )
+    augment_rotate: Float = Field(
+        0.0, ge=0, le=180, description="Default 0. Random rotations of up to ± degrees."
+    )
+    augment_noise: Float = Field(
+        0.0, ge=0, description="Default 0. Std of Gaussian noise added to inputs."
+    )
+
+    # --- gradients ---
+    grad_clip_norm: Float = Field(
+        0.0, ge=0, description="Default 0 (off). Clip the global gradient norm to this."
+    )
+    grad_clip_value: Float = Field(
+        0.0, ge=0, description="Default 0 (off). Clip each gradient entry to ± this."
+    )
+    grad_accum_steps: Int = Field(
+        1,
+        ge=1,
+        description="Default 1. Micro-batches per optimizer step; the effective batch is "
+        "batch_size × grad_accum_steps.",
+    )
+
+    # --- init and preprocessing ---
+    init: InitName = Field(
+        "default",
+        description="Default 'default' (PyTorch's own). Others also zero the biases.",
+    )
+    init_std: Float = Field(0.01, gt=0, description="Default 0.01. Std of 'normal' init.")
+    init_range: Float = Field(
+        0.05, gt=0, description="Default 0.05. 'uniform' init draws from [−r, r]."
+    )
+    preprocess: PreprocessName = Field(
+        "none",
+        description="Default 'none'. Fitted on the training split only, applied to both.",
+    )
+    whiten_eps: Float = Field(
+        1e-5, ge=0, description="Default 1e-5. Added to each eigenvalue before whitening."
+    )
+
+    # --- model ---
+    hidden: Int = Field(128, ge=1, description="Default 128. Width of the MLP's hidden layers.")
+    depth: Int = Field(
+        2, ge=1, description="Default 2. Hidden layers of the MLP, conv blocks of the CNN."
+    )
+    activation: ActivationName = Field("relu", description="Default 'relu'.")
+    residual: bool = Field(
+        False, description="Default false. MLP: skip connections around equal-width layers."
+    )
+    channels: Int = Field(32, ge=1, description="Default 32. Channels of each CNN block.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        """Checks that involve several hyperparameters (never run by `validate_value`)."""
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError("warmup_epochs must be < epochs")
+        if self.schedule == "noam" and self.warmup_epochs <= 0:
+            raise ValueError("schedule 'noam' needs warmup_epochs > 0")
+        if self.schedule == "cyclic" and self.max_lr <= self.base_lr:
+            raise ValueError("schedule 'cyclic' needs max_lr > base_lr")
+        if self.schedule in ("cosine", "cosine_restarts") and self.min_lr >= self.lr:
+            raise ValueError(f"schedule '{self.schedule}' needs min_lr < lr")
+        builtin = self.dataset in BUILTIN_DATASETS
+        if not builtin and not _looks_like_import_path(self.dataset):
+            raise ValueError(
+                f"dataset must be one of {', '.join(BUILTIN_DATASETS)} or 'pkg.module:function'"
+            )
+        if builtin and self.model == "cnn" and self.dataset not in IMAGE_DATASETS:
+            raise ValueError(f"model 'cnn' needs an image dataset; '{self.dataset}' is tabular")
+        regression = is_regression_dataset(self.dataset)
+        if regression is not None:
+            allowed = METRICS_REGRESSION if regression else METRICS_CLASSIFICATION
+            if self.early_stopping_metric not in allowed:
+                raise ValueError(
+                    f"early_stopping_metric must be one of {', '.join(allowed)} "
+                    f"for dataset '{self.dataset}'"
+                )
+        return self
+
+
+VOCABULARY: frozenset[str] = frozenset(TrainConfig.model_fields)
+
+
+def _looks_like_import_path(name: str) -> bool:
+    module, sep, function = name.partition(":")
+    return bool(sep and module and function.isidentifier())
+
+
+@cache
+def _adapter(name: str) -> TypeAdapter[Any]:
+    # The field's own annotation and constraints, without the model's cross-field validator.
+    info = TrainConfig.model_fields[name]
+    annotated: Any = Annotated[info.annotation, info]  # built at runtime: opaque to mypy
+    return TypeAdapter(annotated, config=ConfigDict(allow_inf_nan=False))
+
+
+def _reason(error: Mapping[str, Any]) -> str:
+    """Turn one pydantic error into a short reason in our own words."""
+    ctx = error.get("ctx") or {}
+    kind = error["type"]
+    if kind == "literal_error":
+        return "must be one of " + ctx["expected"].replace("'", "").replace(" or ", ", ")
+    bounds = {
+        "greater_than": ">",
+        "greater_than_equal": ">=",
+        "less_than": "<",
+        "less_than_equal": "<=",
+    }
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        return f"must be {bounds[kind]} {limit}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return message.replace("Input should be", "must be", 1)
+
+
+def validate_value(name: str, value: object) -> str | None:
+    """The reason `value` is invalid for hyperparameter `name`, or None if it is valid.
+
+    Checks the one value alone (type, range, choice); checks that need other
+    hyperparameters only run in `build_config`. An unknown name gives
+    ``"unknown hyperparameter"``.
+    """
+    if name not in VOCABULARY:
+        return "unknown hyperparameter"
+    try:
+        _adapter(name).validate_python(value)
+    except ValidationError as exc:
+        return _reason(exc.errors()[0])
+    return None
+
+
+def build_config(values: Mapping[str, object]) -> TrainConfig:
+    """Validate a flat hyperparameter mapping into a `TrainConfig`.
+
+    Missing names take their defaults. Raises `pydantic.ValidationError` listing every
+    problem, including the cross-field ones (e.g. cyclic needs max_lr > base_lr).
+    """
+    return TrainConfig.model_validate(dict(values))
+
+
+def metric_mode(metric: str) -> Literal["min", "max"]:
+    """Whether a larger or a smaller value of `metric` is better: accuracy is maximized."""
+    return "max" if "accuracy" in metric else "min"
+
+
+def is_regression_dataset(name: str) -> bool | None:
+    """True/False for a built-in dataset, None for a user dataset (known once loaded)."""
+    task = BUILTIN_DATASETS.get(name)
+    return None if task is None else task == "regression"

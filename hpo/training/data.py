@@ -1,0 +1,162 @@
+"""Datasets: the built-in ones by name, user ones by ``"pkg.module:function"``, and the split.
+
+A dataset is whole tensors, small enough to live on the device: the loop batches by
+indexing, never through a DataLoader. Float targets mean regression (one output),
+integer targets classification (``max(y) + 1`` classes). Images are (N, C, H, W).
+
+Built-ins: ``digits`` (sklearn's 8×8 digits as 1×8×8 images scaled to [0, 1]), ``wine``,
+``breast_cancer``, ``synthetic_classification`` (sklearn make_classification, 2 classes)
+and ``synthetic_regression`` (make_regression with noise 0.1, targets divided by their std
+so that losses are of order 1), the synthetic ones sized by `n_samples` × `n_features`
+and drawn with `seed`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+import torch
+
+from hpo.training.config import Task, TrainConfig
+from hpo.training.registry import lookup, pick_params
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Inputs `x` (float32) and targets `y` (int64 classes or float32 values), with their task."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    task: Task
+    n_outputs: int
+
+    @property
+    def is_image(self) -> bool:
+        """Whether samples are (C, H, W) images, the only input a `cnn` accepts."""
+        return self.x.ndim == 4
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The training and validation halves of a dataset, on one device."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+
+
+def from_arrays(x: Any, y: Any) -> Dataset:
+    """Build a `Dataset` from array-likes, inferring the task from the dtype of `y`."""
+    xt = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    yt = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
+    if xt.shape[0] != yt.shape[0] or xt.shape[0] < 2:
+        raise ValueError(
+            f"dataset needs as many targets as samples (≥ 2): got x {tuple(xt.shape)}, "
+            f"y {tuple(yt.shape)}"
+        )
+    xt = xt.float()
+    if xt.ndim == 3:  # (N, H, W): single-channel images
+        xt = xt.unsqueeze(1)
+    if yt.is_floating_point():
+        return Dataset(xt, yt.float().reshape(-1), "regression", 1)
+    if yt.dtype == torch.bool or yt.is_complex():
+        raise ValueError(f"dataset targets must be integer or float, got {yt.dtype}")
+    yt = yt.long().reshape(-1)
+    if int(yt.min()) < 0:
+        raise ValueError("class labels must be 0, 1, …, n_classes − 1")
+    return Dataset(xt, yt, "classification", int(yt.max()) + 1)
+
+
+@cache
+def _sklearn_arrays(name: str) -> tuple[np.ndarray, np.ndarray]:
+    # Cached: trials in one process reuse the parsed files instead of reloading them.
+    from sklearn import datasets
+
+    loaded = getattr(datasets, f"load_{name}")()
+    return loaded.data.astype(np.float32), loaded.target.astype(np.int64)
+
+
+def _digits() -> Dataset:
+    x, y = _sklearn_arrays("digits")
+    return from_arrays((x / 16.0).reshape(-1, 1, 8, 8), y)
+
+
+def _wine() -> Dataset:
+    return from_arrays(*_sklearn_arrays("wine"))
+
+
+def _breast_cancer() -> Dataset:
+    return from_arrays(*_sklearn_arrays("breast_cancer"))
+
+
+def _synthetic_classification(*, n_samples: int, n_features: int, seed: int) -> Dataset:
+    from sklearn.datasets import make_classification
+
+    informative = max(2, n_features // 2)
+    x, y = make_classification(
+        n_samples=n_samples,
+        n_features=n_features,
+        n_informative=informative,
+        n_redundant=0,
+        random_state=seed,
+    )
+    return from_arrays(x.astype(np.float32), y.astype(np.int64))
+
+
+def _synthetic_regression(*, n_samples: int, n_features: int, seed: int) -> Dataset:
+    from sklearn.datasets import make_regression
+
+    x, y = make_regression(n_samples=n_samples, n_features=n_features, noise=0.1, random_state=seed)
+    return from_arrays(x.astype(np.float32), (y / y.std()).astype(np.float32))
+
+
+DATASETS: dict[str, Callable[..., Dataset]] = {
+    "digits": _digits,
+    "wine": _wine,
+    "breast_cancer": _breast_cancer,
+    "synthetic_classification": _synthetic_classification,
+    "synthetic_regression": _synthetic_regression,
+}
+
+
+def _user_dataset(path: str, config: Mapping[str, Any]) -> Dataset:
+    module_name, _, function_name = path.partition(":")
+    module = importlib.import_module(module_name)
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise ValueError(f"dataset {path!r}: {module_name} has no function {function_name!r}")
+    result = function(dict(config))
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise ValueError(f"dataset {path!r} must return a tuple (X, y)")
+    return from_arrays(*result)
+
+
+def create_dataset(name: str, **params: Any) -> Dataset:
+    """Load built-in dataset `name`; `params` may hold any hyperparameters (each built-in
+    takes the ones it needs). `ValueError` listing the valid names if unknown."""
+    builder = lookup(DATASETS, "dataset", name)
+    return builder(**pick_params(builder, params))
+
+
+def load_dataset(config: TrainConfig) -> Dataset:
+    """The dataset `config.dataset` names: a built-in, or a user ``pkg.module:function``
+    called with the config as a dict."""
+    values = config.model_dump()
+    if config.dataset in DATASETS:
+        return create_dataset(config.dataset, **values)
+    return _user_dataset(config.dataset, values)
+
+
+def split(dataset: Dataset, val_fraction: float, seed: int) -> Splits:
+    """A deterministic random split: the same `seed` always holds out the same samples."""
+    n = dataset.x.shape[0]
+    n_val = min(n - 1, max(1, round(n * val_fraction)))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    val, train = order[:n_val], order[n_val:]
+    return Splits(dataset.x[train], dataset.y[train], dataset.x[val], dataset.y[val])

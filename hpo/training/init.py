@@ -1,0 +1,67 @@
+"""Weight initializers by name, applied to every Linear and Conv2d layer of a model.
+
+Every scheme but "default" (PyTorch's own, left untouched) also sets biases to zero.
+Variances the tests hold them to (fan_in/fan_out as torch counts them):
+
+===============  ==========================================
+xavier_uniform   Var = 2/(fan_in + fan_out)  (gain 1)
+xavier_normal    Var = 2/(fan_in + fan_out)  (gain 1)
+kaiming_uniform  Var = 2/fan_in              (ReLU gain)
+kaiming_normal   Var = 2/fan_in              (ReLU gain)
+orthogonal       WᵀW = I (or WWᵀ = I for wide matrices), gain 1
+normal           N(0, init_std²)
+uniform          U(−init_range, init_range): Var = init_range²/3
+===============  ==========================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import torch
+from torch import nn
+
+from hpo.training.registry import lookup
+
+WeightInit = Callable[[torch.Tensor], object]
+
+
+def _initializers(init_std: float, init_range: float) -> dict[str, WeightInit | None]:
+    return {
+        "default": None,
+        "xavier_uniform": nn.init.xavier_uniform_,
+        "xavier_normal": nn.init.xavier_normal_,
+        "kaiming_uniform": partial(nn.init.kaiming_uniform_, a=0.0, nonlinearity="relu"),
+        "kaiming_normal": partial(nn.init.kaiming_normal_, nonlinearity="relu"),
+        "orthogonal": nn.init.orthogonal_,
+        "normal": partial(nn.init.normal_, mean=0.0, std=init_std),
+        "uniform": partial(nn.init.uniform_, a=-init_range, b=init_range),
+    }
+
+
+#: The registered names; the builders depend on init_std/init_range, see `create_initializer`.
+INITIALIZERS: dict[str, WeightInit | None] = _initializers(init_std=0.01, init_range=0.05)
+
+
+def create_initializer(
+    name: str, *, init_std: float = 0.01, init_range: float = 0.05
+) -> Callable[[nn.Module], None]:
+    """A function that initializes a model in place with scheme `name`.
+
+    `ValueError` listing the valid names if `name` is unknown.
+    """
+    lookup(INITIALIZERS, "init", name)
+    weight_init = _initializers(init_std, init_range)[name]
+
+    def apply(model: nn.Module) -> None:
+        if weight_init is None:
+            return
+        with torch.no_grad():
+            for module in model.modules():
+                if isinstance(module, nn.Linear | nn.Conv2d):
+                    weight_init(module.weight)
+                    if module.bias is not None:
+                        module.bias.zero_()
+
+    return apply

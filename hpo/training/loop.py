@@ -1,0 +1,281 @@
+"""The one training loop: set up, then for each epoch train, evaluate, report, decide.
+
+`train(config, report)` runs ``config.epochs`` epochs (the trial's full budget, which the
+LR schedule spans) and calls ``report(metrics)`` once per epoch with:
+
+- ``epoch`` (1-based), ``train_loss`` (mean data loss over the epoch's batches, without
+  the L1 term), ``val_loss`` (cross-entropy without label smoothing, or MSE),
+- ``val_accuracy`` (classification) or ``val_rmse`` (regression),
+- ``lr`` (the lr of the epoch's last optimizer step) and ``seconds`` (the epoch's wall time).
+
+It stops early when early stopping says so or when the training loss is no longer finite
+(nothing can recover from NaN weights). The loop knows nothing about Ray: the executor
+passes `report`. It seeds torch's global RNG with `seed` (dropout draws from it), so run
+it in the trial's own process. Seeded CPU runs are bit-reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from functools import partial
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from hpo.training.config import (
+    METRICS_CLASSIFICATION,
+    METRICS_REGRESSION,
+    TrainConfig,
+    build_config,
+    metric_mode,
+)
+from hpo.training.data import load_dataset, split
+from hpo.training.device import autocast_for, resolve_device
+from hpo.training.init import create_initializer
+from hpo.training.models import create_model
+from hpo.training.optimizers import create_optimizer
+from hpo.training.preprocessing import preprocess_splits
+from hpo.training.regularization import (
+    Augmenter,
+    EarlyStopping,
+    clip_gradients,
+    l1_penalty,
+    l1_weights,
+)
+from hpo.training.schedules import LRStepper, create_schedule, scaled_lr
+
+Report = Callable[[dict[str, float]], None]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+EVAL_BATCH = 4096  # evaluation holds no activations for backward: go wide
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: every epoch's metrics, the last, the best, and how it ended.
+
+    `best` is the epoch with the best `early_stopping_metric` (min or max per
+    `metric_mode`), whether or not early stopping was on. `model` is the trained model
+    as it was after the last epoch (for saving or inspection).
+    """
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    final: dict[str, float] = field(default_factory=dict)
+    best: dict[str, float] = field(default_factory=dict)
+    stopped_early: bool = False
+    device: str = "cpu"
+    model: nn.Module | None = field(default=None, repr=False)
+
+
+@dataclass
+class Session:
+    """Everything one epoch of training needs, assembled once by `train`.
+
+    Optional features are None when off so `train_one_epoch` skips their code entirely.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    stepper: LRStepper
+    loss_fn: LossFn
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    batch_size: int
+    accum_steps: int
+    generator: torch.Generator
+    autocast: Callable[[], AbstractContextManager[object]]
+    augment: Augmenter | None = None
+    l1: tuple[list[torch.Tensor], float] | None = None
+    clip: tuple[float, float] | None = None
+
+
+def train_one_epoch(s: Session) -> torch.Tensor:
+    """One pass over a fresh permutation of the training set; returns the mean loss as a
+    0-d tensor (not synced: the caller reads it once per epoch).
+
+    Each optimizer step covers up to `accum_steps` micro-batches; each micro-batch's
+    loss is weighted by its share of the step's samples, so accumulated gradients equal
+    those of one big batch.
+    """
+    s.model.train()
+    n = s.train_x.shape[0]
+    perm = torch.randperm(n, device=s.train_x.device, generator=s.generator)
+    # Kept as tensors and reduced once at the end: an .item() per step would be a CPU-GPU
+    # sync point, and even an in-place add per step costs a kernel launch.
+    losses: list[torch.Tensor] = []
+    sizes: list[int] = []
+    step_samples = s.batch_size * s.accum_steps
+    for first in range(0, n, step_samples):
+        end = min(first + step_samples, n)
+        for lo in range(first, end, s.batch_size):
+            size = min(s.batch_size, end - lo)
+            idx = perm[lo : lo + size]
+            xb, yb = s.train_x[idx], s.train_y[idx]
+            if s.augment is not None:
+                xb = s.augment(xb)
+            with s.autocast():
+                loss = s.loss_fn(s.model(xb), yb)
+            losses.append(loss.detach())
+            sizes.append(size)
+            if s.l1 is not None:
+                loss = loss + l1_penalty(*s.l1)
+            if s.accum_steps > 1:
+                loss = loss * (size / (end - first))
+            loss.backward()
+        if s.clip is not None:
+            clip_gradients(s.model.parameters(), *s.clip)
+        s.stepper.step()
+        s.optimizer.step()
+        s.optimizer.zero_grad(set_to_none=True)
+    weights = torch.tensor(sizes, dtype=torch.float32, device=s.train_x.device)
+    return (torch.stack(losses).float() * weights).sum() / n
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    regression: bool,
+    autocast: Callable[[], AbstractContextManager[object]],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(val_loss, val_accuracy or val_rmse) as 0-d tensors, in wide batches, unsynced."""
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device)
+    hits = torch.zeros((), device=x.device)
+    for lo in range(0, x.shape[0], EVAL_BATCH):
+        xb, yb = x[lo : lo + EVAL_BATCH], y[lo : lo + EVAL_BATCH]
+        with autocast():
+            out = model(xb)
+        out = out.float()
+        if regression:
+            loss_sum += F.mse_loss(out.squeeze(-1), yb, reduction="sum")
+        else:
+            loss_sum += F.cross_entropy(out, yb, reduction="sum")
+            hits += (out.argmax(-1) == yb).sum()
+    val_loss = loss_sum / x.shape[0]
+    return val_loss, (val_loss.sqrt() if regression else hits / x.shape[0])
+
+
+def _regression_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(out.squeeze(-1), y)
+
+
+def train(config: Mapping[str, object] | TrainConfig, report: Report | None = None) -> TrainResult:
+    """Train one model as `config` says, calling `report` once per epoch; see the module doc.
+
+    Raises `pydantic.ValidationError` for an invalid config and `ValueError` for one
+    that only turns out wrong once the data is loaded (e.g. a cnn on tabular user data).
+    """
+    cfg = config if isinstance(config, TrainConfig) else build_config(config)
+    device = resolve_device(cfg.device)
+    autocast = autocast_for(cfg.amp, device)
+    torch.manual_seed(cfg.seed)
+
+    # --- data: split, preprocess on the training split, move to the device once ---
+    dataset = load_dataset(cfg)
+    regression = dataset.task == "regression"
+    metric_names = METRICS_REGRESSION if regression else METRICS_CLASSIFICATION
+    if cfg.early_stopping_metric not in metric_names:
+        raise ValueError(
+            f"early_stopping_metric must be one of {', '.join(metric_names)} for a "
+            f"{dataset.task} dataset"
+        )
+    splits = split(dataset, cfg.val_fraction, cfg.seed)
+    train_x, val_x = preprocess_splits(cfg.preprocess, splits.train_x, splits.val_x, cfg.whiten_eps)
+    train_x, val_x = train_x.to(device), val_x.to(device)
+    train_y, val_y = splits.train_y.to(device), splits.val_y.to(device)
+
+    # --- model, optimizer, schedule ---
+    params = cfg.model_dump()
+    model = create_model(
+        cfg.model, in_shape=tuple(train_x.shape[1:]), n_outputs=dataset.n_outputs, **params
+    ).to(device)
+    create_initializer(cfg.init, init_std=cfg.init_std, init_range=cfg.init_range)(model)
+    lr = scaled_lr(cfg.lr, cfg.batch_size, cfg.base_batch_size, cfg.lr_scaling)
+    optimizer = create_optimizer(
+        cfg.optimizer,
+        model.parameters(),
+        lr=lr,
+        momentum=cfg.momentum,
+        beta1=cfg.beta1,
+        beta2=cfg.beta2,
+        eps=cfg.eps,
+        weight_decay=cfg.weight_decay,
+    )
+    steps_per_epoch = math.ceil(train_x.shape[0] / (cfg.batch_size * cfg.grad_accum_steps))
+    schedule = create_schedule(
+        cfg.schedule, steps_per_epoch=steps_per_epoch, **{**params, "lr": lr}
+    )
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    augment = Augmenter(
+        flip=cfg.augment_flip,
+        shift=cfg.augment_shift,
+        rotate=cfg.augment_rotate,
+        noise=cfg.augment_noise,
+        generator=generator,
+    )
+    if (
+        augment.active
+        and not dataset.is_image
+        and (augment.flip or augment.shift or augment.rotate)
+    ):
+        raise ValueError("augment_flip/shift/rotate need an image dataset")
+    session = Session(
+        model=model,
+        optimizer=optimizer,
+        stepper=LRStepper(optimizer, schedule, steps_per_epoch),
+        loss_fn=(
+            _regression_loss
+            if regression
+            else partial(F.cross_entropy, label_smoothing=cfg.label_smoothing)
+        ),
+        train_x=train_x,
+        train_y=train_y,
+        batch_size=cfg.batch_size,
+        accum_steps=cfg.grad_accum_steps,
+        generator=generator,
+        autocast=autocast,
+        augment=augment if augment.active else None,
+        l1=(l1_weights(model), cfg.l1) if cfg.l1 > 0 else None,
+        clip=(
+            (cfg.grad_clip_norm, cfg.grad_clip_value)
+            if cfg.grad_clip_norm > 0 or cfg.grad_clip_value > 0
+            else None
+        ),
+    )
+    watched = cfg.early_stopping_metric
+    sign = 1.0 if metric_mode(watched) == "min" else -1.0
+    stopper = EarlyStopping(
+        cfg.early_stopping_patience, cfg.early_stopping_min_delta, metric_mode(watched)
+    )
+    result = TrainResult(device=str(device), model=model)
+
+    # --- the epochs ---
+    for epoch in range(1, cfg.epochs + 1):
+        started = time.perf_counter()
+        train_loss = train_one_epoch(session)
+        val_loss, val_metric = evaluate(model, val_x, val_y, regression, autocast)
+        # The epoch's one CPU-GPU sync point.
+        values = torch.stack([train_loss, val_loss, val_metric.float()]).tolist()
+        metrics = {"epoch": epoch, **dict(zip(metric_names, values, strict=True))}
+        metrics["lr"] = session.stepper.last_lr
+        metrics["seconds"] = time.perf_counter() - started
+        result.history.append(metrics)
+        if report is not None:
+            report(metrics)
+
+        session.stepper.end_epoch(metrics["val_loss"])
+        if not result.best or sign * metrics[watched] < sign * result.best[watched]:
+            result.best = metrics
+        if stopper.update(metrics[watched]) or not math.isfinite(metrics["train_loss"]):
+            result.stopped_early = epoch < cfg.epochs
+            break
+
+    result.final = result.history[-1]
+    return result

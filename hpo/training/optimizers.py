@@ -1,0 +1,111 @@
+"""Optimizers by the name a user writes in YAML.
+
+Every builder takes the same keyword hyperparameters so a config feeds any of them; each
+uses only those that mean something for it. `weight_decay` is torch's own argument:
+coupled L2 (added to the gradient) everywhere except `adamw`, where it is decoupled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch.optim import Optimizer
+
+from hpo.training.registry import lookup
+
+Params = Iterable[torch.nn.Parameter]
+OptimizerBuilder = Callable[..., Optimizer]
+
+
+def _sgd(params: Params, *, lr: float, weight_decay: float, **_: Any) -> Optimizer:
+    return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+
+
+def _momentum(
+    params: Params, *, lr: float, momentum: float, weight_decay: float, **_: Any
+) -> Optimizer:
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def _nesterov(
+    params: Params, *, lr: float, momentum: float, weight_decay: float, **_: Any
+) -> Optimizer:
+    return torch.optim.SGD(
+        params, lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay
+    )
+
+
+def _adagrad(params: Params, *, lr: float, eps: float, weight_decay: float, **_: Any) -> Optimizer:
+    return torch.optim.Adagrad(params, lr=lr, eps=eps, weight_decay=weight_decay)
+
+
+def _rmsprop(
+    params: Params, *, lr: float, beta2: float, eps: float, weight_decay: float, **_: Any
+) -> Optimizer:
+    # beta2 plays the role of RMSprop's smoothing constant, as it does for Adam's second moment.
+    return torch.optim.RMSprop(params, lr=lr, alpha=beta2, eps=eps, weight_decay=weight_decay)
+
+
+def _adam(
+    params: Params,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    **_: Any,
+) -> Optimizer:
+    return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
+
+
+def _adamw(
+    params: Params,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    **_: Any,
+) -> Optimizer:
+    return torch.optim.AdamW(
+        params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay
+    )
+
+
+OPTIMIZERS: dict[str, OptimizerBuilder] = {
+    "sgd": _sgd,
+    "momentum": _momentum,
+    "nesterov": _nesterov,
+    "adagrad": _adagrad,
+    "rmsprop": _rmsprop,
+    "adam": _adam,
+    "adamw": _adamw,
+}
+
+
+def create_optimizer(
+    name: str,
+    params: Params,
+    *,
+    lr: float,
+    momentum: float = 0.9,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+) -> Optimizer:
+    """Build optimizer `name` over `params`; `ValueError` listing valid names if unknown."""
+    builder = lookup(OPTIMIZERS, "optimizer", name)
+    return builder(
+        params,
+        lr=lr,
+        momentum=momentum,
+        beta1=beta1,
+        beta2=beta2,
+        eps=eps,
+        weight_decay=weight_decay,
+    )

@@ -1,0 +1,103 @@
+"""Input preprocessing fitted on the training split only and applied to both splits.
+
+Each preprocessor is fitted on a 2-D matrix (samples × features); images are flattened
+first and reshaped back by `preprocess_splits`. Statistics use the population
+normalization (divide by n), so after fitting, the *training* split has exactly:
+
+- standardize: mean 0, std 1 per feature (constant features are only centred);
+- minmax: min 0, max 1 per feature (constant features map to 0);
+- pca_whiten: covariance I in the rotated (principal-component) basis;
+- zca_whiten: covariance I in the original basis (the whitening closest to the data).
+
+Whitening adds `whiten_eps` to each eigenvalue, so directions with variance below it
+are damped rather than blown up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from hpo.training.registry import lookup
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+Fitter = Callable[..., Transform]
+
+
+def _none(x: torch.Tensor) -> Transform:
+    return lambda z: z
+
+
+def _standardize(x: torch.Tensor) -> Transform:
+    mean = x.mean(0)
+    std = x.std(0, correction=0)
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return lambda z: (z - mean) / std
+
+
+def _minmax(x: torch.Tensor) -> Transform:
+    low = x.amin(0)
+    span = x.amax(0) - low
+    span = torch.where(span > 0, span, torch.ones_like(span))
+    return lambda z: (z - low) / span
+
+
+def _eigen(x: torch.Tensor, whiten_eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # float64 for the decomposition: float32 loses the small eigenvalues whitening divides by.
+    x64 = x.double()
+    mean = x64.mean(0)
+    centred = x64 - mean
+    cov = centred.T @ centred / x.shape[0]
+    eigvals, eigvecs = torch.linalg.eigh(cov)
+    scale = (eigvals.clamp(min=0) + whiten_eps).rsqrt()
+    scale = torch.where(torch.isfinite(scale), scale, torch.zeros_like(scale))
+    return mean, eigvecs, scale
+
+
+def _pca_whiten(x: torch.Tensor, whiten_eps: float = 1e-5) -> Transform:
+    mean, u, scale = _eigen(x, whiten_eps)
+    w = (u * scale).to(x.dtype)
+    m = mean.to(x.dtype)
+    return lambda z: (z - m) @ w
+
+
+def _zca_whiten(x: torch.Tensor, whiten_eps: float = 1e-5) -> Transform:
+    mean, u, scale = _eigen(x, whiten_eps)
+    w = ((u * scale) @ u.T).to(x.dtype)
+    m = mean.to(x.dtype)
+    return lambda z: (z - m) @ w
+
+
+PREPROCESSORS: dict[str, Fitter] = {
+    "none": _none,
+    "standardize": _standardize,
+    "minmax": _minmax,
+    "pca_whiten": _pca_whiten,
+    "zca_whiten": _zca_whiten,
+}
+
+
+def create_preprocessor(name: str, train_x: torch.Tensor, **params: float) -> Transform:
+    """Fit preprocessor `name` on the 2-D `train_x` and return the transform it learned.
+
+    `params` may hold `whiten_eps` (whitening only). `ValueError` listing the valid names
+    if `name` is unknown.
+    """
+    fitter = lookup(PREPROCESSORS, "preprocess", name)
+    if name.endswith("_whiten"):
+        return fitter(train_x, **params)
+    return fitter(train_x)
+
+
+def preprocess_splits(
+    name: str, train_x: torch.Tensor, val_x: torch.Tensor, whiten_eps: float = 1e-5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fit `name` on `train_x` (flattened per sample) and apply it to both splits."""
+    if name == "none":
+        return train_x, val_x
+    transform = create_preprocessor(name, train_x.flatten(1), whiten_eps=whiten_eps)
+    return (
+        transform(train_x.flatten(1)).reshape(train_x.shape),
+        transform(val_x.flatten(1)).reshape(val_x.shape),
+    )

@@ -1,0 +1,99 @@
+"""With auth enabled (a token exists) every endpoint but /healthz needs a bearer token;
+a user sees and cancels only their own studies (others' are 404: no leak), an admin all."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from api.app import create_app
+from hpo import service
+from hpo.config import Settings
+from hpo.storage.repository import Repository
+from tests.api.support import BRANIN_SPEC, live_server, seed_study
+
+
+@pytest.fixture(scope="module")
+def tokens(backend_url: str) -> dict[str, str]:
+    with Repository(backend_url) as repo:
+        return {
+            "alice": service.create_token(repo, "alice", admin=False),
+            "bob": service.create_token(repo, "bob", admin=False),
+            "root": service.create_token(repo, "root", admin=True),
+        }
+
+
+@pytest.fixture(scope="module")
+def base_url(backend_url: str, tokens: dict[str, str]) -> Iterator[str]:
+    app = create_app(backend_url, settings=Settings(allowed_modules=("hpo.examples",)))
+    with live_server(app) as url:
+        yield url + "/api/v1"
+
+
+def _as(base_url: str, token: str | None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=base_url, headers=headers, timeout=10)
+
+
+def test_missing_or_wrong_token_is_401(base_url: str, backend_url: str) -> None:
+    with Repository(backend_url) as repo:
+        study = seed_study(repo, owner="alice")
+    paths = [
+        "/studies",
+        f"/studies/{study.id}",
+        f"/studies/{study.id}/trials",
+        f"/studies/{study.id}/events",
+        f"/studies/{study.id}/best",
+    ]
+    for token in (None, "wrong-token"):
+        with _as(base_url, token) as http:
+            for path in paths:
+                response = http.get(path)
+                assert response.status_code == 401, (token, path)
+                assert response.headers["www-authenticate"] == "Bearer"
+                assert response.json()["detail"][0]["field"] == "header.Authorization"
+            assert http.post("/studies", json=BRANIN_SPEC).status_code == 401
+    with httpx.Client(timeout=10) as http:
+        basic = http.get(base_url + "/studies", headers={"Authorization": "Basic eDp5"})
+        assert basic.status_code == 401
+
+
+def test_healthz_is_open(base_url: str) -> None:
+    assert httpx.get(base_url + "/healthz").status_code == 200
+    assert httpx.get(base_url.removesuffix("/api/v1") + "/healthz").status_code == 200
+
+
+def test_owners_see_only_their_own(base_url: str, tokens: dict[str, str]) -> None:
+    with _as(base_url, tokens["alice"]) as alice, _as(base_url, tokens["bob"]) as bob:
+        mine = alice.post("/studies", json=BRANIN_SPEC).json()
+        assert mine["owner"] == "alice"
+        theirs = bob.post("/studies", json=BRANIN_SPEC).json()
+        assert theirs["owner"] == "bob"
+        for path in (
+            f"/studies/{theirs['id']}",
+            f"/studies/{theirs['id']}/trials",
+            f"/studies/{theirs['id']}/best",
+            f"/studies/{theirs['id']}/events",
+        ):
+            hidden = alice.get(path)
+            assert hidden.status_code == 404, path
+        unknown = alice.get("/studies/999999").json()
+        assert alice.get(f"/studies/{theirs['id']}").json().keys() == unknown.keys()
+        assert alice.post(f"/studies/{theirs['id']}/cancel").status_code == 404
+        assert alice.delete(f"/studies/{theirs['id']}").status_code == 404
+        listed = alice.get("/studies").json()
+        assert {s["owner"] for s in listed["data"]} == {"alice"}
+        assert alice.get("/studies", params={"owner": "bob"}).json() == {"data": [], "count": 0}
+        assert alice.post(f"/studies/{mine['id']}/cancel").json()["status"] == "cancelled"
+        assert bob.get(f"/studies/{theirs['id']}").json()["status"] == "queued"
+
+
+def test_admin_sees_all(base_url: str, tokens: dict[str, str]) -> None:
+    with _as(base_url, tokens["bob"]) as bob, _as(base_url, tokens["root"]) as root:
+        theirs = bob.post("/studies", json=BRANIN_SPEC).json()
+        owners = {s["owner"] for s in root.get("/studies", params={"limit": 500}).json()["data"]}
+        assert {"alice", "bob"} <= owners
+        assert root.get(f"/studies/{theirs['id']}").status_code == 200
+        assert root.post(f"/studies/{theirs['id']}/cancel").json()["status"] == "cancelled"

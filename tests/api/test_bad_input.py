@@ -1,0 +1,174 @@
+"""Every class of bad input gets a 4xx with an `ErrorPublic` body naming the field —
+never a 500, never a traceback — and code named in a spec is never imported."""
+
+from __future__ import annotations
+
+import copy
+import socket
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from api.app import create_app
+from hpo.config import Settings
+from tests.api.support import BRANIN_SPEC, live_server
+
+LIMIT = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def base_url(backend_url: str) -> Iterator[str]:
+    settings = Settings(allowed_modules=("hpo.examples",), max_body_bytes=LIMIT)
+    with live_server(create_app(backend_url, settings=settings)) as url:
+        yield url
+
+
+@pytest.fixture
+def http(base_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base_url + "/api/v1", timeout=10) as client:
+        yield client
+
+
+def _spec(**changes: Any) -> dict[str, Any]:
+    spec = copy.deepcopy(BRANIN_SPEC)
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        node = spec
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return spec
+
+
+def _problems(response: httpx.Response, status: int) -> dict[str, str]:
+    assert response.status_code == status, response.text
+    assert "Traceback" not in response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, list) and detail
+    return {d["field"]: d["message"] for d in detail}
+
+
+def _post_json_text(http: httpx.Client, text: str) -> httpx.Response:
+    return http.post("/studies", content=text, headers={"Content-Type": "application/json"})
+
+
+def test_malformed_json(http: httpx.Client) -> None:
+    problems = _problems(_post_json_text(http, '{"name": "x",'), 422)
+    assert "not valid JSON" in problems["body"]
+    assert "must be an object" in _problems(_post_json_text(http, "[1, 2]"), 422)["body"]
+    deep = _post_json_text(http, "[" * 20000 + "]" * 20000)
+    assert "nested too deeply" in _problems(deep, 422)["body"]
+    binary = http.post(
+        "/studies", content=b"\xff\xfe", headers={"Content-Type": "application/json"}
+    )
+    assert "UTF-8" in _problems(binary, 422)["body"]
+
+
+def test_bad_yaml(http: httpx.Client) -> None:
+    response = http.post(
+        "/studies", content="name: [unclosed", headers={"Content-Type": "application/yaml"}
+    )
+    assert "not valid YAML" in _problems(response, 422)[""]
+
+
+def test_wrong_or_missing_content_type(http: httpx.Client) -> None:
+    for headers in ({"Content-Type": "text/plain"}, {}):
+        response = http.post("/studies", content=b"name: x", headers=headers)
+        assert "unsupported content type" in _problems(response, 415)["header.Content-Type"]
+
+
+def test_unknown_field_and_missing_fields(http: httpx.Client) -> None:
+    problems = _problems(http.post("/studies", json=_spec(budget__forever=True)), 422)
+    assert problems["budget.forever"] == "unknown field"
+    missing = _problems(http.post("/studies", json={"name": "x"}), 422)
+    assert {"objective", "trainable"} <= missing.keys()
+
+
+def test_out_of_range_budget_and_long_name(http: httpx.Client) -> None:
+    problems = _problems(
+        http.post("/studies", json=_spec(budget__trials=0, budget__concurrency=10**6)), 422
+    )
+    assert {"budget.trials", "budget.concurrency"} <= problems.keys()
+    assert "name" in _problems(http.post("/studies", json=_spec(name="n" * 201)), 422)
+    override = http.post("/studies", json=BRANIN_SPEC, params={"trials": 0})
+    assert "query.trials" in _problems(override, 422)
+    unknown = http.post("/studies", json=BRANIN_SPEC, params={"strategy": "magic"})
+    assert "unknown strategy" in next(iter(_problems(unknown, 422).values()))
+
+
+def test_non_finite_numbers(http: httpx.Client) -> None:
+    text = '{"name": "nan", "objective": {"metric": "value", "mode": "min"}, '
+    text += '"trainable": {"function": "hpo.examples.functions:branin"}, '
+    text += '"budget": {"time_limit_s": Infinity}, "space": {"x1": {"uniform": [NaN, 1]}}}'
+    problems = _problems(_post_json_text(http, text), 422)
+    assert problems["budget.time_limit_s"] == "must be a finite number"
+    assert any(field.startswith("space.x1") for field in problems)
+    yaml_text = "name: nan\nobjective: {metric: value, mode: min}\n"
+    yaml_text += (
+        "trainable: {function: 'hpo.examples.functions:branin'}\nbudget: {time_limit_s: .inf}\n"
+    )
+    response = http.post(
+        "/studies", content=yaml_text, headers={"Content-Type": "application/yaml"}
+    )
+    assert _problems(response, 422)["budget.time_limit_s"] == "must be a finite number"
+
+
+def test_huge_grid(http: httpx.Client) -> None:
+    space = {f"x{i}": {"choice": list(range(10))} for i in range(6)}
+    response = http.post("/studies", json=_spec(strategy={"name": "grid"}, space=space))
+    assert "more than" in _problems(response, 422)["space"]
+
+
+def test_disallowed_function_module_is_never_imported(http: httpx.Client) -> None:
+    spec = _spec(trainable={"function": "tests.api.explosive:fit"})
+    problems = _problems(http.post("/studies", json=spec), 422)
+    assert "not allowed" in problems["trainable.function"]
+    assert "tests.api.explosive" not in sys.modules
+    # A user dataset function is code too.
+    builtin = {
+        "name": "ds",
+        "objective": {"metric": "val_accuracy", "mode": "max"},
+        "trainable": {"dataset": "tests.api.explosive:load"},
+    }
+    problems = _problems(http.post("/studies", json=builtin), 422)
+    assert "not allowed" in problems["trainable.dataset"]
+    assert "tests.api.explosive" not in sys.modules
+    # A module merely starting with an allowed name is not inside it.
+    lookalike = _spec(trainable={"function": "hpo.examples_evil:fit"})
+    assert "trainable.function" in _problems(http.post("/studies", json=lookalike), 422)
+
+
+def test_body_over_limit_is_413(http: httpx.Client, base_url: str) -> None:
+    big = _spec(description="d" * (LIMIT + 1))
+    assert "larger than" in _problems(http.post("/studies", json=big), 413)["body"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the bytes are counted
+        for _ in range(LIMIT // 1024 + 2):
+            yield b" " * 1024
+
+    streamed = http.post("/studies", content=chunks(), headers={"Content-Type": "application/json"})
+    assert streamed.status_code == 413
+
+
+def test_declared_length_refused_before_the_body_is_sent(base_url: str) -> None:
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(
+            b"POST /api/v1/studies HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000000000\r\n\r\n"
+        )
+        answer = conn.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413")
+
+
+def test_bad_query_and_path_values(http: httpx.Client) -> None:
+    problems = _problems(http.get("/studies", params={"limit": 0, "offset": -1}), 422)
+    assert {"query.limit", "query.offset"} <= problems.keys()
+    assert "path.study_id" in _problems(http.get("/studies/99999999999999999999"), 422)
+    events = http.get("/studies/1/events", headers={"Last-Event-ID": "soon"})
+    assert "header.Last-Event-ID" in _problems(events, 422)
+    sort = http.get("/studies/1/trials", params={"sort": "s" * 101})
+    assert sort.status_code in (404, 422)

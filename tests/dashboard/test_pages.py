@@ -1,0 +1,228 @@
+"""The dashboard in a real browser: every page renders without console errors, every plot
+has its traces, sorting, filtering, live updates, comparison, 404 pages and login work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.app import create_app
+from hpo import service
+from hpo.config import Settings
+from hpo.spec import load_spec
+from hpo.storage.repository import Repository
+from tests.api.support import live_server
+from tests.dashboard.seed import (
+    FAILED,
+    PRUNED,
+    SPEC,
+    SeededStudies,
+    add_trial,
+    seed_dashboard,
+)
+
+pytestmark = pytest.mark.slow
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh tab that records console errors and uncaught exceptions in `page.errors`."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.errors = errors
+    yield tab
+    context.close()
+
+
+def traces(page: Any, div: str, count: int) -> None:
+    """Wait until the Plotly chart in `div` has exactly `count` traces."""
+    page.wait_for_function(
+        f"() => (document.getElementById('{div}')?.data || []).length === {count}",
+        timeout=TIMEOUT_MS,
+    )
+
+
+def rows(page: Any, table: str) -> list[str]:
+    return page.eval_on_selector_all(
+        f"#{table} tbody tr", "rs => rs.map(r => r.dataset.number || r.dataset.id)"
+    )
+
+
+def test_studies_page(
+    page: Any, base_url: str, seeded: SeededStudies, screenshot_dir: Path
+) -> None:
+    page.goto(base_url + "/")
+    page.wait_for_selector(f"#studies tr[data-id='{seeded.completed_id}']")
+    assert sorted(rows(page, "studies")) == sorted(
+        [str(seeded.completed_id), str(seeded.running_id)]
+    )
+    completed = page.inner_text(f"#studies tr[data-id='{seeded.completed_id}']")
+    assert "random + asha" in completed and "2 pruned" in completed and "1 failed" in completed
+    page.screenshot(path=screenshot_dir / "studies.png", full_page=True)
+    page.select_option("#status-filter", "running")
+    page.wait_for_function("document.querySelectorAll('#studies tbody tr').length === 1")
+    assert rows(page, "studies") == [str(seeded.running_id)]
+    assert page.errors == []
+
+
+def test_study_page_plots(
+    page: Any, base_url: str, seeded: SeededStudies, screenshot_dir: Path
+) -> None:
+    page.goto(f"{base_url}/studies/{seeded.completed_id}")
+    page.wait_for_selector("#trials tbody tr")
+    assert len(rows(page, "trials")) == 12
+    traces(page, "plot-history", 2)  # values and best so far
+    traces(page, "plot-curves", 12)  # every trial reported at least one epoch
+    traces(page, "plot-parallel", 1)
+    traces(page, "plot-importance", 1)
+    traces(page, "plot-slice", 3)  # one per hyperparameter
+    spec = page.inner_text("#spec")
+    assert "loguniform: [0.0001, 0.3]" in spec and "mode: max" in spec
+    command = page.inner_text("#command")
+    assert command.startswith(f"hpo train study-{seeded.completed_id}.yaml --set lr=")
+    assert "--set optimizer=" in command and "--set seed=7" in command
+    # The learning curve of a pruned trial stops at its last epoch (2 of 5).
+    pruned_x = page.evaluate(
+        f"document.getElementById('plot-curves').data"
+        f".find(t => t.name.startsWith('trial {PRUNED[0]} ')).x"
+    )
+    assert pruned_x == [1, 2]
+    page.screenshot(path=screenshot_dir / "study.png", full_page=True)
+    assert page.errors == []
+
+
+def test_study_sort_and_filter(page: Any, base_url: str, seeded: SeededStudies) -> None:
+    page.goto(f"{base_url}/studies/{seeded.completed_id}")
+    page.wait_for_selector("#trials tbody tr")
+    assert rows(page, "trials")[:3] == ["1", "2", "3"]
+    sort = page.locator("button.sort[data-sort='best_value']")
+    sort.focus()
+    page.keyboard.press("Enter")  # the sort buttons work from the keyboard
+    page.wait_for_function("document.querySelector('#trials tbody tr').dataset.number !== '1'")
+    by_value = rows(page, "trials")
+    values = page.eval_on_selector_all(
+        "#trials tbody tr", "rs => rs.map(r => r.children[5].textContent)"
+    )
+    finite = [float(v) for v in values if v != "—"]
+    assert finite == sorted(finite, reverse=True)  # mode max: best first
+    assert page.get_attribute("th[aria-sort]", "aria-sort") == "descending"
+    page.locator("button.sort[data-sort='best_value']").click()
+    page.wait_for_function(
+        f"document.querySelector('#trials tbody tr').dataset.number !== '{by_value[0]}'"
+    )
+    page.select_option("#trial-status", "pruned")
+    page.wait_for_function("document.querySelectorAll('#trials tbody tr').length === 2")
+    assert sorted(rows(page, "trials"), key=int) == [str(n) for n in PRUNED]
+    page.select_option("#trial-status", "failed")
+    page.wait_for_function("document.querySelectorAll('#trials tbody tr').length === 1")
+    assert rows(page, "trials") == [str(FAILED)]
+    assert page.errors == []
+
+
+def test_trial_page(page: Any, base_url: str, seeded: SeededStudies, screenshot_dir: Path) -> None:
+    page.goto(f"{base_url}/studies/{seeded.completed_id}/trials/1")
+    traces(page, "plot-loss", 2)  # train_loss, val_loss
+    traces(page, "plot-accuracy", 1)
+    traces(page, "plot-lr", 1)
+    assert "test-host" in page.inner_text("#provenance")
+    assert "adam" in page.inner_text("#config")
+    page.screenshot(path=screenshot_dir / "trial.png", full_page=True)
+    page.goto(f"{base_url}/studies/{seeded.completed_id}/trials/{FAILED}")
+    page.wait_for_selector("#trial-error:not([hidden])")
+    assert "loss became NaN" in page.inner_text("#trial-error")
+    page.screenshot(path=screenshot_dir / "trial-failed.png", full_page=True)
+    assert page.errors == []
+
+
+def test_compare_page(
+    page: Any, base_url: str, seeded: SeededStudies, screenshot_dir: Path
+) -> None:
+    page.goto(f"{base_url}/studies/{seeded.completed_id}/compare?trials=1,2,4")
+    traces(page, "plot-compare", 3)
+    assert page.get_attribute("tr[data-field='optimizer']", "class") == "differs"
+    assert page.get_attribute("tr[data-field='batch_size']", "class") is None
+    page.screenshot(path=screenshot_dir / "compare.png", full_page=True)
+    assert page.errors == []
+
+
+def test_unknown_pages_are_html_404(
+    page: Any, base_url: str, seeded: SeededStudies, screenshot_dir: Path
+) -> None:
+    for path in (
+        "/studies/9999",
+        f"/studies/{seeded.completed_id}/trials/999",
+        "/studies/abc",
+        "/studies/9999/compare?trials=1,2",
+    ):
+        response = page.goto(base_url + path)
+        assert response.status == 404, path
+        assert response.headers["content-type"].startswith("text/html")
+        assert page.inner_text("#content h1") == "Not found"
+    page.screenshot(path=screenshot_dir / "not-found.png", full_page=True)
+    response = page.goto(f"{base_url}/studies/{seeded.completed_id}/compare?trials=1")
+    assert response.status == 400
+
+
+def test_running_study_updates_live(
+    page: Any, base_url: str, db_file: str, seeded: SeededStudies, screenshot_dir: Path
+) -> None:
+    page.goto(f"{base_url}/studies/{seeded.running_id}")
+    page.wait_for_selector("#trials tbody tr")
+    assert rows(page, "trials") == ["1", "2"]
+    traces(page, "plot-history", 2)
+    page.evaluate("window.__same_document = true")
+    with Repository(db_file) as repo:
+        number = add_trial(repo, seeded.running_id, "completed", 5)
+    page.wait_for_selector(f"#trials tr[data-number='{number}']")
+    assert page.evaluate("window.__same_document") is True  # no reload happened
+    traces(page, "plot-curves", 3)
+    page.screenshot(path=screenshot_dir / "study-running.png", full_page=True)
+    assert page.errors == []
+    page.goto("about:blank")  # close the events stream before the server stops
+
+
+def test_empty_states(page: Any, tmp_path: Path, screenshot_dir: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    with live_server(create_app(url, settings=Settings())) as base:
+        page.goto(base + "/")
+        page.wait_for_selector("#empty:not([hidden])")
+        page.screenshot(path=screenshot_dir / "studies-empty.png", full_page=True)
+        with Repository(url) as repo:
+            study = service.submit_study(repo, load_spec(SPEC), owner=None)
+        page.goto(f"{base}/studies/{study.id}")
+        page.wait_for_selector("#plots-empty:not([hidden])")
+        page.wait_for_selector("#trials-empty:not([hidden])")
+        assert page.errors == []
+        page.goto("about:blank")  # close the events stream before the server stops
+
+
+def test_login_required_with_tokens(page: Any, tmp_path: Path, screenshot_dir: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'auth.db'}"
+    seeded = seed_dashboard(url)
+    with Repository(url) as repo:
+        token = service.create_token(repo, "root", admin=True)
+    with live_server(create_app(url, settings=Settings())) as base:
+        page.goto(f"{base}/studies/{seeded.completed_id}")
+        page.wait_for_selector("#login:not([hidden])")
+        assert page.is_hidden("#content")
+        page.screenshot(path=screenshot_dir / "login.png", full_page=True)
+        page.fill("#token", "wrong-token")
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector("#login-error:has-text('not accepted')")
+        page.errors.clear()  # the refused attempt logs its 401 to the console
+        page.fill("#token", token)
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector("#trials tbody tr")
+        traces(page, "plot-history", 2)
+        page.goto(f"{base}/")  # the token stays for the tab's session
+        page.wait_for_selector(f"#studies tr[data-id='{seeded.completed_id}']")
+        assert page.is_hidden("#login")
+        assert page.errors == []

@@ -1,0 +1,268 @@
+"""The study spec: the issue's example parses, every class of bad input names its field."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hpo.errors import SpecError
+from hpo.spec import SAMPLERS, STRATEGIES, apply_overrides, load_spec
+
+EXAMPLE = """
+name: mlp-digits
+objective: {metric: val_accuracy, mode: max}
+trainable: {dataset: digits, model: mlp}       # built-in core; or {function: "pkg.module:train"}
+budget: {trials: 30, max_epochs: 20, min_epochs: 1, concurrency: 2, time_limit_s: 3600}
+resources: {cpu: 1, gpu: 0}                    # per trial; gpu may be fractional
+strategy: {sampler: tpe, scheduler: asha, seed: 0}
+space:
+  optimizer: {choice: [sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw]}
+  lr: {loguniform: [1.0e-4, 0.3]}
+  momentum: {uniform: [0.5, 0.99], when: {optimizer: [momentum, nesterov]}}
+  hidden: {int: [32, 512], log: true}
+  dropout: {uniform: [0.0, 0.5], step: 0.05}
+  batch_size: {choice: [32, 64, 128]}
+  lr_grid: {grid: [0.001, 0.01, 0.1]}
+fixed: {schedule: cosine, warmup_epochs: 2, grad_clip_norm: 1.0}
+"""
+
+
+def base() -> dict[str, Any]:
+    data = yaml.safe_load(EXAMPLE)
+    # lr_grid is the issue's illustration of a grid parameter; the core has no such knob.
+    data["space"]["weight_decay"] = data["space"].pop("lr_grid")
+    return data
+
+
+def errors_of(data: Any) -> dict[str, str]:
+    with pytest.raises(SpecError) as info:
+        load_spec(data)
+    return {e.path: e.message for e in info.value.errors}
+
+
+def test_issue_example_parses_with_every_field() -> None:
+    spec = load_spec(base())
+    assert spec.objective.mode == "max"
+    assert spec.budget.concurrency == 2 and spec.budget.time_limit_s == 3600
+    assert spec.strategy.sampler == "tpe" and spec.strategy.scheduler == "asha"
+    assert spec.space["momentum"].when == {"optimizer": ["momentum", "nesterov"]}
+    assert spec.space["weight_decay"].kind == "grid"
+    assert spec.fixed["grad_clip_norm"] == 1.0
+
+
+def test_the_issue_example_verbatim_is_refused_only_for_its_unknown_name() -> None:
+    errs = errors_of(EXAMPLE)
+    assert list(errs) == ["space.lr_grid"]
+    assert "unknown hyperparameter" in errs["space.lr_grid"]
+
+
+@pytest.mark.parametrize("path", sorted(Path("search_spaces").glob("*.yaml")))
+def test_example_spaces_load(path: Path) -> None:
+    spec = load_spec(path)
+    assert load_spec(spec.dump()) == spec
+
+
+def test_dump_round_trip_and_yaml_round_trip() -> None:
+    spec = load_spec(base())
+    assert load_spec(spec.dump()) == spec
+    assert load_spec(spec.to_yaml()) == spec
+
+
+def test_json_text_is_accepted() -> None:
+    import json
+
+    assert load_spec(json.dumps(base())).name == "mlp-digits"
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_strategy_shortcuts(name: str) -> None:
+    data = base()
+    data["strategy"] = name
+    data["space"] = {"optimizer": {"choice": ["sgd", "adam"]}}
+    spec = load_spec(data)
+    assert (spec.strategy.sampler, spec.strategy.scheduler) == STRATEGIES[name]
+
+
+def test_explicit_sampler_wins_over_shortcut() -> None:
+    data = base()
+    data["strategy"] = {"name": "asha", "sampler": "gp"}
+    spec = load_spec(data)
+    assert (spec.strategy.sampler, spec.strategy.scheduler) == ("gp", "asha")
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    data = copy.deepcopy(data)
+    *parents, last = dotted.split(".")
+    node = data
+    for p in parents:
+        node = node[p]
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+_DELETE = object()
+
+BAD = [
+    # (dotted field to change, new value, expected error path, words in the reason)
+    ("objective", _DELETE, "objective", "Field required"),
+    ("colour", "blue", "colour", "unknown field"),
+    ("name", "", "name", "at least 1 character"),
+    ("name", "x" * 201, "name", "at most 200 characters"),
+    ("objective.mode", "maximize", "objective.mode", "'min' or 'max'"),
+    ("objective.metric", "val_acc", "objective.metric", "not reported"),
+    ("objective.mode", "min", "objective.mode", "mode must be max"),
+    ("budget.trials", 0, "budget.trials", "greater than or equal to 1"),
+    ("budget.trials", "many", "budget.trials", "valid integer"),
+    ("budget.min_epochs", 50, "budget", "min_epochs must be <= max_epochs"),
+    ("budget.time_limit_s", float("inf"), "budget.time_limit_s", "finite"),
+    ("budget.time_limit_s", -5, "budget.time_limit_s", "greater than 0"),
+    ("resources.gpu", -0.5, "resources.gpu", "greater than or equal to 0"),
+    ("resources.cpu", 0, "resources.cpu", "greater than 0"),
+    ("strategy", "annealing", "strategy", "unknown strategy 'annealing'"),
+    ("strategy.sampler", "cmaes", "strategy.sampler", "unknown sampler 'cmaes'"),
+    ("strategy.scheduler", "pbt", "strategy.scheduler", "unknown scheduler 'pbt'"),
+    ("strategy.reduction_factor", 1, "strategy.reduction_factor", "greater than 1"),
+    ("space.lr", {"loguniform": [0, 0.3]}, "space.lr.loguniform", "low must be > 0"),
+    ("space.lr", {"uniform": [0.3, 0.1]}, "space.lr.uniform", "low must be < high"),
+    ("space.lr", {"uniform": [0.1, 0.3], "choice": [1]}, "space.lr", "exactly one distribution"),
+    ("space.lrr", {"uniform": [0.1, 0.3]}, "space.lrr", "did you mean lr"),
+    ("space.epochs", {"int": [1, 5]}, "space.epochs", "budget.max_epochs"),
+    ("space.optimizer", {"choice": ["sgd", "lion"]}, "space.optimizer.choice[1]", "must be one of"),
+    ("space.hidden", {"uniform": [1.5, 3.5]}, "space.hidden.uniform", "integer"),
+    ("space.dropout", {"uniform": [0.0, 1.5]}, "space.dropout.uniform", "1.5"),
+    (
+        "space.momentum",
+        {"uniform": [0.5, 0.9], "when": {"optimiser": ["momentum"]}},
+        "space.momentum.when.optimiser",
+        "no such parameter",
+    ),
+    (
+        "space.momentum",
+        {"uniform": [0.5, 0.9], "when": {"optimizer": ["lion"]}},
+        "space.momentum.when.optimizer",
+        "never takes 'lion'",
+    ),
+    ("fixed.optimizer", "lbfgs-turbo", "fixed.optimizer", "must be one of"),
+    ("fixed.lr", 0.1, "space.lr", "also set in fixed"),
+    ("fixed.bogus", 1, "fixed.bogus", "unknown hyperparameter"),
+    ("fixed.grad_clip_norm", -1.0, "fixed.grad_clip_norm", ">= 0"),
+    ("trainable", {"dataset": "digits", "function": "a.b:c"}, "trainable", "not both"),
+    ("trainable", {"function": "not a path"}, "trainable", "package.module:function"),
+    ("trainable", {"model": "mlp"}, "trainable", "needs dataset"),
+    ("trainable.dataset", "imagenet", "trainable.dataset", "unknown dataset 'imagenet'"),
+    ("trainable.model", "transformer", "trainable.model", "must be one of mlp, cnn"),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "path", "reason"), BAD, ids=[b[2] + ":" + b[3][:20] for b in BAD]
+)
+def test_each_class_of_bad_input_names_its_field(
+    field: str, value: Any, path: str, reason: str
+) -> None:
+    errs = errors_of(_set(base(), field, value))
+    assert path in errs, errs
+    assert reason in errs[path], errs
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    data = base()
+    data["budget"]["trials"] = -1
+    data["space"]["lr"] = {"loguniform": [-1, 0.3]}
+    data["fixed"]["optimizer"] = "lbfgs-turbo"
+    data["space"]["lrr"] = {"uniform": [0, 1]}
+    errs = errors_of(data)
+    assert {"budget.trials", "space.lr.loguniform", "fixed.optimizer", "space.lrr"} <= set(errs)
+
+
+def test_grid_sampler_needs_enumerable_params() -> None:
+    data = base()
+    data["strategy"] = {"sampler": "grid"}
+    errs = errors_of(data)
+    assert errs["space.lr"] == "the grid sampler needs choice, grid or grid_points"
+    assert "space.optimizer" not in errs
+
+
+def test_grid_too_large_is_refused() -> None:
+    data = base()
+    data["strategy"] = "grid"
+    data["space"] = {
+        n: {"uniform": [0.0, 0.5], "grid_points": 100} for n in ("dropout", "label_smoothing", "l1")
+    }
+    assert "more than" in errors_of(data)["space"]
+
+
+def test_yaml_syntax_error_and_non_mapping() -> None:
+    assert "line 2" in errors_of("name: x\n  bad: [unclosed\n")[""]
+    assert "mapping" in errors_of("- just\n- a list\n")[""]
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    assert "cannot read" in errors_of(tmp_path / "nope.yaml")[""]
+
+
+def test_user_function_spec_skips_the_core_vocabulary() -> None:
+    spec = load_spec(
+        {
+            "name": "f",
+            "objective": {"metric": "loss", "mode": "min"},
+            "trainable": {"function": "mypkg.train:fit"},
+            "space": {"anything": {"uniform": [0, 1]}},
+            "fixed": {"whatever": "goes"},
+        }
+    )
+    assert spec.trial_config({"anything": 0.5}, seed=3) == {
+        "epochs": 10,
+        "whatever": "goes",
+        "anything": 0.5,
+        "seed": 3,
+    }
+
+
+def test_trial_config_resolves_everything() -> None:
+    spec = load_spec(base())
+    config = spec.trial_config({"lr": 0.01, "optimizer": "adam"}, seed=7)
+    assert config["dataset"] == "digits" and config["model"] == "mlp"
+    assert config["epochs"] == 20 and config["seed"] == 7
+    assert config["schedule"] == "cosine" and config["lr"] == 0.01
+    assert config["early_stopping_metric"] == "val_accuracy"
+
+
+def test_overrides_are_revalidated() -> None:
+    spec = load_spec(base())
+    assert apply_overrides(spec, strategy="hyperband").strategy.scheduler == "hyperband"
+    assert apply_overrides(spec, trials=3, name="n").budget.trials == 3
+    with pytest.raises(SpecError):
+        apply_overrides(spec, sampler="nope")
+    assert "nope" not in SAMPLERS
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    trials=st.integers(1, 1000),
+    max_epochs=st.integers(1, 50),
+    seed=st.integers(0, 2**31 - 1),
+    strategy=st.sampled_from(list(STRATEGIES)),
+    lr=st.tuples(st.floats(1e-6, 1e-2), st.floats(1.5, 100)),
+)
+def test_parse_dump_parse_identity_for_specs(
+    trials: int, max_epochs: int, seed: int, strategy: str, lr: tuple[float, float]
+) -> None:
+    data = base()
+    data["budget"] = {"trials": trials, "max_epochs": max_epochs, "min_epochs": 1}
+    data["strategy"] = {"name": strategy, "seed": seed}
+    data["space"] = {
+        "optimizer": {"choice": ["sgd", "adam"]},
+        "lr": {"loguniform": [lr[0], lr[0] * lr[1]], "grid_points": 3},
+    }
+    spec = load_spec(data)
+    assert load_spec(spec.dump()) == spec

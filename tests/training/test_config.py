@@ -1,0 +1,140 @@
+"""The hyperparameter vocabulary: registries match it, single values and whole configs validate."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import typing
+
+import pydantic
+import pytest
+
+from hpo.training import config as C
+from hpo.training.config import (
+    VOCABULARY,
+    TrainConfig,
+    build_config,
+    is_regression_dataset,
+    metric_mode,
+    validate_value,
+)
+from hpo.training.data import DATASETS
+from hpo.training.init import INITIALIZERS
+from hpo.training.models import ACTIVATIONS, MODELS
+from hpo.training.optimizers import OPTIMIZERS
+from hpo.training.preprocessing import PREPROCESSORS
+from hpo.training.schedules import LR_SCALING, SCHEDULES
+
+
+def _choices(field: str) -> set[str]:
+    return set(typing.get_args(TrainConfig.model_fields[field].annotation))
+
+
+@pytest.mark.parametrize(
+    ("registry", "field"),
+    [
+        (OPTIMIZERS, "optimizer"),
+        (SCHEDULES, "schedule"),
+        (INITIALIZERS, "init"),
+        (PREPROCESSORS, "preprocess"),
+        (MODELS, "model"),
+        (ACTIVATIONS, "activation"),
+        (LR_SCALING, "lr_scaling"),
+    ],
+)
+def test_registry_keys_equal_the_literal_choices(registry: dict, field: str) -> None:
+    assert set(registry) == _choices(field)
+
+
+def test_dataset_registry_equals_builtin_names() -> None:
+    assert set(DATASETS) == set(C.BUILTIN_DATASETS)
+
+
+def test_vocabulary_is_the_field_names_and_every_field_is_described() -> None:
+    assert set(TrainConfig.model_fields) == VOCABULARY
+    for name, info in TrainConfig.model_fields.items():
+        assert info.description and info.description.startswith("Default"), name
+
+
+def test_defaults() -> None:
+    cfg = build_config({})
+    assert (cfg.dataset, cfg.epochs, cfg.batch_size, cfg.lr, cfg.val_fraction) == (
+        "digits",
+        20,
+        64,
+        1e-3,
+        0.2,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("nope", 1, "unknown hyperparameter"),
+        ("epochs", "ten", "must be a valid integer"),
+        ("epochs", 2.5, "must be a valid integer"),
+        ("epochs", True, "must be a number, not a boolean"),
+        ("lr", 0.0, "must be > 0"),
+        ("lr", float("nan"), "must be a finite number"),
+        ("dropout", 1.0, "must be < 1"),
+        ("momentum", -0.1, "must be >= 0"),
+        ("optimizer", "lion", "must be one of sgd, momentum, nesterov, adagrad, rmsprop"),
+        ("schedule", "linear", "must be one of constant, step"),
+        ("milestones", [1, "x"], "must be a valid number"),
+    ],
+)
+def test_validate_value_rejects_each_bad_class(name: str, value: object, reason: str) -> None:
+    message = validate_value(name, value)
+    assert message is not None and reason in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("lr", 0.1), ("lr", "1e-3"), ("optimizer", "adamw"), ("milestones", [5, 8]), ("seed", 3)],
+)
+def test_validate_value_accepts_good_values(name: str, value: object) -> None:
+    assert validate_value(name, value) is None
+
+
+def test_validate_value_does_not_run_cross_field_checks() -> None:
+    # max_lr below the default base_lr is only wrong together with schedule=cyclic.
+    assert validate_value("max_lr", 1e-6) is None
+    assert validate_value("schedule", "noam") is None
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"schedule": "cyclic", "base_lr": 0.1, "max_lr": 0.01}, "max_lr > base_lr"),
+        ({"schedule": "noam"}, "warmup_epochs > 0"),
+        ({"warmup_epochs": 5, "epochs": 5}, "warmup_epochs must be < epochs"),
+        ({"model": "cnn", "dataset": "wine"}, "image dataset"),
+        ({"dataset": "mnist"}, "dataset must be one of"),
+        ({"dataset": "synthetic_regression", "early_stopping_metric": "val_accuracy"}, "val_rmse"),
+        ({"optimizer": "sgd", "lrr": 0.1}, "Extra inputs"),
+    ],
+)
+def test_build_config_rejects_inconsistent_configs(values: dict, fragment: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match=fragment):
+        build_config(values)
+
+
+def test_config_is_frozen() -> None:
+    with pytest.raises(pydantic.ValidationError):
+        build_config({}).lr = 1.0  # type: ignore[misc]
+
+
+def test_metrics_and_modes() -> None:
+    assert C.METRICS_CLASSIFICATION == ("train_loss", "val_loss", "val_accuracy")
+    assert C.METRICS_REGRESSION == ("train_loss", "val_loss", "val_rmse")
+    assert metric_mode("val_accuracy") == "max"
+    assert metric_mode("val_loss") == metric_mode("val_rmse") == "min"
+    assert is_regression_dataset("synthetic_regression") is True
+    assert is_regression_dataset("digits") is False
+    assert is_regression_dataset("mypkg.data:load") is None
+
+
+def test_config_module_does_not_import_torch() -> None:
+    code = "import sys, hpo.training.config; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,66 @@
+"""Each initializer's empirical statistics match its formula on a big layer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from hpo.training.init import create_initializer
+
+FAN_IN, FAN_OUT = 800, 600
+
+
+def _init(name: str, **kw: float) -> nn.Linear:
+    torch.manual_seed(0)
+    layer = nn.Linear(FAN_IN, FAN_OUT)
+    create_initializer(name, **kw)(layer)
+    return layer
+
+
+@pytest.mark.parametrize(
+    ("name", "kw", "variance"),
+    [
+        ("xavier_uniform", {}, 2 / (FAN_IN + FAN_OUT)),
+        ("xavier_normal", {}, 2 / (FAN_IN + FAN_OUT)),
+        ("kaiming_uniform", {}, 2 / FAN_IN),
+        ("kaiming_normal", {}, 2 / FAN_IN),
+        ("normal", {"init_std": 0.02}, 0.02**2),
+        ("uniform", {"init_range": 0.1}, 0.1**2 / 3),
+    ],
+)
+def test_variance_matches_formula(name: str, kw: dict, variance: float) -> None:
+    layer = _init(name, **kw)
+    assert layer.weight.var().item() == pytest.approx(variance, rel=0.02)
+    assert layer.weight.mean().item() == pytest.approx(0.0, abs=3e-3 * variance**0.5 * 10)
+    assert torch.count_nonzero(layer.bias) == 0
+
+
+def test_uniform_stays_in_range() -> None:
+    assert _init("uniform", init_range=0.1).weight.abs().max() <= 0.1
+
+
+def test_orthogonal_columns_are_orthonormal() -> None:
+    w = _init("orthogonal").weight  # 600 × 800: rows orthonormal
+    torch.testing.assert_close(w @ w.T, torch.eye(FAN_OUT), atol=1e-4, rtol=0)
+    torch.manual_seed(0)
+    tall = nn.Linear(64, 256)
+    create_initializer("orthogonal")(tall)
+    torch.testing.assert_close(tall.weight.T @ tall.weight, torch.eye(64), atol=1e-4, rtol=0)
+
+
+def test_default_leaves_pytorch_init_and_conv_is_covered() -> None:
+    torch.manual_seed(0)
+    ref = nn.Linear(10, 10)
+    torch.manual_seed(0)
+    layer = nn.Linear(10, 10)
+    create_initializer("default")(layer)
+    assert torch.equal(ref.weight, layer.weight) and torch.equal(ref.bias, layer.bias)
+    conv = nn.Conv2d(16, 32, 3)  # fan_in = 16·3·3
+    create_initializer("kaiming_normal")(conv)
+    assert conv.weight.var().item() == pytest.approx(2 / (16 * 9), rel=0.05)
+
+
+def test_unknown_init_lists_valid_names() -> None:
+    with pytest.raises(ValueError, match="must be one of default, xavier_uniform"):
+        create_initializer("lecun")

@@ -1,0 +1,148 @@
+"""L1, clipping, early stopping, accumulation and augmentation against their definitions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from hpo.training.loop import train
+from hpo.training.regularization import (
+    Augmenter,
+    EarlyStopping,
+    clip_gradients,
+    l1_penalty,
+    l1_weights,
+)
+
+
+def test_l1_gradient_is_l1_sign_w_on_weights_only() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.LayerNorm(4), nn.Linear(4, 3))
+    l1 = 0.03
+    l1_penalty(l1_weights(model), l1).backward()
+    for layer in (model[0], model[2]):
+        assert torch.equal(layer.weight.grad, l1 * torch.sign(layer.weight))
+        assert layer.bias.grad is None
+    assert model[1].weight.grad is None  # norm parameters are not penalized
+
+
+def test_l1_value() -> None:
+    w = torch.tensor([[1.0, -2.0], [0.5, 0.0]])
+    assert l1_penalty([w], 0.1).item() == pytest.approx(0.1 * 3.5)
+
+
+def _params_with_grads() -> list[torch.Tensor]:
+    torch.manual_seed(0)
+    params = [nn.Parameter(torch.zeros(50)), nn.Parameter(torch.zeros(7, 3))]
+    for p in params:
+        p.grad = torch.randn_like(p) * 10
+    return params
+
+
+def test_clip_norm_bounds_the_global_norm() -> None:
+    params = _params_with_grads()
+    before = [p.grad.clone() for p in params]
+    clip_gradients(params, max_norm=1.0, max_value=0.0)
+    norm = torch.sqrt(sum((p.grad**2).sum() for p in params))
+    assert norm == pytest.approx(1.0, rel=1e-4)
+    # Direction is kept: every gradient is scaled by one common factor.
+    ratio = params[0].grad[0] / before[0][0]
+    for p, b in zip(params, before, strict=True):
+        assert torch.allclose(p.grad, b * ratio)
+
+
+def test_clip_value_bounds_each_entry() -> None:
+    params = _params_with_grads()
+    before = [p.grad.clone() for p in params]
+    clip_gradients(params, max_norm=0.0, max_value=0.5)
+    for p, b in zip(params, before, strict=True):
+        assert torch.equal(p.grad, b.clamp(-0.5, 0.5))
+
+
+def test_early_stopping_counts_exactly_patience_epochs() -> None:
+    stopper = EarlyStopping(patience=3, min_delta=0.1, mode="min")
+    values = [1.0, 0.8, 0.75, 0.79, 0.71, 0.6]  # 0.75, 0.79, 0.71 are within min_delta of 0.8
+    decisions = [stopper.update(v) for v in values]
+    assert decisions == [False, False, False, False, True, False]
+
+
+def test_early_stopping_max_mode_and_nan() -> None:
+    stopper = EarlyStopping(patience=2, min_delta=0.0, mode="max")
+    assert [stopper.update(v) for v in [0.5, 0.6, float("nan"), 0.6]] == [
+        False,
+        False,
+        False,
+        True,
+    ]
+    assert EarlyStopping(0, 0.0, "min").update(float("nan")) is False  # 0 = off
+
+
+def test_training_stops_after_patience_epochs_without_improvement() -> None:
+    # min_delta is far above any change a tiny lr can make: only epoch 1 counts as best.
+    seen: list[dict[str, float]] = []
+    result = train(
+        {
+            "epochs": 10,
+            "hidden": 8,
+            "depth": 1,
+            "optimizer": "sgd",
+            "lr": 1e-9,
+            "early_stopping_patience": 3,
+            "early_stopping_min_delta": 1.0,
+        },
+        report=seen.append,
+    )
+    assert [m["epoch"] for m in seen] == [1, 2, 3, 4]
+    assert result.stopped_early and result.best["epoch"] == 1
+
+
+def _weights_after(batch_size: int, accum: int) -> list[torch.Tensor]:
+    result = train(
+        {
+            "epochs": 2,
+            "hidden": 32,
+            "depth": 1,
+            "optimizer": "momentum",
+            "lr": 0.05,
+            "batch_size": batch_size,
+            "grad_accum_steps": accum,
+            "l1": 1e-4,
+        }
+    )
+    assert result.model is not None
+    return [p.detach().clone() for p in result.model.parameters()]
+
+
+def test_accumulation_16x4_equals_batch_64() -> None:
+    for a, b in zip(_weights_after(16, 4), _weights_after(64, 1), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+def _augmenter(**kw: object) -> Augmenter:
+    opts = {"flip": False, "shift": 0, "rotate": 0.0, "noise": 0.0, **kw}
+    return Augmenter(generator=torch.Generator().manual_seed(0), **opts)  # type: ignore[arg-type]
+
+
+def test_flip_gives_original_or_mirror() -> None:
+    x = torch.rand(64, 1, 8, 8)
+    out = _augmenter(flip=True)(x)
+    flipped = (out == x.flip(-1)).flatten(1).all(1)
+    same = (out == x).flatten(1).all(1)
+    assert torch.all(flipped | same) and flipped.any() and same.any()
+
+
+def test_shift_moves_by_whole_pixels() -> None:
+    x = torch.zeros(32, 1, 8, 8)
+    x[:, :, 3, 4] = 1.0
+    out = _augmenter(shift=2)(x)
+    for img in out[:, 0]:
+        ((r, c),) = (img == 1.0).nonzero().tolist()
+        assert abs(r - 3) <= 2 and abs(c - 4) <= 2 and img.sum() == 1.0
+
+
+def test_noise_has_the_asked_std_and_rotation_keeps_shape() -> None:
+    x = torch.zeros(256, 1, 16, 16)
+    assert _augmenter(noise=0.3)(x).std().item() == pytest.approx(0.3, rel=0.03)
+    assert _augmenter(rotate=30.0)(torch.rand(4, 3, 8, 8)).shape == (4, 3, 8, 8)
+    assert not _augmenter().active
