@@ -10,7 +10,10 @@ import fnmatch
 import json
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
+import zipfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -350,3 +353,27 @@ def test_the_package_installs_what_hpo_serve_imports() -> None:
     )
     missing = {"fastapi", "uvicorn"} - set(dependencies())
     assert not missing, f"pyproject.toml's dependencies lack {sorted(missing)}"
+
+
+def test_the_wheel_carries_the_dashboard_and_the_migrations(tmp_path: Path) -> None:
+    """The image runs `pip install .`, not an editable install: what the server reads from
+    disk (page templates, script, Plotly's bundle, Alembic migrations) must be in the wheel."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("hpo-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in [
+        "api/dashboard/templates/study.html",
+        "api/dashboard/static/dashboard.js",
+        "api/dashboard/static/dashboard.css",
+        "api/dashboard/static/vendor/plotly-cartesian.min.js",
+        "api/dashboard/static/vendor/plotly.js-LICENSE",
+        "hpo/storage/migrations/env.py",
+        "hpo/storage/migrations/versions/0001_initial.py",
+    ]:
+        assert name in names, f"{name} is missing from the wheel"

@@ -6,16 +6,19 @@ importance and a downsampled set of learning curves.
   Cheap and honest about its limits: it is a ranking of what a forest used to predict the
   objective from the configs, not a causal effect; categorical values are ordinal codes and
   an absent conditional parameter is its own code (-1).
-* ``GET /studies/{id}/curves`` — the objective per epoch of the best `top` trials plus a
-  seeded random sample of `sample` others, so a study of thousands of trials stays one
-  small chart.
-* ``GET /studies/{id}/points`` — every trial as (number, status, best value, searched
-  params) and nothing else: what the history, parallel-coordinates and slice plots draw,
-  in one response a tenth the size of the paged trial documents.
+* ``GET /studies/{id}/curves`` — one metric per epoch (the objective unless `metric` names
+  another, e.g. ``lr`` for the learning-rate trace) of the best `top` trials plus a seeded
+  random sample of `sample` others, so a study of thousands of trials stays one small chart.
+* ``GET /studies/{id}/points`` — the finished trials as (number, status, best value,
+  searched params): what the history, parallel-coordinates and slice plots draw. Past
+  `limit` of them it is a sample (the best quarter of `limit` and a seeded random draw from
+  the rest, streamed in O(limit) memory), because a browser drawing 10,000 markers per
+  plot is slow and shows no more; `best_so_far` stays exact over every finished trial.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from typing import Annotated, Any
@@ -39,6 +42,9 @@ router = APIRouter(
 MIN_TRIALS_FOR_IMPORTANCE = 5
 # A forest on more trials ranks the parameters the same and costs seconds on big studies.
 MAX_TRIALS_FOR_IMPORTANCE = 2000
+# Markers a plot draws before /points samples: enough to see every region of a space.
+DEFAULT_POINTS = 500
+MAX_POINTS = 5000
 
 
 class PointPublic(BaseModel):
@@ -48,9 +54,24 @@ class PointPublic(BaseModel):
     config: dict[str, Any]
 
 
-class PointsPublic(BaseModel):
-    """Every trial of a study, reduced to what the study-level plots draw."""
+class BestSoFarPublic(BaseModel):
+    """A trial that improved on every finished trial numbered before it."""
 
+    number: int
+    value: float
+
+
+class PointsPublic(BaseModel):
+    """The finished trials with a value, reduced to what the study-level plots draw.
+
+    `total` is how many there are, `data` the ones shown (all of them up to `limit`, then
+    the `best_shown` best and a random sample, by number) and `best_so_far` the exact
+    improvements over all `total`.
+    """
+
+    total: int
+    best_shown: int
+    best_so_far: list[BestSoFarPublic]
     data: list[PointPublic]
 
 
@@ -96,31 +117,79 @@ async def curves(
     user: CurrentUser,
     top: Annotated[int, Query(ge=0, le=200)] = 50,
     sample: Annotated[int, Query(ge=0, le=200)] = 25,
+    metric: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="default: the study's objective"),
+    ] = None,
 ) -> CurvesPublic:
-    """The objective per epoch of the best `top` trials and a sample of `sample` others."""
+    """A metric per epoch of the best `top` trials and a sample of `sample` others."""
     study = service.get_visible_study(repo, study_id, user)
-    return await run_in_threadpool(_curves, repo, study, top, sample)
+    return await run_in_threadpool(_curves, repo, study, top, sample, metric)
 
 
 @router.get("/points")
-async def points(study_id: StudyId, repo: RepoDep, user: CurrentUser) -> PointsPublic:
-    """Every trial's number, status, best value and searched params (see the module doc)."""
+async def points(
+    study_id: StudyId,
+    repo: RepoDep,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=MAX_POINTS)] = DEFAULT_POINTS,
+) -> PointsPublic:
+    """The finished trials' numbers, best values and searched params, sampled past `limit`
+    (see the module docstring)."""
     study = service.get_visible_study(repo, study_id, user)
-    return await run_in_threadpool(_points, repo, study)
+    return await run_in_threadpool(_points, repo, study, limit)
 
 
-def _points(repo: Repository, study: StudyRecord) -> PointsPublic:
+def _points(repo: Repository, study: StudyRecord, limit: int) -> PointsPublic:
+    """One streamed pass over (number, status, best value) keeps the exact best-so-far,
+    the `limit // 4` best (a heap) and a uniform reservoir sample of `limit`; then the
+    configs of the chosen trials only are read, in one query."""
+    sign = -1.0 if study.objective_mode == "max" else 1.0
+    n_best = limit // 4 if limit >= 4 else 0
+    best_heap: list[tuple[float, int]] = []  # (-badness, -number): the worst kept is on top
+    reservoir: list[int] = []
+    rng = random.Random(study.id)  # seeded by the study: a reload shows the same sample
+    best_so_far: list[BestSoFarPublic] = []
+    total = 0
+    for number, status, value in repo.iter_trial_values(study.id):
+        if status not in BEST_ELIGIBLE_STATUSES or value is None or not math.isfinite(value):
+            continue
+        total += 1
+        if not best_so_far or sign * value < sign * best_so_far[-1].value:
+            best_so_far.append(BestSoFarPublic(number=number, value=value))
+        if n_best:
+            item = (-sign * value, -number)
+            if len(best_heap) < n_best:
+                heapq.heappush(best_heap, item)
+            elif item > best_heap[0]:
+                heapq.heapreplace(best_heap, item)
+        if len(reservoir) < limit:
+            reservoir.append(number)
+        else:
+            j = rng.randrange(total)
+            if j < limit:
+                reservoir[j] = number
+    if total <= limit:
+        chosen, best_shown = reservoir, total
+    else:
+        best = {-n for _, n in best_heap}
+        rest = [n for n in reservoir if n not in best]
+        rng.shuffle(rest)
+        chosen, best_shown = [*best, *rest[: limit - len(best)]], len(best)
     names = _searched(study)
     return PointsPublic(
+        total=total,
+        best_shown=best_shown,
+        best_so_far=best_so_far,
         data=[
             PointPublic(
-                number=t.number,
-                status=t.status,
-                best_value=t.best_value,
-                config={n: t.config[n] for n in names if n in t.config},
+                number=number,
+                status=status,
+                best_value=value,
+                config={n: config[n] for n in names if n in config},
             )
-            for t in repo.iter_trials(study.id)
-        ]
+            for number, status, value, config in repo.trial_configs(study.id, chosen)
+        ],
     )
 
 
@@ -164,35 +233,38 @@ def _cached_importance(repo: Repository, study: StudyRecord) -> ImportancePublic
 def _importance(repo: Repository, study: StudyRecord) -> ImportancePublic:
     method = "random-forest impurity importance"
     names = _searched(study)
-    trials = [
-        t
-        for t in repo.iter_trials(study.id)
-        if t.status in BEST_ELIGIBLE_STATUSES
-        and t.best_value is not None
-        and math.isfinite(t.best_value)
+    eligible = [
+        number
+        for number, status, value in repo.iter_trial_values(study.id)
+        if status in BEST_ELIGIBLE_STATUSES and value is not None and math.isfinite(value)
     ]
-    if len(trials) > MAX_TRIALS_FOR_IMPORTANCE:
-        trials = random.Random(0).sample(trials, MAX_TRIALS_FOR_IMPORTANCE)
-    if len(trials) < MIN_TRIALS_FOR_IMPORTANCE or not names:
+    if len(eligible) > MAX_TRIALS_FOR_IMPORTANCE:
+        eligible = random.Random(0).sample(eligible, MAX_TRIALS_FOR_IMPORTANCE)
+    if len(eligible) < MIN_TRIALS_FOR_IMPORTANCE or not names:
         reason = f"needs at least {MIN_TRIALS_FOR_IMPORTANCE} finished trials with a value"
-        return ImportancePublic(method=method, n_trials=len(trials), importances={}, reason=reason)
+        return ImportancePublic(
+            method=method, n_trials=len(eligible), importances={}, reason=reason
+        )
     # Imported here: scikit-learn costs a second of start-up the rest of the API never needs.
     from sklearn.ensemble import RandomForestRegressor
 
-    columns = [_encode([t.config.get(name) for t in trials]) for name in names]
+    rows = repo.trial_configs(study.id, eligible)
+    columns = [_encode([config.get(name) for _, _, _, config in rows]) for name in names]
     x = [list(row) for row in zip(*columns, strict=True)]
-    y = [float(t.best_value) for t in trials if t.best_value is not None]
+    y = [float(value) for _, _, value, _ in rows if value is not None]
     forest = RandomForestRegressor(n_estimators=64, min_samples_leaf=2, random_state=0)
     forest.fit(x, y)
     ranked = sorted(
         zip(names, (float(v) for v in forest.feature_importances_), strict=True),
         key=lambda item: -item[1],
     )
-    return ImportancePublic(method=method, n_trials=len(trials), importances=dict(ranked))
+    return ImportancePublic(method=method, n_trials=len(rows), importances=dict(ranked))
 
 
-def _curves(repo: Repository, study: StudyRecord, top: int, sample: int) -> CurvesPublic:
-    metric = study.objective_metric
+def _curves(
+    repo: Repository, study: StudyRecord, top: int, sample: int, metric: str | None
+) -> CurvesPublic:
+    metric = metric or study.objective_metric
     best = repo.list_trials(study.id, sort="best_value", limit=max(top, 1))[:top]
     chosen = {t.number: t for t in best}
     # Trial numbers run 1..last_trial_number, so the sample is drawn from numbers and only

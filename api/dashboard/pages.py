@@ -10,12 +10,13 @@ page is a shell with a login form and the script shows "not found" for a 404 of 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import plotly
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api.deps import RepoDep
@@ -25,7 +26,26 @@ from hpo.storage.repository import Repository
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+# Plotly's JavaScript, never from a CDN. Every plot but one needs only the cartesian bundle
+# (static/vendor, from npm's plotly.js-cartesian-dist-min, MIT): a third the size of the
+# full bundle and a third of its cold start in the browser (0.9 s vs 2.5 s measured here).
+# The full bundle, from the plotly Python package, is fetched only for the WebGL parallel
+# coordinates a user asks for.
+VENDOR_FILES = {
+    "plotly-cartesian.min.js": STATIC_DIR / "vendor" / "plotly-cartesian.min.js",
+    "plotly.min.js": Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
+}
+
+
+def _versioned(name: str) -> str:
+    """The bundle's URL with its content hash: a browser keeps it for a year without
+    revalidating, and an upgrade changes the URL."""
+    digest = hashlib.sha256(VENDOR_FILES[name].read_bytes()).hexdigest()[:12]
+    return f"/static/vendor/{name}?v={digest}"
+
+
+PLOTLY_URL = _versioned("plotly-cartesian.min.js")
+PLOTLY_FULL_URL = _versioned("plotly.min.js")
 TRIALS_PER_PAGE = 100
 MAX_COMPARED = 4
 
@@ -42,7 +62,8 @@ def _page(
     status_code: int = 200,
 ) -> HTMLResponse:
     auth = service.auth_enabled(repo)
-    context = {"title": title, "page_data": {**data, "auth": auth}}
+    page_data = {**data, "auth": auth, "plotlyUrl": PLOTLY_URL, "plotlyFullUrl": PLOTLY_FULL_URL}
+    context = {"title": title, "plotly_url": PLOTLY_URL, "page_data": page_data}
     return templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
@@ -76,10 +97,14 @@ def _missing(repo: Repository, study_id: int, number: int | None = None) -> str 
     return None
 
 
-@router.get("/static/vendor/plotly.min.js")
-def plotly_js() -> FileResponse:
-    """Plotly's bundle as shipped inside the `plotly` Python package (no CDN)."""
-    return FileResponse(PLOTLY_JS, media_type="text/javascript")
+@router.get("/static/vendor/{name}")
+def vendor_js(name: str) -> Response:
+    """Plotly's bundles (see `VENDOR_FILES`), cached for a year (their URLs are versioned)."""
+    path = VENDOR_FILES.get(name)
+    if path is None:
+        return Response(status_code=404)
+    headers = {"Cache-Control": "public, max-age=31536000, immutable"}
+    return FileResponse(path, media_type="text/javascript", headers=headers)
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -821,6 +821,39 @@ class Repository:
             for trial in session.scalars(stmt):
                 yield _record(TrialRecord, trial)
 
+    def iter_trial_values(
+        self, study_id: int, batch: int = 5000
+    ) -> Iterator[tuple[int, str, float | None]]:
+        """(number, status, best_value) of every trial by number, streamed.
+
+        Three narrow columns and no JSON: what a summary over all of a big study's trials
+        (best-so-far, a sample to draw) needs, at a fraction of `iter_trials`' cost.
+        """
+        stmt = (
+            sa.select(Trial.number, Trial.status, Trial.best_value)
+            .where(Trial.study_id == study_id)
+            .order_by(Trial.number)
+            .execution_options(yield_per=batch)
+        )
+        with self._session() as session:
+            for number, status, best_value in session.execute(stmt):
+                yield int(number), str(status), best_value
+
+    def trial_configs(
+        self, study_id: int, numbers: Sequence[int]
+    ) -> list[tuple[int, str, float | None, dict[str, Any]]]:
+        """(number, status, best_value, config) of the trials with these numbers, by
+        number, in one query: a quarter of `trials_by_numbers`' cost for plots of many."""
+        if not numbers:
+            return []
+        stmt = (
+            sa.select(Trial.number, Trial.status, Trial.best_value, Trial.config)
+            .where(Trial.study_id == study_id, Trial.number.in_(list(numbers)))
+            .order_by(Trial.number)
+        )
+        with self._session() as session:
+            return [(int(n), str(s), v, dict(c)) for n, s, v, c in session.execute(stmt)]
+
     # -- metrics -------------------------------------------------------------------------
 
     def trial_metrics(self, trial_id: int) -> list[MetricRecord]:

@@ -74,16 +74,39 @@ def test_studies_page(
 
 
 def test_study_page_plots(
-    page: Any, base_url: str, seeded: SeededStudies, screenshot_dir: Path
+    page: Any, base_url: str, db_file: str, seeded: SeededStudies, screenshot_dir: Path
 ) -> None:
+    with Repository(db_file) as repo:
+        best = repo.best_trial(seeded.completed_id)
+    assert best is not None
     page.goto(f"{base_url}/studies/{seeded.completed_id}")
     page.wait_for_selector("#trials tbody tr")
     assert len(rows(page, "trials")) == 12
     traces(page, "plot-history", 2)  # values and best so far
-    traces(page, "plot-curves", 12)  # every trial reported at least one epoch
-    traces(page, "plot-parallel", 1)
+    # Every trial reported at least one epoch; one more trace marks where the two pruned
+    # ones were stopped.
+    traces(page, "plot-curves", 13)
+    stops = page.evaluate(
+        "document.getElementById('plot-curves').data"
+        ".find(t => t.name === 'stopped by the scheduler').x"
+    )
+    assert stops == [2, 2]
+    traces(page, "plot-lr", 12)  # the learning-rate trace of every trial
     traces(page, "plot-importance", 1)
     traces(page, "plot-slice", 3)  # one per hyperparameter
+    # Parallel coordinates: one polyline per finished trial (11: 9 completed, 2 pruned),
+    # across the 3 hyperparameters and the objective, and the best one drawn on top.
+    page.wait_for_function("(document.getElementById('plot-parallel')?.data || []).length > 2")
+    lines = page.evaluate(
+        "document.getElementById('plot-parallel').data.filter(t => t.mode === 'lines')"
+        ".map(t => t.x)"
+    )
+    assert sum(trace.count(None) for trace in lines) == 11
+    assert all(x is None or x in (0, 1, 2, 3) for trace in lines for x in trace)
+    assert page.evaluate(
+        "document.getElementById('plot-parallel').data.some("
+        f"t => t.name === 'best: trial {best.number}')"
+    )
     spec = page.inner_text("#spec")
     assert "loguniform: [0.0001, 0.3]" in spec and "mode: max" in spec
     command = page.inner_text("#command")
@@ -96,6 +119,16 @@ def test_study_page_plots(
     )
     assert pruned_x == [1, 2]
     page.screenshot(path=screenshot_dir / "study.png", full_page=True)
+    # On request, Plotly's WebGL parcoords, whose axes filter by dragging.
+    page.click("#parallel-brush")
+    page.wait_for_function(
+        "document.getElementById('plot-parallel').data[0].type === 'parcoords'"
+    )
+    assert page.get_attribute("#parallel-brush", "aria-pressed") == "true"
+    assert (
+        page.evaluate("document.getElementById('plot-parallel').data[0].dimensions.length") == 4
+    )
+    page.locator("#plot-parallel").screenshot(path=screenshot_dir / "study-parcoords.png")
     assert page.errors == []
 
 

@@ -156,6 +156,37 @@
     return `hpo train study-${study.id}.yaml${sets.join("")}`;
   }
 
+  function loadScript(src) {
+    return new Promise((resolve, reject) => {
+      const script = h("script", { src });
+      script.addEventListener("load", resolve);
+      script.addEventListener("error", () => reject(new Error(`${src} could not be loaded.`)));
+      document.head.append(script);
+    });
+  }
+
+  // Plotly's cartesian bundle (1.5 MB) draws every plot; pages preload it
+  // (<link rel="preload">) and run it only once their first plot needs it, so tables and
+  // text never wait for it. It is the global `Plotly`.
+  let plotlyLoading = null;
+  function plotly() {
+    plotlyLoading ??= loadScript(PAGE.plotlyUrl).then(() => window.Plotly);
+    return plotlyLoading;
+  }
+
+  // The full bundle (4.8 MB, WebGL traces) only for what the cartesian one cannot draw;
+  // it is kept apart so that the global `Plotly` stays the instance that drew the rest.
+  let plotlyFullLoading = null;
+  function plotlyFull() {
+    plotlyFullLoading ??= plotly().then(async (basic) => {
+      await loadScript(PAGE.plotlyFullUrl);
+      const full = window.Plotly;
+      window.Plotly = basic;
+      return full;
+    });
+    return plotlyFullLoading;
+  }
+
   const plotConfig = { responsive: true, displaylogo: false };
   const baseLayout = (title, extra = {}) => ({
     title: { text: title },
@@ -255,6 +286,7 @@
   async function studyPage() {
     const id = PAGE.studyId;
     const state = { sort: "number", order: "asc", status: "", offset: 0, selected: new Set() };
+    const plotData = requestPlotData(id);
     let study = await api(`/studies/${id}`);
     const params = Object.keys(study.spec.space || {});
 
@@ -369,6 +401,10 @@
       state.offset += PAGE.perPage;
       loadTrials().catch(showFailure);
     });
+    $("#parallel-brush").addEventListener("click", () => {
+      parallelBrushing = !parallelBrushing;
+      if (parallelArgs) plotParallel(...parallelArgs).catch(showFailure);
+    });
     $("#copy-spec").addEventListener("click", async () => {
       try {
         await navigator.clipboard.writeText($("#spec").textContent);
@@ -379,7 +415,7 @@
     });
 
     renderSummary();
-    await Promise.all([loadTrials(), loadPlots(study, params)]);
+    await Promise.all([loadTrials(), loadPlots(study, params, plotData)]);
 
     if (!TERMINAL.has(study.status)) {
       let pending = null;
@@ -395,65 +431,117 @@
     }
   }
 
-  // SVG markers slow the page down past a few thousand points; WebGL draws them at once.
-  function markerType(n) {
-    return n > 2000 ? "scattergl" : "scatter";
+  // Each plot is drawn as soon as its own data is in: a slow importance fit never holds
+  // back the history, and the trials table never waits for any of them.
+  // The plots' data, requested at once (the page asks before it has the study itself).
+  // Each promise is marked handled: whoever awaits it later still sees its error, but one
+  // that fails before anyone awaits it is not an "uncaught" console error.
+  function requestPlotData(id) {
+    const early = (path) => {
+      const request = api(path);
+      request.catch(() => {});
+      return request;
+    };
+    return {
+      points: early(`/studies/${id}/points`),
+      curves: early(`/studies/${id}/curves`),
+      lr: early(`/studies/${id}/curves?metric=lr&top=10&sample=10`),
+      importance: early(`/studies/${id}/importance`),
+    };
   }
 
-  // Every trial, reduced to number, status, best value and searched params: one request.
-  async function allTrials(id) {
-    return (await api(`/studies/${id}/points`)).data;
-  }
-
-  async function loadPlots(study, params) {
-    const [trials, curves, importance] = await Promise.all([
-      allTrials(study.id), api(`/studies/${study.id}/curves`), api(`/studies/${study.id}/importance`),
-    ]);
-    const finished = trials.filter((t) => FINISHED.has(t.status) && t.best_value !== null);
-    $("#plots-empty").hidden = finished.length > 0;
-    for (const div of document.querySelectorAll(".plot")) div.closest("figure").hidden = finished.length === 0;
-    if (finished.length === 0) return;
+  async function loadPlots(study, params, requested) {
     const metric = study.objective.metric;
-    const better = study.objective.mode === "max" ? Math.max : Math.min;
-    plotHistory(finished, metric, better);
-    plotCurves(curves);
-    plotParallel(finished, params, study.spec.space, metric);
-    plotImportance(importance);
-    plotSlices(finished, params, study.spec.space, metric);
+    const ready = plotly();
+    const draw = (request, render) => Promise.all([ready, request]).then(([, data]) => render(data));
+    const { points, curves, lr, importance } = requested || requestPlotData(study.id);
+    const { total } = await points;
+    $("#plots-empty").hidden = total > 0;
+    for (const div of document.querySelectorAll("#plots .plot")) div.closest("figure").hidden = total === 0;
+    if (total === 0) {
+      await Promise.allSettled([curves, lr, importance]);
+      return;
+    }
+    await Promise.all([
+      draw(points, (sample) => {
+        $("#points-note").textContent = sample.data.length < sample.total
+          ? `History, parallel coordinates and slices show ${sample.data.length.toLocaleString()} of ` +
+            `${sample.total.toLocaleString()} finished trials: the best ${sample.best_shown.toLocaleString()} ` +
+            "and a random sample of the rest. The best-so-far line counts every trial."
+          : "";
+        plotHistory(sample, metric);
+        plotSlices(sample.data, params, study.spec.space, metric);
+        const steps = sample.best_so_far;
+        return plotParallel(sample.data, params, study.spec.space, metric, steps[steps.length - 1].number);
+      }),
+      draw(curves, plotCurves),
+      draw(lr, plotLearningRate),
+      draw(importance, plotImportance),
+    ]);
   }
 
-  function plotHistory(finished, metric, better) {
-    let best = null;
-    const bestSoFar = finished.map((t) => (best = best === null ? t.best_value : better(best, t.best_value)));
+  function plotHistory(sample, metric) {
+    const shown = sample.data;
+    // The best-so-far steps, carried on to the last trial shown.
+    const steps = sample.best_so_far;
+    const lastNumber = Math.max(steps[steps.length - 1].number, ...shown.map((t) => t.number));
     Plotly.react("plot-history", [
-      { x: finished.map((t) => t.number), y: finished.map((t) => t.best_value), mode: "markers",
-        type: markerType(finished.length),
-        name: metric, text: finished.map((t) => t.status), marker: { color: "#1a73e8", size: 8 } },
-      { x: finished.map((t) => t.number), y: bestSoFar, mode: "lines", name: "best so far",
-        line: { color: "#d93025", shape: "hv", width: 2 } },
+      { x: shown.map((t) => t.number), y: shown.map((t) => t.best_value), mode: "markers",
+        type: "scatter", name: metric,
+        text: shown.map((t) => `trial ${t.number} (${t.status})`),
+        marker: { color: "#1a73e8", size: 7, opacity: 0.7 } },
+      { x: [...steps.map((s) => s.number), lastNumber], y: [...steps.map((s) => s.value), steps[steps.length - 1].value],
+        mode: "lines", name: "best so far", line: { color: "#d93025", shape: "hv", width: 2 } },
     ], baseLayout("Optimization history", { xaxis: { title: { text: "trial" } }, yaxis: { title: { text: metric } } }), plotConfig);
   }
 
   function plotCurves(curves) {
     const traces = curves.data.map((c) => {
       const isBest = c.number === curves.best_number;
-      const pruned = c.status === "pruned";
-      const lastIndex = c.steps.length - 1;
       return {
-        x: c.steps, y: c.values, mode: "lines+markers", name: `trial ${c.number} (${c.status})`,
-        line: { width: isBest ? 4 : 1.2, color: isBest ? "#d93025" : undefined, dash: pruned ? "dot" : "solid" },
+        x: c.steps, y: c.values, mode: "lines", name: `trial ${c.number} (${c.status})`,
+        line: { width: isBest ? 4 : 1.2, color: isBest ? "#d93025" : undefined, dash: c.status === "pruned" ? "dot" : "solid" },
         opacity: isBest ? 1 : 0.6,
-        // Pruned trials end in a cross where the scheduler stopped them.
-        marker: { symbol: c.steps.map((_, i) => (pruned && i === lastIndex ? "x" : "circle")),
-          size: c.steps.map((_, i) => (pruned && i === lastIndex ? 10 : 3)) },
       };
     });
     // Draw the best trial last so that it stays on top.
     traces.sort((a, b) => a.line.width - b.line.width);
+    // Pruned trials end in a cross where the scheduler stopped them (one trace for all).
+    const pruned = curves.data.filter((c) => c.status === "pruned" && c.steps.length > 0);
+    if (pruned.length > 0) {
+      traces.push({
+        x: pruned.map((c) => c.steps[c.steps.length - 1]), y: pruned.map((c) => c.values[c.values.length - 1]),
+        mode: "markers", name: "stopped by the scheduler", text: pruned.map((c) => `trial ${c.number}`),
+        marker: { symbol: "x", size: 10, color: "#4a4a4a" },
+      });
+    }
     $("#curves-note").textContent = curves.data.length < curves.total
       ? `Showing ${curves.data.length} of ${curves.total} trials: the best 50 and a random sample.` : "";
     Plotly.react("plot-curves", traces, baseLayout(`Learning curves (${curves.metric})`, {
-      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: curves.metric } }, showlegend: traces.length <= 15,
+      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: curves.metric } }, showlegend: traces.length <= 16,
+    }), plotConfig);
+  }
+
+  // The learning rate per epoch of the best trials and a few others: warm-up, decay and
+  // restarts as the schedule really ran them (log scale: rates span decades).
+  function plotLearningRate(lr) {
+    const figure = $("#plot-lr").closest("figure");
+    if (lr.data.length === 0) {
+      figure.hidden = true;
+      return;
+    }
+    const traces = lr.data.map((c) => {
+      const isBest = c.number === lr.best_number;
+      return {
+        x: c.steps, y: c.values, mode: "lines", name: `trial ${c.number}`,
+        line: { width: isBest ? 4 : 1.2, color: isBest ? "#d93025" : undefined, shape: "linear" },
+        opacity: isBest ? 1 : 0.6,
+      };
+    });
+    traces.sort((a, b) => a.line.width - b.line.width);
+    Plotly.react("plot-lr", traces, baseLayout("Learning rate per epoch", {
+      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "lr" }, type: "log" },
+      showlegend: traces.length <= 15,
     }), plotConfig);
   }
 
@@ -464,23 +552,103 @@
     const numeric = present.length > 0 && present.every((v) => typeof v === "number");
     if (numeric && present.length === values.length) {
       const log = isLog(param);
-      return { label: log ? `log10(${name})` : name, values: values.map((v) => (log ? Math.log10(v) : v)) };
+      return { label: log ? `log10(${name})` : name, name, log, values: values.map((v) => (log ? Math.log10(v) : v)) };
     }
     const labels = [...new Set(values.map((v) => (v === undefined || v === null ? "—" : String(v))))];
     return {
-      label: name, values: values.map((v) => labels.indexOf(v === undefined || v === null ? "—" : String(v))),
+      label: name, name, values: values.map((v) => labels.indexOf(v === undefined || v === null ? "—" : String(v))),
       tickvals: labels.map((_, i) => i), ticktext: labels,
     };
   }
 
-  function plotParallel(finished, params, space, metric) {
-    const objective = finished.map((t) => t.best_value);
+  // Parallel coordinates, two ways. By default SVG lines (one scatter trace per colour
+  // band, trials separated by gaps): drawn in a few hundred ms anywhere. On request Plotly's
+  // parcoords, whose axes filter by dragging, but which is WebGL: without a GPU (software
+  // GL) it alone costs seconds, so it is not the default.
+  const VIRIDIS = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e",
+    "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725"];
+  let parallelBrushing = false;
+  let parallelArgs = null;
+  let parallelOwner = null; // the Plotly instance that drew #plot-parallel
+
+  function drawParallel(lib, traces, layout) {
+    const div = $("#plot-parallel");
+    if (parallelOwner && parallelOwner !== lib) parallelOwner.purge(div);
+    parallelOwner = lib;
+    lib.react(div, traces, layout, plotConfig);
+  }
+
+  async function plotParallel(finished, params, space, metric, bestNumber) {
+    parallelArgs = [finished, params, space, metric, bestNumber];
     const dimensions = params.map((p) => dimension(p, finished.map((t) => t.config[p]), space[p]));
-    dimensions.push({ label: metric, values: objective });
-    Plotly.react("plot-parallel", [{
-      type: "parcoords", dimensions,
-      line: { color: objective, colorscale: "Viridis", showscale: true },
-    }], baseLayout("Parallel coordinates", { margin: { l: 60, r: 60, t: 80, b: 30 } }), plotConfig);
+    const objective = finished.map((t) => t.best_value);
+    dimensions.push({ label: metric, name: metric, values: objective });
+    const button = $("#parallel-brush");
+    button.textContent = parallelBrushing ? "Static lines" : "Filter by dragging on the axes (WebGL)";
+    button.setAttribute("aria-pressed", String(parallelBrushing));
+    const layout = baseLayout("Parallel coordinates", { margin: { l: 60, r: 60, t: 80, b: 30 } });
+    if (parallelBrushing) {
+      const axes = dimensions.map(({ label, values, tickvals, ticktext }) => ({ label, values, tickvals, ticktext }));
+      drawParallel(await plotlyFull(), [{
+        type: "parcoords", dimensions: axes, line: { color: objective, colorscale: "Viridis", showscale: true },
+      }], layout);
+      return;
+    }
+    // Each axis scaled to [0, 1]; categorical axes spread their codes evenly.
+    const scaled = dimensions.map((d) => {
+      const lo = Math.min(...d.values);
+      const hi = Math.max(...d.values);
+      return d.values.map((v) => (hi > lo ? (v - lo) / (hi - lo) : 0.5));
+    });
+    const [lo, hi] = [Math.min(...objective), Math.max(...objective)];
+    const band = (v) => (hi > lo ? Math.min(VIRIDIS.length - 1, Math.floor(((v - lo) / (hi - lo)) * VIRIDIS.length)) : 0);
+    const bands = VIRIDIS.map((color) => ({
+      type: "scatter", mode: "lines", x: [], y: [], text: [], hoverinfo: "text", showlegend: false,
+      line: { color, width: 1 }, opacity: 0.55,
+    }));
+    finished.forEach((t, i) => {
+      const trace = bands[band(t.best_value)];
+      scaled.forEach((column, axis) => {
+        trace.x.push(axis);
+        trace.y.push(column[i]);
+        trace.text.push(`trial ${t.number}: ${metric} ${fmt(t.best_value)}`);
+      });
+      trace.x.push(null);
+      trace.y.push(null);
+      trace.text.push(null);
+    });
+    const traces = bands.filter((t) => t.x.length > 0);
+    const bestIndex = finished.findIndex((t) => t.number === bestNumber);
+    if (bestIndex >= 0) {
+      traces.push({ type: "scatter", mode: "lines+markers", name: `best: trial ${bestNumber}`,
+        x: scaled.map((_, axis) => axis), y: scaled.map((column) => column[bestIndex]),
+        line: { color: "#d93025", width: 3 }, hoverinfo: "name", showlegend: false });
+    }
+    // The colour bar, on a trace with no visible points.
+    traces.push({ type: "scatter", mode: "markers", x: [null, null], y: [null, null], hoverinfo: "skip",
+      showlegend: false, marker: { color: [lo, hi], cmin: lo, cmax: hi, colorscale: "Viridis",
+        showscale: true, colorbar: { title: { text: metric }, thickness: 14 } } });
+    const annotations = [];
+    dimensions.forEach((d, axis) => {
+      const label = d.log ? `${d.name} (log)` : d.name;
+      annotations.push({ x: axis, y: 1.04, yanchor: "bottom", text: `<b>${label}</b>`, showarrow: false });
+      const [tlo, thi] = [Math.min(...d.values), Math.max(...d.values)];
+      const ticks = d.tickvals
+        ? d.tickvals.map((code, k) => [code, d.ticktext[k]])
+        : [tlo, thi].map((v) => [v, fmt(d.log ? 10 ** v : v)]);
+      for (const [value, label] of ticks) {
+        annotations.push({ x: axis, y: thi > tlo ? (value - tlo) / (thi - tlo) : 0.5, xanchor: "right",
+          xshift: -4, text: label, showarrow: false, font: { size: 11, color: "#4a4a4a" } });
+      }
+    });
+    drawParallel(Plotly, traces, {
+      ...layout,
+      showlegend: false, hovermode: "closest", annotations,
+      shapes: dimensions.map((_, axis) => ({ type: "line", x0: axis, x1: axis, y0: 0, y1: 1,
+        line: { color: "#4a4a4a", width: 1 } })),
+      xaxis: { range: [-0.5, dimensions.length - 0.7], visible: false, fixedrange: true },
+      yaxis: { range: [-0.04, 1.12], visible: false, fixedrange: true },
+    });
   }
 
   function plotImportance(importance) {
@@ -515,7 +683,7 @@
       const rows = finished.filter((t) => p in t.config);
       return {
         x: rows.map((t) => (typeof t.config[p] === "number" ? t.config[p] : String(t.config[p]))),
-        y: rows.map((t) => t.best_value), mode: "markers", name: p, type: markerType(rows.length),
+        y: rows.map((t) => t.best_value), mode: "markers", name: p, type: "scatter",
         xaxis: `x${axis}`, yaxis: `y${axis}`,
         marker: { color: rows.map((t) => t.number), colorscale: "Blues", size: 7 },
         text: rows.map((t) => `trial ${t.number}`),
@@ -556,6 +724,7 @@
     kvTable($("#provenance tbody"), [["seed", trial.seed], ["started", when(trial.started_at)],
       ["finished", when(trial.finished_at)], ...Object.entries(trial.provenance)]);
     const groups = groupMetrics(trial.history);
+    if (trial.history.length > 0) await plotly();
     $("#epochs-empty").hidden = trial.history.length > 0;
     const titles = { loss: "Losses", accuracy: "Accuracy", lr: "Learning rate", other: "Other metrics" };
     for (const [group, names] of Object.entries(groups)) {
@@ -591,6 +760,7 @@
         h("th", { scope: "row" }, label), ...values.map((v) => h("td", {}, fmt(v))));
     }));
     const metric = study.objective.metric;
+    await plotly();
     Plotly.newPlot("plot-compare", trials.map((t) => metricTrace(t.history, metric, `trial ${t.number}`)),
       baseLayout(`${metric} per epoch`, { xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: metric } } }), plotConfig);
   }
