@@ -96,6 +96,24 @@ class TrialsPublic(BaseModel):
     count: int
 
 
+class EventPublic(BaseModel):
+    """One line of a study's log, as sent in the `data:` field of the events stream."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    study_id: int
+    trial_id: int | None
+    kind: str
+    message: str
+    data: dict[str, Any] | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, event: EventRecord) -> EventPublic:
+        return cls.model_validate(event)
+
+
 class MetricPoint(BaseModel):
     """Every metric a trial reported at one step (epoch); None where it was not finite."""
 
@@ -104,17 +122,25 @@ class MetricPoint(BaseModel):
 
 
 class TrialDetail(TrialPublic):
-    """A trial with its whole per-epoch history, oldest step first."""
+    """A trial with its whole per-epoch history, oldest step first, and its events
+    (started, retried, finished, pruned, failed: the first 100)."""
 
     history: list[MetricPoint]
+    events: list[EventPublic]
 
     @classmethod
-    def with_history(cls, trial: TrialRecord, metrics: list[MetricRecord]) -> TrialDetail:
+    def with_history(
+        cls, trial: TrialRecord, metrics: list[MetricRecord], events: list[EventRecord]
+    ) -> TrialDetail:
         steps: dict[int, dict[str, float | None]] = {}
         for m in metrics:  # ordered by step, then name
             steps.setdefault(m.step, {})[m.name] = m.value
         history = [MetricPoint(step=s, values=v) for s, v in steps.items()]
-        return cls(**TrialPublic.of(trial).model_dump(), history=history)
+        return cls(
+            **TrialPublic.of(trial).model_dump(),
+            history=history,
+            events=[EventPublic.of(e) for e in events],
+        )
 
 
 class StudyPublic(BaseModel):
@@ -168,10 +194,19 @@ class StudyPublic(BaseModel):
         }
 
 
-class StudyDetail(StudyPublic):
-    """A study with its trial counts per status and its best trial (two more queries)."""
+class StudySummary(StudyPublic):
+    """A study in a list: with its trial counts per status (one query for the whole page)."""
 
     trial_counts: dict[str, int]
+
+    @classmethod
+    def with_counts(cls, study: StudyRecord, counts: dict[str, int]) -> StudySummary:
+        return cls(**cls._fields(study), trial_counts=counts)
+
+
+class StudyDetail(StudySummary):
+    """A study with its trial counts per status and its best trial (two more queries)."""
+
     best_trial: TrialPublic | None
 
     @classmethod
@@ -188,26 +223,8 @@ class StudyDetail(StudyPublic):
 class StudiesPublic(BaseModel):
     """One page of studies, newest first; `count` is how many match in all pages."""
 
-    data: list[StudyPublic]
+    data: list[StudySummary]
     count: int
-
-
-class EventPublic(BaseModel):
-    """One line of a study's log, as sent in the `data:` field of the events stream."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    study_id: int
-    trial_id: int | None
-    kind: str
-    message: str
-    data: dict[str, Any] | None
-    created_at: datetime
-
-    @classmethod
-    def of(cls, event: EventRecord) -> EventPublic:
-        return cls.model_validate(event)
 
 
 class HealthPublic(BaseModel):

@@ -10,6 +10,7 @@ import fnmatch
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -357,10 +358,16 @@ def test_the_package_installs_what_hpo_serve_imports() -> None:
 
 def test_the_wheel_carries_the_dashboard_and_the_migrations(tmp_path: Path) -> None:
     """The image runs `pip install .`, not an editable install: what the server reads from
-    disk (page templates, script, Plotly's bundle, Alembic migrations) must be in the wheel."""
+    disk (page templates, script, Plotly's bundle, Alembic migrations) must be in the wheel.
+    Built from a copy of what the Dockerfile copies, so that no build/ lands in the checkout."""
+    source = tmp_path / "src"
+    for name in ("hpo", "api"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(ROOT)],
+         "-w", str(tmp_path), str(source)],
         check=True,
         capture_output=True,
         timeout=300,

@@ -47,6 +47,20 @@ def _versioned(name: str) -> str:
 PLOTLY_URL = _versioned("plotly-cartesian.min.js")
 PLOTLY_FULL_URL = _versioned("plotly.min.js")
 TRIALS_PER_PAGE = 100
+# What the "new study" form starts with: a quick search of the built-in training core.
+EXAMPLE_SPEC = """\
+name: my-search
+objective: {metric: val_accuracy, mode: max}
+trainable: {dataset: digits, model: mlp}
+budget: {trials: 10, max_epochs: 10, min_epochs: 2, concurrency: 2}
+strategy: {sampler: tpe, scheduler: asha, seed: 0}
+space:
+  optimizer: {choice: [sgd, momentum, adam, adamw]}
+  lr: {loguniform: [1.0e-4, 0.3]}
+  hidden: {int: [32, 512], log: true}
+  dropout: {uniform: [0.0, 0.5]}
+fixed: {schedule: cosine, warmup_epochs: 1}
+"""
 MAX_COMPARED = 4
 
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -60,10 +74,11 @@ def _page(
     title: str,
     data: dict[str, Any],
     status_code: int = 200,
+    **extra: Any,
 ) -> HTMLResponse:
     auth = service.auth_enabled(repo)
     page_data = {**data, "auth": auth, "plotlyUrl": PLOTLY_URL, "plotlyFullUrl": PLOTLY_FULL_URL}
-    context = {"title": title, "plotly_url": PLOTLY_URL, "page_data": page_data}
+    context = {"title": title, "plotly_url": PLOTLY_URL, "page_data": page_data, **extra}
     return templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
@@ -110,7 +125,9 @@ def vendor_js(name: str) -> Response:
 @router.get("/", response_class=HTMLResponse)
 def studies_page(request: Request, repo: RepoDep) -> HTMLResponse:
     """Every study with its progress and best value; running ones refresh live."""
-    return _page(request, repo, "studies.html", "Studies", {"page": "studies"})
+    return _page(
+        request, repo, "studies.html", "Studies", {"page": "studies"}, example_spec=EXAMPLE_SPEC
+    )
 
 
 @router.get("/studies/{study_id}", response_class=HTMLResponse)

@@ -23,6 +23,7 @@ from api.models import (
     StudyDetail,
     StudyPublic,
     StudyStatusName,
+    StudySummary,
     TrialPublic,
     error_responses,
 )
@@ -200,7 +201,10 @@ def list_studies(
         owner = user.name
     rows = repo.list_studies(status=status, owner=owner, limit=limit, offset=offset)
     count = repo.count_studies(status=status, owner=owner)
-    return StudiesPublic(data=[StudyPublic.of(s) for s in rows], count=count)
+    counts = repo.count_trials_of([s.id for s in rows])
+    return StudiesPublic(
+        data=[StudySummary.with_counts(s, counts[s.id]) for s in rows], count=count
+    )
 
 
 @router.get("/{study_id}", responses=error_responses(404, 422))

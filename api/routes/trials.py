@@ -59,7 +59,9 @@ def read_trial(
     repo: RepoDep,
     user: CurrentUser,
 ) -> TrialDetail:
-    """A trial with its config, provenance and every metric of every epoch."""
+    """A trial with its config, provenance, every metric of every epoch and its events."""
     service.get_visible_study(repo, study_id, user)
     trial = repo.get_trial(study_id, number)
-    return TrialDetail.with_history(trial, repo.trial_metrics(trial.id))
+    return TrialDetail.with_history(
+        trial, repo.trial_metrics(trial.id), repo.trial_events(study_id, trial.id)
+    )

@@ -167,7 +167,11 @@ class Event(Base):
     data: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_events_study_id", "study_id", "id"),)
+    __table_args__ = (
+        Index("ix_events_study_id", "study_id", "id"),
+        # One trial's events (migration 0003).
+        Index("ix_events_study_trial", "study_id", "trial_id", "id"),
+    )
 
 
 class Token(Base):

@@ -806,6 +806,21 @@ class Repository:
                 counts[status] = int(n)
         return counts
 
+    def count_trials_of(self, study_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+        """`count_trials` for several studies (a page of a list) in one GROUP BY."""
+        counts = {sid: dict.fromkeys(TRIAL_STATUSES, 0) for sid in study_ids}
+        if not study_ids:
+            return counts
+        stmt = (
+            sa.select(Trial.study_id, Trial.status, sa.func.count())
+            .where(Trial.study_id.in_(list(study_ids)))
+            .group_by(Trial.study_id, Trial.status)
+        )
+        with self._session() as session:
+            for study_id, status, n in session.execute(stmt):
+                counts[study_id][status] = int(n)
+        return counts
+
     def iter_trials(self, study_id: int, batch: int = 1000) -> Iterator[TrialRecord]:
         """Every trial of the study by number, streamed `batch` rows at a time.
 
@@ -934,6 +949,17 @@ class Repository:
             session.add(event)
             session.flush()
             return _record(EventRecord, event)
+
+    def trial_events(self, study_id: int, trial_id: int, limit: int = 100) -> list[EventRecord]:
+        """The trial's first `limit` events, oldest first (indexed by study and trial)."""
+        stmt = (
+            sa.select(Event)
+            .where(Event.study_id == study_id, Event.trial_id == trial_id)
+            .order_by(Event.id)
+            .limit(limit)
+        )
+        with self._session() as session:
+            return [_record(EventRecord, e) for e in session.scalars(stmt)]
 
     def list_events(
         self, study_id: int, *, after_id: int = 0, limit: int = 100, kind: str | None = None

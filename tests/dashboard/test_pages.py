@@ -3,11 +3,13 @@ has its traces, sorting, filtering, live updates, comparison, 404 pages and logi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from api.app import create_app
 from hpo import service
@@ -66,6 +68,12 @@ def test_studies_page(
     )
     completed = page.inner_text(f"#studies tr[data-id='{seeded.completed_id}']")
     assert "random + asha" in completed and "2 pruned" in completed and "1 failed" in completed
+    # Started and duration: the last two columns.
+    started, took = page.eval_on_selector_all(
+        f"#studies tr[data-id='{seeded.completed_id}'] td",
+        "tds => tds.slice(-2).map(td => td.textContent)",
+    )
+    assert started != "—" and re.fullmatch(r"\d+ s|\d+ min \d+ s", took), (started, took)
     page.screenshot(path=screenshot_dir / "studies.png", full_page=True)
     page.select_option("#status-filter", "running")
     page.wait_for_function("document.querySelectorAll('#studies tbody tr').length === 1")
@@ -167,6 +175,8 @@ def test_trial_page(page: Any, base_url: str, seeded: SeededStudies, screenshot_
     traces(page, "plot-lr", 1)
     assert "test-host" in page.inner_text("#provenance")
     assert "adam" in page.inner_text("#config")
+    events = page.inner_text("#events")
+    assert "trial 1 started" in events and "trial 1 completed" in events
     page.screenshot(path=screenshot_dir / "trial.png", full_page=True)
     page.goto(f"{base_url}/studies/{seeded.completed_id}/trials/{FAILED}")
     page.wait_for_selector("#trial-error:not([hidden])")
@@ -233,6 +243,44 @@ def test_empty_states(page: Any, tmp_path: Path, screenshot_dir: Path) -> None:
         page.goto(f"{base}/studies/{study.id}")
         page.wait_for_selector("#plots-empty:not([hidden])")
         page.wait_for_selector("#trials-empty:not([hidden])")
+        assert page.errors == []
+        page.goto("about:blank")  # close the events stream before the server stops
+
+
+def test_new_study_form(page: Any, tmp_path: Path, screenshot_dir: Path) -> None:
+    """The form on / posts YAML to the API: field errors are listed under it, a valid spec
+    opens the new (queued) study's page."""
+    url = f"sqlite:///{tmp_path / 'form.db'}"
+    with live_server(create_app(url, settings=Settings())) as base:
+        page.goto(base + "/")
+        page.click("#new-study summary")
+        example = page.input_value("#new-study-spec")
+        assert load_spec(yaml.safe_load(example)).name == "my-search"  # a valid default
+        bad = example.replace("loguniform: [1.0e-4, 0.3]", "loguniform: [0, 0.3]").replace(
+            "schedule: cosine", "schedule: sideways"
+        )
+        page.fill("#new-study-spec", bad)
+        page.click("#new-study-form button[type=submit]")
+        page.wait_for_selector("#new-study-errors li")
+        errors = page.inner_text("#new-study-errors")
+        assert "space.lr.loguniform" in errors and "fixed.schedule" in errors, errors
+        assert page.get_attribute("#new-study-spec", "aria-invalid") == "true"
+        page.screenshot(path=screenshot_dir / "new-study-errors.png", full_page=True)
+        page.errors.clear()  # the browser logs the refused POST (422) to the console
+        page.fill("#new-study-spec", "name: [unclosed")
+        page.click("#new-study-form button[type=submit]")
+        page.wait_for_function(
+            "document.querySelector('#new-study-errors').textContent.includes('YAML')"
+        )
+        page.errors.clear()
+        page.fill("#new-study-spec", example)
+        page.click("#new-study-form button[type=submit]")
+        page.wait_for_url(re.compile(r".*/studies/\d+$"))
+        page.wait_for_selector("#study-title:has-text('my-search')")
+        assert "queued" in page.inner_text("#study-status")
+        with Repository(url) as repo:
+            (study,) = repo.list_studies()
+        assert study.name == "my-search" and study.status == "queued"
         assert page.errors == []
         page.goto("about:blank")  # close the events stream before the server stops
 

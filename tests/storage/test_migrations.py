@@ -17,8 +17,8 @@ from hpo.storage.models import Base
 from hpo.storage.repository import Repository
 
 
-def test_head_is_the_second_release() -> None:
-    assert head_revision() == "0002"
+def test_head_is_the_third_release() -> None:
+    assert head_revision() == "0003"
 
 
 def test_a_fresh_database_is_created_at_head(empty_db_url: str) -> None:
@@ -49,7 +49,7 @@ def test_an_older_schema_is_refused_until_upgraded(empty_db_url: str) -> None:
         ).id
 
 
-def test_a_0001_database_upgrades_to_0002_keeping_its_rows(empty_db_url: str) -> None:
+def test_a_0001_database_upgrades_to_head_keeping_its_rows(empty_db_url: str) -> None:
     # A database as release 0001 left it: schema at 0001, with a study, a trial and metrics.
     upgrade(empty_db_url, "0001")
     engine = create_engine(empty_db_url)
@@ -77,13 +77,21 @@ def test_a_0001_database_upgrades_to_0002_keeping_its_rows(empty_db_url: str) ->
                     "(1, 1, 'loss', 0.5), (1, 2, 'loss', 0.25)"
                 )
             )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO events (study_id, trial_id, kind, message, created_at) VALUES "
+                    "(1, NULL, 'started', 'study started', :now), "
+                    "(1, 1, 'trial_completed', 'trial 1 completed', :now)"
+                ),
+                {"now": datetime.now(UTC)},
+            )
     finally:
         engine.dispose()
     with pytest.raises(SchemaOutdatedError, match="hpo db upgrade"):
         Repository(empty_db_url)
 
     upgrade(empty_db_url)
-    assert current_revision(empty_db_url) == "0002"
+    assert current_revision(empty_db_url) == head_revision() == "0003"
     with Repository(empty_db_url) as repo:
         study = repo.get_study(1)
         assert (study.name, study.owner, study.status) == ("old", "alice", "running")
@@ -93,6 +101,8 @@ def test_a_0001_database_upgrades_to_0002_keeping_its_rows(empty_db_url: str) ->
         assert [m.value for m in repo.trial_metrics(trial.id)] == [0.5, 0.25]
         assert repo.count_tokens() == 0
         assert repo.request_cancel(1) and repo.cancel_requested(1)
+        # 0003's index serves one trial's events.
+        assert [e.kind for e in repo.trial_events(1, trial.id)] == ["trial_completed"]
 
 
 def test_an_unknown_revision_is_a_storage_error(empty_db_url: str) -> None:

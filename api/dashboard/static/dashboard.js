@@ -249,7 +249,7 @@
       clearTimeout(timer);
       const query = filter.value ? `&status=${encodeURIComponent(filter.value)}` : "";
       const page = await api(`/studies?limit=100${query}`);
-      const studies = await Promise.all(page.data.map((s) => api(`/studies/${s.id}`)));
+      const studies = page.data;
       $("#studies tbody").replaceChildren(...studies.map(studyRow));
       $("#studies").hidden = studies.length === 0;
       $("#empty").hidden = studies.length > 0;
@@ -259,7 +259,51 @@
       if (live) timer = setTimeout(() => load().catch(showFailure), 3000);
     }
     filter.addEventListener("change", () => load().catch(showFailure));
+    setUpNewStudy();
     await load();
+  }
+
+  // "New study": a YAML spec posted as is; the API's field errors are listed under it.
+  function setUpNewStudy() {
+    const form = $("#new-study-form");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const errors = $("#new-study-errors");
+      errors.replaceChildren();
+      const button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      try {
+        const response = await fetch(`${API}/studies`, {
+          method: "POST", body: $("#new-study-spec").value,
+          headers: { ...authHeaders(), "Content-Type": "application/yaml" },
+        });
+        if (response.status === 201) {
+          window.location.href = `/studies/${(await response.json()).id}`;
+          return;
+        }
+        let problems = [{ field: "", message: response.statusText || `HTTP ${response.status}` }];
+        try {
+          problems = (await response.json()).detail;
+        } catch (_) { /* not an ErrorPublic body */ }
+        errors.replaceChildren(...problems.map((p) =>
+          h("li", {}, p.field ? h("code", {}, p.field) : null, p.field ? ": " : "", p.message)));
+        $("#new-study-spec").setAttribute("aria-invalid", "true");
+        errors.focus();
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
+  // "3 min 20 s", "2 h 5 min": how long a study has run (or ran).
+  function duration(startIso, endIso) {
+    if (!startIso) return "—";
+    const seconds = Math.max(0, Math.round(((endIso ? new Date(endIso) : new Date()) - new Date(startIso)) / 1000));
+    if (seconds < 60) return `${seconds} s`;
+    const minutes = Math.floor(seconds / 60);
+    if (minutes < 60) return `${minutes} min ${seconds % 60} s`;
+    const hours = Math.floor(minutes / 60);
+    return hours < 48 ? `${hours} h ${minutes % 60} min` : `${Math.floor(hours / 24)} d ${hours % 24} h`;
   }
 
   function studyRow(s) {
@@ -278,7 +322,8 @@
       h("td", {}, strategy),
       h("td", {}, progress),
       h("td", { class: "num" }, fmt(s.best_value)),
-      h("td", {}, when(s.created_at)));
+      h("td", {}, when(s.started_at)),
+      h("td", { class: "num" }, duration(s.started_at, s.finished_at)));
   }
 
   // --- one study ---------------------------------------------------------------------------
@@ -723,6 +768,10 @@
     kvTable($("#config tbody"), Object.entries(trial.config));
     kvTable($("#provenance tbody"), [["seed", trial.seed], ["started", when(trial.started_at)],
       ["finished", when(trial.finished_at)], ...Object.entries(trial.provenance)]);
+    $("#events").replaceChildren(...trial.events.map((e) => h("li", {},
+      h("time", { datetime: e.created_at }, when(e.created_at)), " ", statusBadge(e.kind.replace(/^trial_/, "")),
+      " ", e.message)));
+    $("#events-empty").hidden = trial.events.length > 0;
     const groups = groupMetrics(trial.history);
     if (trial.history.length > 0) await plotly();
     $("#epochs-empty").hidden = trial.history.length > 0;
