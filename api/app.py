@@ -47,6 +47,7 @@ def create_app(db_url: str | None = None, *, settings: Settings | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.repo = Repository(url)
+        dashboard.analysis.warm_up()
         try:
             yield
         finally:

@@ -143,19 +143,23 @@ def run_study(
     except SpecError as exc:
         repo.set_study_status(study_id, "failed", error=f"invalid spec: {exc}")
         raise
+    last_epoch = spec.budget.max_epochs
     closed = repo.close_running_trials(
-        study_id, status="failed", error="its driver stopped before the trial finished"
+        study_id,
+        status="failed",
+        error="its driver stopped before the trial finished",
+        done_at_step=last_epoch,
     )
     if study.cancel_requested:
         # Cancelled while queued-and-claimed, or while a driver that died was running it.
-        return _cancel(repo, study_id)
+        return _cancel(repo, study_id, last_epoch)
     # A runner sets a study `running` when it claims it, before this driver starts: the
     # log, not the status, tells whether the study ever started.
     resumed = closed > 0 or bool(repo.list_events(study_id, kind="started", limit=1))
     repo.set_study_status(study_id, "running")
     if resumed:
         repo.add_event(
-            study_id, "resumed", f"study resumed; {closed} interrupted trial(s) closed as failed"
+            study_id, "resumed", f"study resumed; {closed} interrupted trial(s) closed"
         )
     else:
         repo.add_event(
@@ -185,7 +189,9 @@ def run_study(
         outcome = _fit(repo, study_id, spec, sampler, progress, remaining, total, on_step, watch)
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM: the trials die with this process; the study waits to resume.
-        closed = repo.close_running_trials(study_id, status="failed", error="interrupted")
+        closed = repo.close_running_trials(
+            study_id, status="failed", error="interrupted", done_at_step=last_epoch
+        )
         repo.set_study_status(study_id, "queued")
         repo.add_event(
             study_id,
@@ -195,12 +201,14 @@ def run_study(
         )
         raise
     except Exception as exc:
-        repo.close_running_trials(study_id, status="failed", error=f"the study failed: {exc}")
+        repo.close_running_trials(
+            study_id, status="failed", error=f"the study failed: {exc}", done_at_step=last_epoch
+        )
         repo.set_study_status(study_id, "failed", error=f"{type(exc).__name__}: {exc}")
         repo.add_event(study_id, "failed", f"study failed: {type(exc).__name__}: {exc}")
         raise
     if watch.cancelled:
-        return _cancel(repo, study_id)
+        return _cancel(repo, study_id, last_epoch)
     return _complete(repo, study_id, outcome)
 
 
@@ -264,16 +272,27 @@ def _fit(
     # Ray ends the trials still running at its time budget, or when the study is
     # cancelled, without a per-trial callback; nothing may stay `running` once the driver
     # is done.
+    # A trial that reported the last epoch is closed as completed (see
+    # `Repository.close_running_trials`).
+    last_epoch = budget.max_epochs
     if watch.cancelled:
-        repo.close_running_trials(study_id, status="failed", error=CANCELLED_ERROR)
+        repo.close_running_trials(
+            study_id, status="failed", error=CANCELLED_ERROR, done_at_step=last_epoch
+        )
         return "cancelled"
     if deadline is not None and time.monotonic() >= deadline:
         repo.close_running_trials(
-            study_id, status="pruned", error="stopped by the study's time limit"
+            study_id,
+            status="pruned",
+            error="stopped by the study's time limit",
+            done_at_step=last_epoch,
         )
         return "time limit reached"
     repo.close_running_trials(
-        study_id, status="failed", error="Ray ended the trial without a result"
+        study_id,
+        status="failed",
+        error="Ray ended the trial without a result",
+        done_at_step=last_epoch,
     )
     return "budget reached"
 
@@ -294,8 +313,10 @@ def _complete(repo: Repository, study_id: int, why: str) -> StudyRecord:
     return repo.get_study(study_id)
 
 
-def _cancel(repo: Repository, study_id: int) -> StudyRecord:
-    closed = repo.close_running_trials(study_id, status="failed", error=CANCELLED_ERROR)
+def _cancel(repo: Repository, study_id: int, last_epoch: int) -> StudyRecord:
+    closed = repo.close_running_trials(
+        study_id, status="failed", error=CANCELLED_ERROR, done_at_step=last_epoch
+    )
     counts = repo.count_trials(study_id)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if n)
     repo.set_study_status(study_id, "cancelled")

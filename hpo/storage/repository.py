@@ -684,20 +684,32 @@ class Repository:
         study_id: int,
         status: TrialStatus = "failed",
         error: str | None = "the driver running this trial exited",
+        *,
+        done_at_step: int | None = None,
     ) -> int:
-        """Close every trial of the study still ``running`` (its driver is gone); returns
-        how many were closed. Used on resume: nothing stays running without a driver."""
+        """Close every trial of the study still ``running`` (its driver is gone, the study
+        was cancelled or ran out of time); returns how many were closed.
+
+        A trial that already reported step `done_at_step` (the budget's last epoch) had
+        finished its training, only its completion was not recorded yet: it is closed as
+        ``completed``, not as `status`. Used on resume too: nothing stays running without
+        a driver.
+        """
         _check(status, TRIAL_STATUSES, "trial status")
-        stmt = (
-            sa.update(Trial)
-            .where(Trial.study_id == study_id, Trial.status == "running")
-            .values(status=status, error=error, finished_at=_now())
-        )
+        running = sa.update(Trial).where(Trial.study_id == study_id, Trial.status == "running")
+        now = _now()
         with self._session(write=True) as session:
-            closed = int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
-            if closed and status in BEST_ELIGIBLE_STATUSES:
+            done = 0
+            if done_at_step is not None:
+                finished = running.where(Trial.epochs_run >= done_at_step).values(
+                    status="completed", error=None, finished_at=now
+                )
+                done = int(session.execute(finished).rowcount)  # type: ignore[attr-defined]
+            stopped = running.values(status=status, error=error, finished_at=now)
+            closed = int(session.execute(stopped).rowcount)  # type: ignore[attr-defined]
+            if done or (closed and status in BEST_ELIGIBLE_STATUSES):
                 self._update_study_best(session, study_id)
-            return closed
+            return done + closed
 
     @staticmethod
     def _best_order(mode: str) -> list[sa.ColumnElement[Any]]:

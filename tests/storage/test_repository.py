@@ -243,6 +243,26 @@ class TestRepositoryContract:
         assert repo.count_trials(study.id)["running"] == 0
         assert repo.get_trial(study.id, 1).status == "completed"
 
+    def test_close_running_trials_keeps_finished_training(self, repo: Repository) -> None:
+        """A running trial that reported the last epoch is closed as completed (its
+        training ended; only its completion was not recorded) and may become the best."""
+        study = make_study(repo)
+        done, midway, silent = (make_trial(repo, study.id) for _ in range(3))
+        report(repo, done.id, [0.9, 0.5, 0.2])
+        report(repo, midway.id, [0.8, 0.1])
+        closed = repo.close_running_trials(
+            study.id, status="failed", error="cancelled", done_at_step=3
+        )
+        assert closed == 3
+        after = {t.number: t for t in repo.list_trials(study.id)}
+        assert (after[1].status, after[1].error) == ("completed", None)
+        assert (after[2].status, after[2].error) == ("failed", "cancelled")
+        assert (after[3].status, after[3].error) == ("failed", "cancelled")
+        assert all(t.finished_at is not None for t in after.values())
+        # Only the completed one is eligible: 0.2, not the failed trial's 0.1.
+        assert repo.get_study(study.id).best_value == pytest.approx(0.2)
+        assert repo.best_trial(study.id).number == 1  # type: ignore[union-attr]
+
     def test_list_trials_sorts_pages_and_filters(self, repo: Repository) -> None:
         study = make_study(repo, mode="max")
         losses = [[0.5, 0.4], [0.9], [0.2, 0.7, 0.6], [0.3]]
