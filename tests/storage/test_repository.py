@@ -247,7 +247,7 @@ class TestRepositoryContract:
         """A running trial that reported the last epoch is closed as completed (its
         training ended; only its completion was not recorded) and may become the best."""
         study = make_study(repo)
-        done, midway, silent = (make_trial(repo, study.id) for _ in range(3))
+        done, midway, _silent = (make_trial(repo, study.id) for _ in range(3))
         report(repo, done.id, [0.9, 0.5, 0.2])
         report(repo, midway.id, [0.8, 0.1])
         closed = repo.close_running_trials(
