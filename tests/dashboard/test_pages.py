@@ -159,6 +159,18 @@ def test_study_sort_and_filter(page: Any, base_url: str, seeded: SeededStudies) 
     page.wait_for_function(
         f"document.querySelector('#trials tbody tr').dataset.number !== '{by_value[0]}'"
     )
+    # A column per final metric (the objective's is "last"), sortable like the others:
+    # final val_loss is 2.2 / epochs + 0.05, so the 5-epoch trials come first, then the
+    # two pruned after 2 epochs, then the one that failed after 1.
+    headers = page.eval_on_selector_all("#trials thead th", "ths => ths.map(th => th.textContent)")
+    assert {"lr", "train_loss", "val_loss"} <= set(headers) and "val_accuracy" not in headers
+    page.locator("button.sort[data-sort='val_loss']").click()
+    page.wait_for_selector("th[aria-sort] button[data-sort='val_loss']")
+    page.wait_for_function(
+        "document.querySelector('#trials tbody tr:last-child').dataset.number"
+        f" === '{FAILED}'"
+    )
+    assert rows(page, "trials")[-3:] == [str(PRUNED[0]), str(PRUNED[1]), str(FAILED)]
     page.select_option("#trial-status", "pruned")
     page.wait_for_function("document.querySelectorAll('#trials tbody tr').length === 2")
     assert sorted(rows(page, "trials"), key=int) == [str(n) for n in PRUNED]

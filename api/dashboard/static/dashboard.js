@@ -356,15 +356,27 @@
       }
     }
 
-    const columns = [
-      { key: "number", label: "#", sort: "number" },
-      { key: "status", label: "Status" },
-      ...params.map((p) => ({ key: p, label: p, param: true })),
-      { key: "best_value", label: `${study.objective.metric} (best)`, sort: "best_value" },
-      { key: "last_value", label: "last", sort: "last_value" },
-      { key: "epochs_run", label: "Epochs", sort: "epochs_run" },
-      { key: "select", label: "Compare" },
-    ];
+    // A column per final metric (the value at the trial's last epoch) that any page so far
+    // has shown, the objective aside: its last value is the "last" column.
+    const metricNames = new Set();
+    let columns = [];
+    function updateColumns(trials) {
+      for (const t of trials) {
+        for (const name of Object.keys(t.final_metrics)) {
+          if (name !== "epoch" && name !== study.objective.metric) metricNames.add(name);
+        }
+      }
+      columns = [
+        { key: "number", label: "#", sort: "number" },
+        { key: "status", label: "Status" },
+        ...params.map((p) => ({ key: p, label: p, param: true })),
+        { key: "best_value", label: `${study.objective.metric} (best)`, sort: "best_value" },
+        { key: "last_value", label: "last", sort: "last_value" },
+        { key: "epochs_run", label: "Epochs", sort: "epochs_run" },
+        ...[...metricNames].sort().map((m) => ({ key: m, label: m, sort: m, metric: true })),
+        { key: "select", label: "Compare" },
+      ];
+    }
 
     function renderHeader() {
       const row = $("#trials thead tr");
@@ -414,7 +426,7 @@
             } });
           return h("td", {}, box);
         }
-        const value = col.param ? t.config[col.key] : t[col.key];
+        const value = col.param ? t.config[col.key] : col.metric ? t.final_metrics[col.key] : t[col.key];
         return h("td", { class: typeof value === "number" ? "num" : null }, fmt(value));
       });
       return h("tr", { "data-number": t.number }, cells);
@@ -424,6 +436,7 @@
       const status = state.status ? `&status=${state.status}` : "";
       const page = await api(`/studies/${id}/trials?limit=${PAGE.perPage}&offset=${state.offset}` +
         `&sort=${state.sort}&order=${state.order}${status}`);
+      updateColumns(page.data);
       renderHeader();
       $("#trials tbody").replaceChildren(...page.data.map(trialRow));
       $("#trials-empty").hidden = page.data.length > 0;
