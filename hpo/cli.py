@@ -433,7 +433,7 @@ def trials(
     db: DbOption = None,
     as_json: JsonOption = False,
     sort: Annotated[
-        str | None, typer.Option(help="number, best_value, epochs_run or any metric name.")
+        str | None, typer.Option(help="number, best_value, epochs_run, param:NAME or a metric.")
     ] = None,
     status: Annotated[
         str | None, typer.Option(help="running, completed, pruned or failed.")

@@ -1,5 +1,5 @@
-"""Trials of a study: one page (sorted by any column or metric, filtered by status) in
-one repository call, and one trial with its per-epoch history."""
+"""Trials of a study: one page (sorted by any column, hyperparameter or metric, filtered
+by status) in one repository call, and one trial with its per-epoch history."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from api.deps import CurrentUser, RepoDep
 from api.models import TrialDetail, TrialPublic, TrialsPublic, TrialStatusName, error_responses
 from api.routes.studies import MAX_ID, StudyId
 from hpo import service
+from hpo.errors import FieldError, SpecError
+from hpo.storage.repository import PARAM_SORT_PREFIX
 
 router = APIRouter(
     prefix="/studies/{study_id}/trials",
@@ -30,8 +32,9 @@ def list_trials(
         Query(
             min_length=1,
             max_length=100,
-            description="number (default), best_value, last_value, epochs_run, started_at "
-            "or any reported metric (its value at the trial's last epoch).",
+            description="number (default), best_value, last_value, epochs_run, started_at, "
+            "param:NAME (a searched hyperparameter) or any reported metric (its value at "
+            "the trial's last epoch).",
         ),
     ] = None,
     order: Annotated[
@@ -42,7 +45,14 @@ def list_trials(
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> TrialsPublic:
     """One page of the study's trials; missing values sort last."""
-    service.get_visible_study(repo, study_id, user)
+    study = service.get_visible_study(repo, study_id, user)
+    if sort is not None and sort.startswith(PARAM_SORT_PREFIX):
+        name = sort.removeprefix(PARAM_SORT_PREFIX)
+        searched = list(study.spec.get("space") or {})
+        if name not in searched:
+            listed = ", ".join(searched) or "none"
+            message = f"'{name}' is not a searched hyperparameter of this study ({listed})"
+            raise SpecError([FieldError("query.sort", message)])
     descending = None if order is None else order == "desc"
     rows = repo.list_trials(
         study_id, status=status, sort=sort, descending=descending, limit=limit, offset=offset

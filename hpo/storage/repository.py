@@ -62,6 +62,8 @@ FINISHED_STUDY_STATUSES = frozenset({"completed", "failed", "cancelled"})
 # Trials whose best_value may make them the study's best (see the module docstring).
 BEST_ELIGIBLE_STATUSES = ("completed", "pruned")
 TRIAL_COLUMN_SORTS = frozenset({"number", "best_value", "last_value", "epochs_run", "started_at"})
+# `sort="param:lr"` orders trials by a hyperparameter of their config.
+PARAM_SORT_PREFIX = "param:"
 
 # Rows per multi-VALUES INSERT: 4 parameters a row stays under SQLite's 32,766 limit.
 _INSERT_CHUNK = 5000
@@ -752,8 +754,10 @@ class Repository:
         """One page of a study's trials in one query.
 
         `sort` is ``number`` (default), ``best_value``, ``last_value``, ``epochs_run``,
-        ``started_at`` or a metric name (ordered by the metric's value at the trial's last
-        step). Missing values sort last. Without `descending`, the objective (``best_value``,
+        ``started_at``, ``param:NAME`` (a hyperparameter of the config: numbers by value,
+        strings alphabetically; not indexed, so a sort over the study's trials) or a
+        metric name (ordered by the metric's value at the trial's last step). Missing
+        values sort last. Without `descending`, the objective (``best_value``,
         ``last_value`` or the objective metric) sorts best first and anything else ascends;
         only then is the study's mode looked up (a second statement).
         """
@@ -765,6 +769,8 @@ class Repository:
             key: Any
             if sort in TRIAL_COLUMN_SORTS:
                 key = getattr(Trial, sort)
+            elif sort.startswith(PARAM_SORT_PREFIX):
+                key = self._config_value(sort.removeprefix(PARAM_SORT_PREFIX))
             else:
                 last = sa.orm.aliased(Metric)
                 stmt = stmt.outerjoin(
@@ -778,7 +784,8 @@ class Repository:
                 key = last.value
             if descending is None:
                 descending = False
-                if sort in ("best_value", "last_value") or sort not in TRIAL_COLUMN_SORTS:
+                metric = sort not in TRIAL_COLUMN_SORTS and not sort.startswith(PARAM_SORT_PREFIX)
+                if sort in ("best_value", "last_value") or metric:
                     study = session.execute(
                         sa.select(Study.objective_metric, Study.objective_mode).where(
                             Study.id == study_id
@@ -793,6 +800,17 @@ class Repository:
             stmt = stmt.order_by(ordered, tie) if sort != "number" else stmt.order_by(tie)
             stmt = stmt.limit(limit).offset(offset)
             return [_record(TrialRecord, t) for t in session.scalars(stmt)]
+
+    def _config_value(self, name: str) -> sa.ColumnElement[Any]:
+        """A hyperparameter of `Trial.config` with its JSON type, so that numbers sort by
+        value and strings alphabetically: PostgreSQL's jsonb ``->``, SQLite's
+        ``json_extract`` (native numbers and text). Absent keys (conditional parameters)
+        are NULL. A choice mixing numbers and strings sorts by type first, strings before
+        numbers on PostgreSQL and after them on SQLite."""
+        if self.engine.dialect.name == "postgresql":
+            return Trial.config.op("->")(sa.literal(name, sa.String))
+        path = '$."' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return sa.func.json_extract(Trial.config, sa.literal(path, sa.String))
 
     def best_trial(self, study_id: int) -> TrialRecord | None:
         """The study's best completed-or-pruned trial (kept by `finish_trial`), one query."""

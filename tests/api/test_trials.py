@@ -53,6 +53,16 @@ def test_sort_by_columns_and_metrics(http: httpx.Client) -> None:
     assert _numbers(http, sort="no_such_metric") == [1, 2, 3, 4]
 
 
+def test_sort_by_a_hyperparameter(http: httpx.Client) -> None:
+    # x2 of trials 1-4 (seed_study): 3.0, 1.0, 2.0, 0.5.
+    assert _numbers(http, sort="param:x2") == [4, 2, 3, 1]
+    assert _numbers(http, sort="param:x2", order="desc") == [1, 3, 2, 4]
+    response = http.get("/trials", params={"sort": "param:lr"})
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]
+    assert problem["field"] == "query.sort" and "'lr' is not a searched" in problem["message"]
+
+
 def test_status_filter(http: httpx.Client) -> None:
     pruned = http.get("/trials", params={"status": "pruned"}).json()
     assert [t["number"] for t in pruned["data"]] == [4]

@@ -171,6 +171,10 @@ def test_study_sort_and_filter(page: Any, base_url: str, seeded: SeededStudies) 
         f" === '{FAILED}'"
     )
     assert rows(page, "trials")[-3:] == [str(PRUNED[0]), str(PRUNED[1]), str(FAILED)]
+    # Hyperparameter columns sort too (hidden = 32 * (1 + number % 8): trial 8 has 32).
+    page.locator("button.sort[data-sort='param:hidden']").click()
+    page.wait_for_function("document.querySelector('#trials tbody tr').dataset.number === '8'")
+    assert rows(page, "trials")[:5] == ["8", "1", "9", "2", "10"]
     page.select_option("#trial-status", "pruned")
     page.wait_for_function("document.querySelectorAll('#trials tbody tr').length === 2")
     assert sorted(rows(page, "trials"), key=int) == [str(n) for n in PRUNED]

@@ -263,6 +263,32 @@ class TestRepositoryContract:
         assert repo.get_study(study.id).best_value == pytest.approx(0.2)
         assert repo.best_trial(study.id).number == 1  # type: ignore[union-attr]
 
+    def test_list_trials_sorts_by_a_hyperparameter(self, repo: Repository) -> None:
+        """Numbers by value (10 after 2, unlike text), strings alphabetically, a trial
+        without the parameter (a failed condition) last in both directions."""
+        study = make_study(repo)
+        configs = [
+            {"opt": "sgd", "lr": 10},
+            {"opt": "adam", "lr": 2},
+            {"opt": "adamw", "lr": 0.1},
+            {"lr": 0.5},
+        ]
+        for config in configs:
+            make_trial(repo, study.id, config=config)
+
+        def numbers(sort: str, descending: bool) -> list[int]:
+            trials = repo.list_trials(study.id, sort=sort, descending=descending)
+            return [t.number for t in trials]
+
+        assert numbers("param:lr", False) == [3, 4, 2, 1]
+        assert numbers("param:lr", True) == [1, 2, 4, 3]
+        assert numbers("param:opt", False) == [2, 3, 1, 4]
+        assert numbers("param:opt", True) == [1, 3, 2, 4]
+        assert numbers("param:nothing", False) == [1, 2, 3, 4]
+        # Names that would break out of a JSON path or a string literal are plain keys.
+        hostile = "param:" + 'x"].\\' + "' OR 1=1 --"
+        assert numbers(hostile, False) == [1, 2, 3, 4]
+
     def test_list_trials_sorts_pages_and_filters(self, repo: Repository) -> None:
         study = make_study(repo, mode="max")
         losses = [[0.5, 0.4], [0.9], [0.2, 0.7, 0.6], [0.3]]

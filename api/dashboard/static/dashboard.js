@@ -369,7 +369,7 @@
       columns = [
         { key: "number", label: "#", sort: "number" },
         { key: "status", label: "Status" },
-        ...params.map((p) => ({ key: p, label: p, param: true })),
+        ...params.map((p) => ({ key: p, label: p, param: true, sort: `param:${p}` })),
         { key: "best_value", label: `${study.objective.metric} (best)`, sort: "best_value" },
         { key: "last_value", label: "last", sort: "last_value" },
         { key: "epochs_run", label: "Epochs", sort: "epochs_run" },
