@@ -52,6 +52,19 @@ def traces(page: Any, div: str, count: int) -> None:
     )
 
 
+def well_formed(page: Any) -> None:
+    """Every id is unique and all of the page's content is inside <main>."""
+    ids = page.eval_on_selector_all("[id]", "els => els.map(e => e.id)")
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    # (Plotly adds a hidden <svg id="js-plotly-tester"> of its own.)
+    stray = page.evaluate(
+        "[...document.body.children].filter(e => !['HEADER', 'MAIN', 'SCRIPT'].includes("
+        "e.tagName) && e.id !== 'login' && !e.id.startsWith('js-plotly'))"
+        ".map(e => e.outerHTML.slice(0, 80))"
+    )
+    assert stray == []
+
+
 def rows(page: Any, table: str) -> list[str]:
     return page.eval_on_selector_all(
         f"#{table} tbody tr", "rs => rs.map(r => r.dataset.number || r.dataset.id)"
@@ -74,6 +87,7 @@ def test_studies_page(
         "tds => tds.slice(-2).map(td => td.textContent)",
     )
     assert started != "—" and re.fullmatch(r"\d+ s|\d+ min \d+ s", took), (started, took)
+    well_formed(page)
     page.screenshot(path=screenshot_dir / "studies.png", full_page=True)
     page.select_option("#status-filter", "running")
     page.wait_for_function("document.querySelectorAll('#studies tbody tr').length === 1")
@@ -126,6 +140,7 @@ def test_study_page_plots(
         f".find(t => t.name.startsWith('trial {PRUNED[0]} ')).x"
     )
     assert pruned_x == [1, 2]
+    well_formed(page)
     page.screenshot(path=screenshot_dir / "study.png", full_page=True)
     # On request, Plotly's WebGL parcoords, whose axes filter by dragging.
     page.click("#parallel-brush")
@@ -191,8 +206,9 @@ def test_trial_page(page: Any, base_url: str, seeded: SeededStudies, screenshot_
     traces(page, "plot-lr", 1)
     assert "test-host" in page.inner_text("#provenance")
     assert "adam" in page.inner_text("#config")
-    events = page.inner_text("#events")
+    events = page.inner_text("#content #events")
     assert "trial 1 started" in events and "trial 1 completed" in events
+    well_formed(page)
     page.screenshot(path=screenshot_dir / "trial.png", full_page=True)
     page.goto(f"{base_url}/studies/{seeded.completed_id}/trials/{FAILED}")
     page.wait_for_selector("#trial-error:not([hidden])")
@@ -208,6 +224,7 @@ def test_compare_page(
     traces(page, "plot-compare", 3)
     assert page.get_attribute("tr[data-field='optimizer']", "class") == "differs"
     assert page.get_attribute("tr[data-field='batch_size']", "class") is None
+    well_formed(page)
     page.screenshot(path=screenshot_dir / "compare.png", full_page=True)
     assert page.errors == []
 
