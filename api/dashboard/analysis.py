@@ -262,17 +262,21 @@ def _importance(repo: Repository, study: StudyRecord) -> ImportancePublic:
     # scikit-learn costs seconds of start-up (`warm_up` takes it off the request path).
     from sklearn.ensemble import RandomForestRegressor
 
-    rows = repo.trial_configs(study.id, eligible)
-    columns = [_encode([config.get(name) for _, _, _, config in rows]) for name in names]
+    configs: list[dict[str, Any]] = []
+    y: list[float] = []
+    for _, _, value, config in repo.trial_configs(study.id, eligible):
+        if value is not None:  # x and y stay aligned row for row
+            configs.append(config)
+            y.append(float(value))
+    columns = [_encode([config.get(name) for config in configs]) for name in names]
     x = [list(row) for row in zip(*columns, strict=True)]
-    y = [float(value) for _, _, value, _ in rows if value is not None]
     forest = RandomForestRegressor(n_estimators=64, min_samples_leaf=2, random_state=0)
     forest.fit(x, y)
     ranked = sorted(
         zip(names, (float(v) for v in forest.feature_importances_), strict=True),
         key=lambda item: -item[1],
     )
-    return ImportancePublic(method=method, n_trials=len(rows), importances=dict(ranked))
+    return ImportancePublic(method=method, n_trials=len(y), importances=dict(ranked))
 
 
 def _curves(
