@@ -75,6 +75,11 @@ def submit_study(repo: Repository, spec: StudySpec, *, owner: str | None) -> Stu
     )
 
 
+def searched_params(study: StudyRecord) -> list[str]:
+    """The hyperparameters the study's spec searches, in the spec's order."""
+    return list(study.spec.get("space") or {})
+
+
 def can_see(study: StudyRecord, user: User | None) -> bool:
     """Whether `user` may see (and act on) `study`; `None` means auth is off: everyone may."""
     return user is None or user.admin or study.owner == user.name

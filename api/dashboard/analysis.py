@@ -177,7 +177,7 @@ def _points(repo: Repository, study: StudyRecord, limit: int) -> PointsPublic:
         rest = [n for n in reservoir if n not in best]
         rng.shuffle(rest)
         chosen, best_shown = [*best, *rest[: limit - len(best)]], len(best)
-    names = _searched(study)
+    names = service.searched_params(study)
     return PointsPublic(
         total=total,
         best_shown=best_shown,
@@ -192,11 +192,6 @@ def _points(repo: Repository, study: StudyRecord, limit: int) -> PointsPublic:
             for number, status, value, config in repo.trial_configs(study.id, chosen)
         ],
     )
-
-
-def _searched(study: StudyRecord) -> list[str]:
-    space = study.spec.get("space") or {}
-    return list(space)
 
 
 def _encode(values: list[Any]) -> list[float]:
@@ -245,7 +240,7 @@ def warm_up() -> None:
 
 def _importance(repo: Repository, study: StudyRecord) -> ImportancePublic:
     method = "random-forest impurity importance"
-    names = _searched(study)
+    names = service.searched_params(study)
     eligible = [
         number
         for number, status, value in repo.iter_trial_values(study.id)

@@ -48,7 +48,7 @@ def list_trials(
     study = service.get_visible_study(repo, study_id, user)
     if sort is not None and sort.startswith(PARAM_SORT_PREFIX):
         name = sort.removeprefix(PARAM_SORT_PREFIX)
-        searched = list(study.spec.get("space") or {})
+        searched = service.searched_params(study)
         if name not in searched:
             listed = ", ".join(searched) or "none"
             message = f"'{name}' is not a searched hyperparameter of this study ({listed})"

@@ -6,7 +6,6 @@
   const PAGE = JSON.parse(document.getElementById("page-data").textContent);
   const API = "/api/v1";
   const TOKEN_KEY = "hpo-token";
-  const FINISHED = new Set(["completed", "pruned"]);
   const TERMINAL = new Set(["completed", "failed", "cancelled"]);
   const $ = (sel) => document.querySelector(sel);
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -489,8 +488,6 @@
     }
   }
 
-  // Each plot is drawn as soon as its own data is in: a slow importance fit never holds
-  // back the history, and the trials table never waits for any of them.
   // The plots' data, requested at once (the page asks before it has the study itself).
   // Each promise is marked handled: whoever awaits it later still sees its error, but one
   // that fails before anyone awaits it is not an "uncaught" console error.
@@ -508,6 +505,8 @@
     };
   }
 
+  // Each plot is drawn as soon as its own data is in: a slow importance fit never holds
+  // back the history, and the trials table never waits for any of them.
   async function loadPlots(study, params, requested) {
     const metric = study.objective.metric;
     const ready = plotly();
@@ -553,17 +552,25 @@
     ], baseLayout("Optimization history", { xaxis: { title: { text: "trial" } }, yaxis: { title: { text: metric } } }), plotConfig);
   }
 
-  function plotCurves(curves) {
+  // One line per trial of a /curves response, the best one thick, red and drawn last (on
+  // top); `style(c)` gives each line's name and dash.
+  function curveTraces(curves, style) {
     const traces = curves.data.map((c) => {
       const isBest = c.number === curves.best_number;
+      const { name, dash } = style(c);
       return {
-        x: c.steps, y: c.values, mode: "lines", name: `trial ${c.number} (${c.status})`,
-        line: { width: isBest ? 4 : 1.2, color: isBest ? "#d93025" : undefined, dash: c.status === "pruned" ? "dot" : "solid" },
+        x: c.steps, y: c.values, mode: "lines", name,
+        line: { width: isBest ? 4 : 1.2, color: isBest ? "#d93025" : undefined, dash },
         opacity: isBest ? 1 : 0.6,
       };
     });
-    // Draw the best trial last so that it stays on top.
-    traces.sort((a, b) => a.line.width - b.line.width);
+    return traces.sort((a, b) => a.line.width - b.line.width);
+  }
+
+  function plotCurves(curves) {
+    const traces = curveTraces(curves, (c) => ({
+      name: `trial ${c.number} (${c.status})`, dash: c.status === "pruned" ? "dot" : "solid",
+    }));
     // Pruned trials end in a cross where the scheduler stopped them (one trace for all).
     const pruned = curves.data.filter((c) => c.status === "pruned" && c.steps.length > 0);
     if (pruned.length > 0) {
@@ -588,15 +595,7 @@
       figure.hidden = true;
       return;
     }
-    const traces = lr.data.map((c) => {
-      const isBest = c.number === lr.best_number;
-      return {
-        x: c.steps, y: c.values, mode: "lines", name: `trial ${c.number}`,
-        line: { width: isBest ? 4 : 1.2, color: isBest ? "#d93025" : undefined, shape: "linear" },
-        opacity: isBest ? 1 : 0.6,
-      };
-    });
-    traces.sort((a, b) => a.line.width - b.line.width);
+    const traces = curveTraces(lr, (c) => ({ name: `trial ${c.number}`, dash: "solid" }));
     Plotly.react("plot-lr", traces, baseLayout("Learning rate per epoch", {
       xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "lr" }, type: "log" },
       showlegend: traces.length <= 15,
@@ -652,13 +651,11 @@
       }], layout);
       return;
     }
-    // Each axis scaled to [0, 1]; categorical axes spread their codes evenly.
-    const scaled = dimensions.map((d) => {
-      const lo = Math.min(...d.values);
-      const hi = Math.max(...d.values);
-      return d.values.map((v) => (hi > lo ? (v - lo) / (hi - lo) : 0.5));
-    });
-    const [lo, hi] = [Math.min(...objective), Math.max(...objective)];
+    // Each axis scaled to [0, 1] by its range; categorical axes spread their codes evenly.
+    const ranges = dimensions.map((d) => [Math.min(...d.values), Math.max(...d.values)]);
+    const unit = (v, [rlo, rhi]) => (rhi > rlo ? (v - rlo) / (rhi - rlo) : 0.5);
+    const scaled = dimensions.map((d, axis) => d.values.map((v) => unit(v, ranges[axis])));
+    const [lo, hi] = ranges[ranges.length - 1];
     const band = (v) => (hi > lo ? Math.min(VIRIDIS.length - 1, Math.floor(((v - lo) / (hi - lo)) * VIRIDIS.length)) : 0);
     const bands = VIRIDIS.map((color) => ({
       type: "scatter", mode: "lines", x: [], y: [], text: [], hoverinfo: "text", showlegend: false,
@@ -690,12 +687,11 @@
     dimensions.forEach((d, axis) => {
       const label = d.log ? `${d.name} (log)` : d.name;
       annotations.push({ x: axis, y: 1.04, yanchor: "bottom", text: `<b>${label}</b>`, showarrow: false });
-      const [tlo, thi] = [Math.min(...d.values), Math.max(...d.values)];
       const ticks = d.tickvals
         ? d.tickvals.map((code, k) => [code, d.ticktext[k]])
-        : [tlo, thi].map((v) => [v, fmt(d.log ? 10 ** v : v)]);
+        : ranges[axis].map((v) => [v, fmt(d.log ? 10 ** v : v)]);
       for (const [value, label] of ticks) {
-        annotations.push({ x: axis, y: thi > tlo ? (value - tlo) / (thi - tlo) : 0.5, xanchor: "right",
+        annotations.push({ x: axis, y: unit(value, ranges[axis]), xanchor: "right",
           xshift: -4, text: label, showarrow: false, font: { size: 11, color: "#4a4a4a" } });
       }
     });
