@@ -1,0 +1,337 @@
+"""Commands that work on this machine: train one trial, run a whole search, run queued
+studies, migrate the database, create API tokens."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from hpo.cli.common import DbOption, JsonOption, open_repo, user_errors
+from hpo.cli.render import epoch_printer, err, fail, fmt, out, print_json, trials_table
+from hpo.config import get_settings
+from hpo.errors import SpecError
+
+
+def _parse_sets(pairs: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            fail(f"--set {pair!r}: expected key=value")
+        try:
+            values[key.strip()] = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            values[key.strip()] = raw
+    return values
+
+
+def train(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="A study spec (YAML/JSON).")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a hyperparameter: key=value (repeatable)."),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Epochs (default: budget.max_epochs).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train one trial: the spec's fixed values, the --set values, defaults for the rest."""
+    from hpo.spec import load_spec
+
+    with user_errors():
+        spec = load_spec(spec_path)
+    overrides = _parse_sets(set_ or [])
+    if spec.trainable.builtin:
+        _check_overrides(overrides)
+    config = spec.base_config()
+    config["seed"] = spec.strategy.seed or 0
+    config.update(overrides)
+    if epochs is not None:
+        config["epochs"] = epochs
+    history: list[dict[str, float]] = []
+    report = epoch_printer(history, quiet=as_json)
+    if spec.trainable.function is not None:
+        final = _train_function(spec.trainable.function, config, report, history)
+    else:
+        final = _train_builtin(config, report)
+    if as_json:
+        print_json({**final, "config": config, "history": history})
+
+
+def _check_overrides(values: Mapping[str, Any]) -> None:
+    from hpo.training.config import VOCABULARY, validate_value
+
+    problems = []
+    for name, value in values.items():
+        if name not in VOCABULARY:
+            problems.append(f"  --set {name}: unknown hyperparameter (see README: Hyperparameters)")
+        elif reason := validate_value(name, value):
+            problems.append(f"  --set {name}={value!r}: {reason}")
+    if problems:
+        fail("invalid hyperparameters:\n" + "\n".join(problems))
+
+
+def _train_builtin(
+    config: dict[str, Any], report: Callable[[Mapping[str, Any]], None]
+) -> dict[str, Any]:
+    from pydantic import ValidationError
+
+    from hpo.training.config import build_config
+    from hpo.training.loop import train as run_training
+
+    try:
+        cfg = build_config(config)
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(map(str, e['loc'])) or 'config'}: "
+            f"{e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        ]
+        fail("invalid hyperparameters:\n" + "\n".join(lines))
+    result = run_training(cfg, report)
+    return {**result.final, "device": result.device, "stopped_early": result.stopped_early}
+
+
+def _train_function(
+    path: str,
+    config: dict[str, Any],
+    report: Callable[[Mapping[str, Any]], None],
+    history: list[dict[str, float]],
+) -> dict[str, Any]:
+    from hpo.execution.trainables import load_function
+
+    try:
+        fn = load_function(path)
+    except ImportError as exc:
+        fail(f"trainable.function: {exc}")
+    fn(config, report)
+    return dict(history[-1]) if history else {}
+
+
+def run(
+    spec_path: Annotated[
+        Path | None, typer.Argument(metavar="SPEC", help="A study spec (omit with --resume).")
+    ] = None,
+    strategy: Annotated[
+        str | None, typer.Option(help="grid, random, tpe/bayes, gp, hyperband, asha, bohb.")
+    ] = None,
+    sampler: Annotated[str | None, typer.Option(help="grid, random, tpe, gp.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="fifo, hyperband, asha, median.")] = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="Trials to finish.")] = None,
+    name: Annotated[str | None, typer.Option(help="Study name (default: the spec's).")] = None,
+    db: DbOption = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="Ray cluster (default: HPO_RAY_ADDRESS, else local)."),
+    ] = None,
+    resume: Annotated[
+        int | None, typer.Option(help="Continue study STUDY_ID where it stopped.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a whole search on Ray Tune, every trial and metric written to the database."""
+    from hpo.spec import apply_overrides, load_spec
+
+    if (spec_path is None) == (resume is None):
+        fail("give a SPEC to start a study, or --resume STUDY_ID to continue one")
+    if strategy and (sampler or scheduler):
+        fail(
+            "--strategy names a sampler and a scheduler; give it or --sampler/--scheduler, not both"
+        )
+    with user_errors():
+        repo = open_repo(db)
+        if resume is not None:
+            study = repo.get_study(resume)
+            if study.status == "completed":
+                fail(f"study {resume} is already completed")
+            study_id = study.id
+        else:
+            assert spec_path is not None
+            spec = apply_overrides(
+                load_spec(spec_path),
+                strategy=strategy,
+                sampler=sampler,
+                scheduler=scheduler,
+                trials=trials,
+                name=name,
+            )
+            if spec.trainable.function is not None:
+                # Fail here, not once per trial on the cluster.
+                from hpo.execution.trainables import load_function
+
+                try:
+                    load_function(spec.trainable.function)
+                except ImportError as exc:
+                    fail(f"trainable.function: {exc}")
+            from hpo.service import submit_study
+
+            study_id = submit_study(repo, spec, owner=None).id
+        if not as_json:
+            err.print(
+                f"study {study_id}: {repo.get_study(study_id).name}  (db: {repo.url})",
+                highlight=False,
+            )
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            final = _run_with_progress(
+                repo, study_id, ray_address or get_settings().ray_address, quiet=as_json
+            )
+        except KeyboardInterrupt:
+            fail(f"interrupted; continue with: hpo run --resume {study_id}", code=130)
+        except SpecError:
+            raise
+        except Exception as exc:
+            fail(f"study {study_id} failed: {type(exc).__name__}: {exc}", code=1)
+    _show_result(repo, final, as_json=as_json)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    # SIGTERM ends a run the way Ctrl-C does: cleanly, leaving the study resumable.
+    raise KeyboardInterrupt
+
+
+def _run_with_progress(repo: Any, study_id: int, ray_address: str | None, *, quiet: bool) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.progress import (
+        Progress as Bar,
+    )
+
+    from hpo.execution.driver import run_study
+    from hpo.execution.recorder import Progress
+    from hpo.spec import load_spec
+
+    spec = load_spec(repo.get_study(study_id).spec)
+    progress = Progress(target=spec.budget.trials, mode=spec.objective.mode)
+    if quiet:
+        return run_study(repo, study_id, ray_address=ray_address, progress=progress)
+    bar = Bar(
+        TextColumn("[bold]trials"),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+    task = bar.add_task("trials", total=spec.budget.trials, detail="")
+
+    def refresh() -> None:
+        c = progress.counts
+        done = c["completed"] + c["pruned"]
+        best = fmt(progress.best) if progress.best is not None else "-"
+        bar.update(
+            task,
+            completed=done,
+            detail=f"run {c['running']} pruned {c['pruned']} failed {c['failed']} "
+            f"best {spec.objective.metric}={best}",
+        )
+
+    with bar:
+        final = run_study(
+            repo, study_id, ray_address=ray_address, progress=progress, on_step=refresh
+        )
+        refresh()
+    return final
+
+
+def _show_result(repo: Any, study: Any, *, as_json: bool) -> None:
+    from hpo.documents import study_document
+
+    if as_json:
+        print_json(study_document(repo, study))
+        return
+    top = repo.list_trials(study.id, sort="best_value", limit=10)
+    trials_table(top, study, title=f"top trials of study {study.id} ({study.status})")
+    best = repo.best_trial(study.id)
+    if best is None:
+        out.print("no trial finished with a finite objective value")
+        return
+    out.print(
+        f"\n[bold]best trial #{best.number}[/]: {study.objective_metric} = {fmt(best.best_value)}",
+        highlight=False,
+    )
+    out.print(yaml.safe_dump(best.config, sort_keys=True).rstrip(), highlight=False)
+
+
+def db_upgrade(db: DbOption = None) -> None:
+    """Migrate the database schema to the version this hpo needs."""
+    from hpo.storage import migrations
+
+    url = db or get_settings().database_url
+    with user_errors():
+        before = migrations.current_revision(url)
+        migrations.upgrade(url)
+        after = migrations.current_revision(url)
+    out.print(f"database at revision {after} (was {before or 'empty'})", highlight=False)
+
+
+def runner(
+    db: DbOption = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="Ray cluster (default: HPO_RAY_ADDRESS, else local)."),
+    ] = None,
+    lease_s: Annotated[
+        float,
+        typer.Option(
+            "--lease-s",
+            min=2,
+            help="Seconds a study stays ours without a heartbeat; after that, if this "
+            "runner died, another one resumes it.",
+        ),
+    ] = 30,
+    max_studies: Annotated[int, typer.Option(min=1, help="Studies run at once.")] = 1,
+) -> None:
+    """Run queued studies from the database, each in its own driver process, until SIGTERM
+    (or Ctrl-C), which leaves the running studies queued, resumable by any runner."""
+    from hpo.execution.runner import Runner, install_signal_handlers
+
+    url = db or get_settings().database_url
+    with user_errors():
+        open_repo(url).close()  # a wrong URL or an old schema fails here, with its message
+    worker = Runner(
+        url,
+        ray_address=ray_address or get_settings().ray_address,
+        lease_s=lease_s,
+        heartbeat_s=max(0.5, lease_s / 6),
+        max_studies=max_studies,
+    )
+    install_signal_handlers(worker)
+    err.print(f"runner {worker.worker_id} on {url}", highlight=False)
+    worker.run_forever()
+
+
+def token_create(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The user the token is for.")],
+    admin: Annotated[
+        bool, typer.Option("--admin", help="The user sees and cancels every study.")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Create a token for user NAME and print it: it is shown only this once (the database
+    keeps only its hash). Once a token exists, the REST API requires one on every call."""
+    from hpo import service
+
+    name = name.strip()
+    if not name or len(name) > 255:
+        fail("NAME: must be 1-255 characters")
+    with user_errors():
+        repo = open_repo(db)
+        try:
+            token = service.create_token(repo, name, admin=admin)
+        except ValueError as exc:
+            fail(str(exc))
+        finally:
+            repo.close()
+    print(token)

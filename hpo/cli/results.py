@@ -1,0 +1,186 @@
+"""Commands that read results, from a database (--db) or from a server (--server): list
+studies and trials, show the best trial, export a study."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hpo.cli.common import (
+    DbOption,
+    JsonOption,
+    ServerOption,
+    TokenOption,
+    connect,
+    open_repo,
+    user_errors,
+)
+from hpo.cli.render import (
+    Remote,
+    err,
+    fail,
+    print_best,
+    print_json,
+    remote_studies_table,
+    remote_study,
+    studies_table,
+    trials_table,
+)
+
+
+def studies(
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    limit: int = 50,
+    offset: int = 0,
+    server: ServerOption = None,
+    token: TokenOption = None,
+) -> None:
+    """List studies, newest first."""
+    if server and not db:
+        with connect(server, token) as client:
+            page = client.studies(limit=limit, offset=offset)
+        if as_json:
+            print_json(page["data"])
+        else:
+            remote_studies_table(page["data"])
+        return
+    with user_errors():
+        repo = open_repo(db)
+        rows = repo.list_studies(limit=limit, offset=offset)
+        if as_json:
+            from hpo.documents import study_document
+
+            print_json([study_document(repo, s) for s in rows])
+            return
+        studies_table(rows)
+
+
+def trials(
+    study_id: Annotated[int, typer.Argument(metavar="STUDY_ID")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    sort: Annotated[
+        str | None, typer.Option(help="number, best_value, epochs_run, param:NAME or a metric.")
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option(help="running, completed, pruned or failed.")
+    ] = None,
+    limit: int = 100,
+    offset: int = 0,
+    server: ServerOption = None,
+    token: TokenOption = None,
+) -> None:
+    """List the trials of a study (paged; best first with --sort best_value)."""
+    from hpo.documents import trial_document
+
+    if server and not db:
+        with connect(server, token) as client:
+            remote = client.study(study_id)
+            page = client.trials(study_id, sort=sort, status=status, limit=limit, offset=offset)
+        if as_json:
+            print_json(page["data"])
+        else:
+            trials_table(
+                [Remote(t) for t in page["data"]],
+                remote_study(remote),
+                title=f"trials of study {study_id}",
+            )
+        return
+    with user_errors():
+        repo = open_repo(db)
+        study = repo.get_study(study_id)
+        try:
+            rows = repo.list_trials(study_id, status=status, sort=sort, limit=limit, offset=offset)
+        except ValueError as exc:
+            fail(str(exc))
+    if as_json:
+        print_json([trial_document(t) for t in rows])
+    else:
+        trials_table(rows, study, title=f"trials of study {study_id}")
+
+
+def best(
+    study_id: Annotated[int, typer.Argument(metavar="STUDY_ID")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    server: ServerOption = None,
+    token: TokenOption = None,
+) -> None:
+    """The best trial of a study and its configuration."""
+    from hpo.documents import trial_document
+
+    if server and not db:
+        with connect(server, token) as client:
+            metric = client.study(study_id)["objective"]["metric"]
+            found = client.best(study_id)
+        if as_json:
+            print_json(found)
+        else:
+            print_best(Remote(found), metric)
+        return
+    with user_errors():
+        repo = open_repo(db)
+        study = repo.get_study(study_id)
+        trial = repo.best_trial(study_id)
+    if trial is None:
+        fail(
+            f"study {study_id} has no finished trial with a finite {study.objective_metric}", code=1
+        )
+    if as_json:
+        print_json(trial_document(trial))
+        return
+    print_best(trial, study.objective_metric)
+
+
+def export(
+    study_id: Annotated[int, typer.Argument(metavar="STUDY_ID")],
+    db: DbOption = None,
+    format: Annotated[
+        str, typer.Option("--format", help="csv or json (to stdout or --output).")
+    ] = "json",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
+    optuna_storage: Annotated[
+        str | None,
+        typer.Option("--optuna-storage", help="Write an Optuna study to this storage URL."),
+    ] = None,
+    server: ServerOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Export a study: CSV (one row per trial), JSON (trials with metric histories), or Optuna."""
+    from hpo import export as exporter
+
+    if server and not db:
+        if optuna_storage:
+            fail("--optuna-storage reads the database directly; give --db instead of --server")
+        if format not in ("csv", "json"):
+            fail(f"--format: must be csv or json, not {format!r}")
+        target = output.open("w", newline="") if output else sys.stdout
+        try:
+            with connect(server, token) as client:
+                client.export(study_id, format, target)
+        finally:
+            if output:
+                target.close()
+        return
+    with user_errors():
+        repo = open_repo(db)
+        study = repo.get_study(study_id)
+        if optuna_storage:
+            name = exporter.to_optuna(repo, study, optuna_storage)
+            err.print(f"wrote Optuna study '{name}' to {optuna_storage}", highlight=False)
+            return
+        if format not in ("csv", "json"):
+            fail(f"--format: must be csv or json, not {format!r}")
+        stream = output.open("w", newline="") if output else sys.stdout
+        try:
+            if format == "csv":
+                exporter.to_csv(repo, study, stream)
+            else:
+                exporter.to_json(repo, study, stream)
+        finally:
+            if output:
+                stream.close()
