@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from hpo.references import is_module_name
+
 DEFAULT_DATABASE_URL = "sqlite:///./hpo.db"
 
 
@@ -46,7 +48,17 @@ class Settings(BaseSettings):
     def _split_modules(cls, value: object) -> object:
         # An environment variable is one string: "pkg.a,pkg.b" rather than JSON.
         if isinstance(value, str):
-            return tuple(m.strip() for m in value.split(",") if m.strip())
+            value = tuple(m.strip() for m in value.split(",") if m.strip())
+        return value
+
+    @field_validator("allowed_modules")
+    @classmethod
+    def _module_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # An entry that is not a module name could never match a reference anyone parses:
+        # it is a typo, and a silent one.
+        for module in value:
+            if not is_module_name(module):
+                raise ValueError(f"{module!r} is not a dotted module name")
         return value
 
 

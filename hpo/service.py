@@ -21,9 +21,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from hpo import references
 from hpo.config import get_settings
+from hpo.errors import FieldError
 from hpo.spec import StudySpec
 from hpo.storage.repository import NotFoundError, Repository, StudyRecord
 
@@ -35,6 +38,8 @@ __all__ = [
     "authenticate",
     "can_see",
     "cancel_study",
+    "check_references",
+    "code_references",
     "create_token",
     "delete_study",
     "get_visible_study",
@@ -73,6 +78,52 @@ def submit_study(repo: Repository, spec: StudySpec, *, owner: str | None) -> Stu
         owner=owner,
         status="queued",
     )
+
+
+def code_references(spec: StudySpec) -> Iterator[tuple[str, object]]:
+    """Every (field path, value) of `spec` that a trial would import as code:
+    ``trainable.function``, and for the built-in core every dataset value that is not a
+    built-in dataset (``trainable.dataset``, ``fixed.dataset``, each value of
+    ``space.dataset``), since the core loads any other string as ``module:function``."""
+    from hpo.training.config import BUILTIN_DATASETS
+
+    trainable = spec.trainable
+    if trainable.function is not None:
+        yield "trainable.function", trainable.function
+        return
+    candidates: list[tuple[str, object]] = [
+        ("trainable.dataset", trainable.dataset),
+        ("fixed.dataset", spec.fixed.get("dataset")),
+    ]
+    param = spec.space.get("dataset")
+    if param is not None and param.is_categorical:
+        where = f"space.dataset.{param.kind}"
+        candidates += [(f"{where}[{i}]", v) for i, v in enumerate(param.values)]
+    for path, value in candidates:
+        if isinstance(value, str) and value not in BUILTIN_DATASETS:
+            yield path, value
+
+
+def check_references(spec: StudySpec, allowed: Sequence[str]) -> list[FieldError]:
+    """One error per code reference of `spec` that is malformed (`hpo.references.parse`)
+    or whose module is not in `allowed` (``HPO_ALLOWED_MODULES``). Imports nothing."""
+    errors = []
+    for path, value in code_references(spec):
+        try:
+            reference = references.parse(value)
+        except references.InvalidReference as exc:
+            errors.append(FieldError(path, str(exc)))
+            continue
+        if not references.allowed(reference, allowed):
+            listed = ", ".join(allowed) if allowed else "none"
+            errors.append(
+                FieldError(
+                    path,
+                    f"module '{reference.module}' is not allowed over REST "
+                    f"(HPO_ALLOWED_MODULES: {listed})",
+                )
+            )
+    return errors
 
 
 def searched_params(study: StudyRecord) -> list[str]:

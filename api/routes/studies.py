@@ -30,7 +30,7 @@ from api.models import (
 from hpo import export as exporter
 from hpo import service
 from hpo.errors import FieldError, SpecError
-from hpo.spec import FUNCTION_RE, StudySpec, apply_overrides, load_spec, parse_text
+from hpo.spec import StudySpec, apply_overrides, load_spec, parse_text
 from hpo.storage.errors import NotFoundError, StorageError
 from hpo.storage.repository import FINISHED_STUDY_STATUSES, Repository, StudyRecord
 
@@ -87,39 +87,6 @@ def _parse_body(body: bytes, content_type: str) -> Any:
     return data
 
 
-def _code_references(spec: StudySpec) -> Iterator[tuple[str, str]]:
-    """Every (field path, 'module:function') of the spec that would import code."""
-    trainable = spec.trainable
-    if trainable.function is not None:
-        yield "trainable.function", trainable.function
-    candidates: list[tuple[str, Any]] = [("trainable.dataset", trainable.dataset)]
-    candidates.append(("fixed.dataset", spec.fixed.get("dataset")))
-    param = spec.space.get("dataset")
-    if param is not None and param.is_categorical:
-        where = f"space.dataset.{param.kind}"
-        candidates += [(f"{where}[{i}]", v) for i, v in enumerate(param.values)]
-    for path, value in candidates:
-        if isinstance(value, str) and FUNCTION_RE.match(value):
-            yield path, value
-
-
-def _check_modules(spec: StudySpec, allowed: tuple[str, ...]) -> None:
-    """Refuse code from modules not in HPO_ALLOWED_MODULES; nothing is imported here."""
-    errors = []
-    for path, ref in _code_references(spec):
-        module = ref.partition(":")[0]
-        if not any(module == m or module.startswith(m + ".") for m in allowed):
-            listed = ", ".join(allowed) if allowed else "none"
-            errors.append(
-                FieldError(
-                    path,
-                    f"module '{module}' is not allowed over REST (HPO_ALLOWED_MODULES: {listed})",
-                )
-            )
-    if errors:
-        raise SpecError(errors)
-
-
 def _load(
     body: bytes,
     content_type: str,
@@ -134,7 +101,10 @@ def _load(
             spec = apply_overrides(spec, strategy=strategy, trials=trials)
     except RecursionError:
         raise _spec_error("body", "nested too deeply") from None
-    _check_modules(spec, allowed)
+    # The one parser of module:function references decides, before anything is stored
+    # (and so before any trial could import anything).
+    if errors := service.check_references(spec, allowed):
+        raise SpecError(errors)
     return spec
 
 

@@ -7,12 +7,12 @@ trial's provenance.
 
 from __future__ import annotations
 
-import importlib
 import socket
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from hpo import references
 from hpo.spec import StudySpec
 
 Report = Callable[[Mapping[str, Any]], None]
@@ -23,19 +23,9 @@ PROVENANCE_KEYS = ("hpo_node_id", "hpo_hostname", "hpo_device")
 
 
 def load_function(path: str) -> Callable[..., Any]:
-    """Import `package.module:function`; errors say which part was not found."""
-    module_name, _, attr = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ImportError(f"cannot import module '{module_name}' of '{path}': {exc}") from exc
-    try:
-        fn = getattr(module, attr)
-    except AttributeError:
-        raise ImportError(f"module '{module_name}' has no attribute '{attr}'") from None
-    if not callable(fn):
-        raise ImportError(f"'{path}' is not callable")
-    return fn  # type: ignore[no-any-return]
+    """Import `package.module:function` through `hpo.references` (its strict grammar);
+    errors say which part was wrong or not found."""
+    return references.load(path)
 
 
 def _device(config: Mapping[str, Any]) -> str | None:

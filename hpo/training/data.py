@@ -13,7 +13,6 @@ and drawn with `seed`.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hpo import references
 from hpo.training.config import Task, TrainConfig
 from hpo.training.registry import lookup, pick_params
 
@@ -126,11 +126,10 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 
 
 def _user_dataset(path: str, config: Mapping[str, Any]) -> Dataset:
-    module_name, _, function_name = path.partition(":")
-    module = importlib.import_module(module_name)
-    function = getattr(module, function_name, None)
-    if not callable(function):
-        raise ValueError(f"dataset {path!r}: {module_name} has no function {function_name!r}")
+    try:
+        function = references.load(path)  # the strict grammar: nothing else is imported
+    except ImportError as exc:
+        raise ValueError(f"dataset {path!r}: {exc}") from exc
     result = function(dict(config))
     if not (isinstance(result, tuple) and len(result) == 2):
         raise ValueError(f"dataset {path!r} must return a tuple (X, y)")

@@ -141,6 +141,64 @@ def test_disallowed_function_module_is_never_imported(http: httpx.Client) -> Non
     assert "trainable.function" in _problems(http.post("/studies", json=lookalike), 422)
 
 
+# Allow-list forms (issue 12, item 1): strings that an earlier, looser reading let through.
+BYPASSES = ["revmarker.-:f", "os.:system", " os:system", "os:system\n", "hpo.examples.:f"]
+_BUILTIN = {
+    "name": "ds",
+    "objective": {"metric": "val_accuracy", "mode": "max"},
+    "trainable": {"dataset": "digits"},
+    "budget": {"trials": 2, "max_epochs": 1},
+}
+
+
+def _reference_in(field: str, value: str) -> tuple[dict[str, Any], str]:
+    """A spec carrying `value` in `field`, and the field path the 422 must name."""
+    if field == "trainable.function":
+        return _spec(trainable={"function": value}), field
+    spec = copy.deepcopy(_BUILTIN)
+    if field == "trainable.dataset":
+        spec["trainable"] = {"dataset": value}
+        return spec, field
+    if field == "fixed.dataset":
+        spec["fixed"] = {"dataset": value}
+        return spec, field
+    kind = field.rpartition(".")[2]
+    spec["space"] = {"dataset": {kind: ["digits", value]}}
+    return spec, f"space.dataset.{kind}[1]"
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "trainable.function",
+        "trainable.dataset",
+        "fixed.dataset",
+        "space.dataset.choice",
+        "space.dataset.grid",
+    ],
+)
+@pytest.mark.parametrize("value", BYPASSES)
+def test_malformed_references_are_refused_in_every_field(
+    http: httpx.Client, field: str, value: str
+) -> None:
+    spec, path = _reference_in(field, value)
+    problems = _problems(http.post("/studies", json=spec), 422)
+    # The spec's own model names `trainable` for a malformed function (hpo/spec.py).
+    assert path in problems or (field == "trainable.function" and "trainable" in problems)
+    assert "revmarker" not in sys.modules
+
+
+@pytest.mark.parametrize("field", ["fixed.dataset", "space.dataset.choice"])
+def test_well_formed_but_unlisted_dataset_modules_are_refused(
+    http: httpx.Client, field: str
+) -> None:
+    spec, path = _reference_in(field, "tests.api.explosive:load")
+    assert "not allowed" in _problems(http.post("/studies", json=spec), 422)[path]
+    assert "tests.api.explosive" not in sys.modules
+    allowed, _ = _reference_in(field, "hpo.examples.datasets:load")
+    assert http.post("/studies", json=allowed).status_code == 201
+
+
 def test_body_over_limit_is_413(http: httpx.Client, base_url: str) -> None:
     big = _spec(description="d" * (LIMIT + 1))
     assert "larger than" in _problems(http.post("/studies", json=big), 413)["body"]

@@ -99,3 +99,82 @@ def test_serve_submit_watch_best(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
         log.close()
+
+
+_MARKER_PACKAGE = """\
+from pathlib import Path
+Path(__file__).resolve().parent.parent.joinpath("IMPORTED").write_text("revmarker ran")
+def f(*args):
+    return None
+"""
+
+
+@pytest.mark.slow
+def test_bypass_forms_never_import_from_the_servers_directory(tmp_path: Path) -> None:
+    """Issue 12, item 1, as reported: a `revmarker` package in the server's working
+    directory, whose import writes a marker. The bypass forms are refused, and a study the
+    runner does run (so trials start in that directory) leaves no marker either."""
+    if importlib.util.find_spec("hpo.execution.runner") is None:
+        pytest.skip("hpo.execution.runner (start_runners) does not exist yet")
+    (tmp_path / "revmarker").mkdir()
+    (tmp_path / "revmarker" / "__init__.py").write_text(_MARKER_PACKAGE)
+    port = _free_port()
+    server = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "HPO_ALLOWED_MODULES": "hpo.examples"}
+    log = (tmp_path / "serve.log").open("w")
+    db = f"sqlite:///{tmp_path}/hpo.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpo", "serve", "--port", str(port), "--db", db, "--runners", "1"],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    builtin = {
+        "name": "bypass",
+        "objective": {"metric": "val_accuracy", "mode": "max"},
+        "trainable": {"dataset": "digits"},
+        "budget": {"trials": 1, "max_epochs": 1},
+    }
+    attempts = [
+        {**builtin, "fixed": {"dataset": "revmarker.-:f"}},
+        {**builtin, "trainable": {"dataset": "revmarker.:f"}},
+        {**builtin, "space": {"dataset": {"choice": ["digits", " revmarker:f"]}}},
+        {**TINY_BRANIN, "trainable": {"function": "os.:system"}},
+        {**TINY_BRANIN, "trainable": {"function": " os:system"}},
+    ]
+    try:
+        with httpx.Client(base_url=server, timeout=10) as http:
+            deadline = time.monotonic() + 90
+            while True:
+                assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+                try:
+                    if http.get("/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "hpo serve did not come up"
+                time.sleep(0.3)
+            for spec in attempts:
+                answer = http.post("/api/v1/studies", json=spec)
+                assert answer.status_code == 422, (spec, answer.text)
+            ran = http.post(
+                "/api/v1/studies",
+                json={**TINY_BRANIN, "budget": {"trials": 1, "max_epochs": 1}},
+            )
+            assert ran.status_code == 201, ran.text
+            study_id = ran.json()["id"]
+            deadline = time.monotonic() + 240
+            while http.get(f"/api/v1/studies/{study_id}").json()["status"] != "completed":
+                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+                time.sleep(0.5)
+            assert len(http.get("/api/v1/studies").json()["data"]) == 1
+        assert not (tmp_path / "IMPORTED").exists()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
