@@ -229,21 +229,81 @@ def _read(source: str | Path | Mapping[str, Any]) -> Mapping[str, Any]:
     return parse_text(text)
 
 
+# A number written with more digits than this is refused by the field it is in; Python
+# itself refuses to convert more than 4,300 decimal digits to an int.
+MAX_NUMBER_DIGITS = 4300
+
+
+class OversizedNumber:
+    """Stands in for a number written with more than `MAX_NUMBER_DIGITS` characters: no
+    field accepts it, so the error names the field instead of failing the whole parse."""
+
+    __slots__ = ("length",)
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def __repr__(self) -> str:
+        return f"<number of {self.length} characters>"
+
+
+def read_number(text: str, convert: Any) -> Any:
+    """`convert(text)`, or an `OversizedNumber` if `text` is too long to convert (the JSON
+    and YAML readers' hook for numbers)."""
+    if len(text) > MAX_NUMBER_DIGITS:
+        return OversizedNumber(len(text))
+    return convert(text)
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """YAML's safe loader without dates (a spec has none: ``name: 2024-13-45`` is the text
+    written, not a failed date) and with over-long numbers read as `OversizedNumber`."""
+
+
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    return loader.construct_scalar(node)
+
+
+def _int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    return read_number(_text(loader, node), lambda _: loader.construct_yaml_int(node))
+
+
+def _float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    return read_number(_text(loader, node), lambda _: loader.construct_yaml_float(node))
+
+
+_SpecLoader.add_constructor(_TIMESTAMP, _text)
+_SpecLoader.add_constructor("tag:yaml.org,2002:int", _int)
+_SpecLoader.add_constructor("tag:yaml.org,2002:float", _float)
+
+
 def parse_text(text: str) -> Mapping[str, Any]:
     """YAML (a superset of JSON) text to a mapping; syntax errors become a SpecError."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SpecLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise SpecError([FieldError("", f"not valid YAML{where}: {problem}")]) from None
+    except (ValueError, OverflowError) as exc:
+        # A scalar YAML's constructors could not convert (no field is known here).
+        raise SpecError([FieldError("", f"not valid YAML: {exc}")]) from None
     if not isinstance(data, Mapping):
         raise SpecError([FieldError("", "a spec must be a mapping of fields (name, objective, …)")])
     return data
 
 
 def _message(error: Mapping[str, Any]) -> str:
+    if isinstance(error.get("input"), OversizedNumber):
+        return f"number too large ({error['input'].length} characters)"
     msg = str(error["msg"])
     # pydantic prefixes messages from our validators; the field path already says where.
     for prefix in ("Value error, ", "Assertion failed, "):

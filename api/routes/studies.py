@@ -30,7 +30,7 @@ from api.models import (
 from hpo import export as exporter
 from hpo import service
 from hpo.errors import FieldError, SpecError
-from hpo.spec import StudySpec, apply_overrides, load_spec, parse_text
+from hpo.spec import StudySpec, apply_overrides, load_spec, parse_text, read_number
 from hpo.storage.errors import NotFoundError, StorageError
 from hpo.storage.repository import FINISHED_STUDY_STATUSES, Repository, StudyRecord
 
@@ -75,7 +75,11 @@ def _parse_body(body: bytes, content_type: str) -> Any:
         if content_type in YAML_TYPES:
             return parse_text(text)
         try:
-            data = json.loads(text)
+            data = json.loads(
+                text,
+                parse_int=lambda s: read_number(s, int),
+                parse_float=lambda s: read_number(s, float),
+            )
         except json.JSONDecodeError as exc:
             raise _spec_error(
                 "body", f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"

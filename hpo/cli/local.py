@@ -25,7 +25,9 @@ def _parse_sets(pairs: list[str]) -> dict[str, Any]:
             fail(f"--set {pair!r}: expected key=value")
         try:
             values[key.strip()] = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError):
+            # Not YAML, or a scalar YAML cannot convert (2024-13-45, a 5,000-digit number):
+            # the text itself, which the hyperparameter's check then judges.
             values[key.strip()] = raw
     return values
 

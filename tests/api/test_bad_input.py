@@ -4,6 +4,7 @@ never a 500, never a traceback — and code named in a spec is never imported.""
 from __future__ import annotations
 
 import copy
+import json
 import socket
 import sys
 from collections.abc import Iterator
@@ -114,6 +115,48 @@ def test_non_finite_numbers(http: httpx.Client) -> None:
         "/studies", content=yaml_text, headers={"Content-Type": "application/yaml"}
     )
     assert _problems(response, 422)["budget.time_limit_s"] == "must be a finite number"
+
+
+# Hostile sizes and YAML types (issue 12, item 7): each was a 500.
+def _post_yaml(http: httpx.Client, text: str) -> httpx.Response:
+    return http.post("/studies", content=text, headers={"Content-Type": "application/yaml"})
+
+
+_BRANIN_YAML_HEAD = (
+    "objective: {metric: value, mode: min}\n"
+    "trainable: {function: 'hpo.examples.functions:branin'}\n"
+    "space: {x1: {uniform: [-5, 10]}}\n"
+)
+
+
+def test_json_integer_beyond_pythons_digit_limit(http: httpx.Client) -> None:
+    text = json.dumps(_spec(budget__trials=0)).replace('"trials": 0', '"trials": ' + "9" * 4301)
+    assert "too large" in _problems(_post_json_text(http, text), 422)["budget.trials"]
+    # A huge negative number and a huge float are refused by field too.
+    text = json.dumps(_spec(budget__trials=0)).replace('"trials": 0', '"trials": -' + "9" * 5000)
+    assert "budget.trials" in _problems(_post_json_text(http, text), 422)
+    text = json.dumps(_spec(budget__time_limit_s=1.5)).replace("1.5", "9" * 5000 + ".5")
+    assert "budget.time_limit_s" in _problems(_post_json_text(http, text), 422)
+
+
+def test_yaml_integer_beyond_pythons_digit_limit(http: httpx.Client) -> None:
+    text = f"name: big\n{_BRANIN_YAML_HEAD}budget: {{trials: {'1' * 5000}}}\n"
+    assert "too large" in _problems(_post_yaml(http, text), 422)["budget.trials"]
+    hexa = f"name: big\n{_BRANIN_YAML_HEAD}budget: {{trials: 0x{'f' * 5000}}}\n"
+    assert "budget.trials" in _problems(_post_yaml(http, hexa), 422)
+
+
+@pytest.mark.parametrize(
+    "value", ["2024-13-45", "2024-01-02", "2024-01-02 10:00:00", "2024-02-30T25:61:00Z"]
+)
+def test_yaml_dates_and_timestamps_are_text(http: httpx.Client, value: str) -> None:
+    """YAML would read these as dates (or fail to); a spec has no dates, so they stay the
+    text the user wrote: a valid name, a string where a number was wanted."""
+    response = _post_yaml(http, f"name: {value}\n{_BRANIN_YAML_HEAD}")
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == value
+    wrong = _post_yaml(http, f"name: n\n{_BRANIN_YAML_HEAD}budget: {{trials: {value}}}\n")
+    assert "budget.trials" in _problems(wrong, 422)
 
 
 def test_huge_grid(http: httpx.Client) -> None:

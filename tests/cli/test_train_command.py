@@ -120,3 +120,13 @@ def test_run_refuses_a_function_that_cannot_be_imported(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", str(spec), "--db", f"sqlite:///{tmp_path}/x.db"])
     assert result.exit_code == 2
     assert "trainable.function: cannot import module 'no_such_module_hpo'" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["2024-13-45", "9" * 5000])
+def test_set_values_yaml_cannot_convert_are_refused_by_name(value: str) -> None:
+    result = runner.invoke(
+        app, ["train", "search_spaces/mlp_digits.yaml", "--set", f"hidden={value}"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--set hidden=" in result.stderr
+    assert "Traceback" not in result.output
