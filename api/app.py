@@ -18,13 +18,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import hpo
 from api import dashboard
-from api.middleware import BodySizeLimit
+from api.middleware import BodySizeLimit, LocalOnly
 from api.models import StudyCreate
-from api.routes import api_router, health
+from api.routes import api_router, health, studies
 from hpo import service
 from hpo.config import Settings, get_settings
 from hpo.errors import SpecError, path_of
@@ -64,6 +65,14 @@ def create_app(db_url: str | None = None, *, settings: Settings | None = None) -
     app.state.settings = settings
     app.state.events_poll_s = 0.5
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    async def auth_enabled() -> bool:
+        return await run_in_threadpool(service.auth_enabled, app.state.repo)
+
+    # Added last, so it runs first: a refused request costs no body read.
+    app.add_middleware(
+        LocalOnly, auth_enabled=auth_enabled, body_types=studies.JSON_TYPES | studies.YAML_TYPES
+    )
     for exc_type, handler in _HANDLERS.items():
         app.add_exception_handler(exc_type, handler)
     app.include_router(api_router, prefix=API_PREFIX)

@@ -1,4 +1,5 @@
-"""A request-body size limit, enforced before the body is read.
+"""ASGI middleware: a request-body size limit enforced before the body is read, and the
+guard of a server running without tokens (`LocalOnly`).
 
 Starlette and FastAPI read any body whole (fastapi #1181), so a client could make the
 server buffer gigabytes. `BodySizeLimit` is plain ASGI: it refuses a declared
@@ -8,8 +9,13 @@ body as they arrive, answering 413 as soon as the count passes the limit.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hpo.service import is_loopback
 
 
 class _BodyTooLarge(Exception):
@@ -63,3 +69,91 @@ class BodySizeLimit:
             if started:  # too late for a status code; the server closes the connection
                 raise
             await self._refusal()(scope, receive, send)
+
+
+# --- no-token mode --------------------------------------------------------------------------
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _refusal(field: str, message: str) -> JSONResponse:
+    return JSONResponse({"detail": [{"field": field, "message": message}]}, status_code=403)
+
+
+class LocalOnly:
+    """What keeps a server without tokens (and so without authentication) local.
+
+    Such a server binds only loopback addresses (`hpo serve` refuses others), but a web
+    page the user visits can still reach it through the browser: a cross-site form POST,
+    or DNS rebinding (a foreign name resolving to 127.0.0.1, which makes the page
+    same-origin with the server). So while no token exists, this answers 403 to:
+
+    * a `Host` that is not a loopback name or address (rebinding reads and writes);
+    * a write (any method but GET, HEAD, OPTIONS) whose `Origin` is not the server's own
+      (a page elsewhere), or that a browser marks ``Sec-Fetch-Site: cross-site``;
+    * a write whose `Content-Type` is not JSON or YAML (what HTML forms send, and what
+      a page can send without a CORS preflight).
+
+    `auth_enabled` is awaited per request: creating a token turns this off at once.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        auth_enabled: Callable[[], Awaitable[bool]],
+        body_types: frozenset[str],
+    ) -> None:
+        self.app = app
+        self.auth_enabled = auth_enabled
+        self.body_types = body_types
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or await self.auth_enabled():
+            await self.app(scope, receive, send)
+            return
+        refusal = self._check(scope)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _check(self, scope: Scope) -> JSONResponse | None:
+        headers = Headers(scope=scope)
+        host = headers.get("host", "")
+        if not is_loopback(_hostname(host)):
+            return _refusal(
+                "header.Host",
+                f"host {host!r} refused: without API tokens this server answers only "
+                "loopback names (localhost, 127.0.0.1, [::1]); create a token "
+                "(hpo token create) to serve other names",
+            )
+        if scope["method"] in _SAFE_METHODS:
+            return None
+        origin = headers.get("origin")
+        own = f"{scope.get('scheme', 'http')}://{host}".lower()
+        if origin is not None and origin.lower() != own:
+            return _refusal(
+                "header.Origin",
+                f"cross-site write refused: origin {origin!r} is not this server ({own}); "
+                "without API tokens only this server's own pages and local clients may "
+                "write",
+            )
+        if headers.get("sec-fetch-site", "").lower() == "cross-site":
+            return _refusal("header.Sec-Fetch-Site", "cross-site write refused")
+        content_type = headers.get("content-type")
+        if content_type is not None:
+            media = content_type.partition(";")[0].strip().lower()
+            if media not in self.body_types:
+                return _refusal(
+                    "header.Content-Type",
+                    f"content type {media!r} refused: without API tokens a write must send "
+                    "JSON or YAML (what a web form cannot)",
+                )
+        return None
+
+
+def _hostname(host: str) -> str:
+    """The name of a Host header value: ``[::1]:8000`` → ``::1``, ``a:80`` → ``a``."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ __all__ = [
     "delete_study",
     "get_visible_study",
     "hash_token",
+    "is_loopback",
     "submit_study",
 ]
 
@@ -210,6 +212,17 @@ def authenticate(repo: Repository, token: str | None) -> User | None:
 def auth_enabled(repo: Repository) -> bool:
     """Whether requests must authenticate: a token is stored, or ``HPO_API_TOKEN`` is set."""
     return bool(get_settings().api_token) or repo.count_tokens() > 0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address, without port or brackets) is this machine
+    only: ``localhost`` or a loopback address. A server without tokens serves only these."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _by(user: User | None) -> str:

@@ -24,17 +24,6 @@ from hpo.cli.render import Remote, err, fail, fmt, out, print_best, print_json
 from hpo.config import get_settings
 
 
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (HPO_HOST).")] = None,
     port: Annotated[
@@ -69,7 +58,7 @@ def serve(
             secured = service.auth_enabled(repo)
         finally:
             repo.close()
-    if not secured and not _is_loopback(host):
+    if not secured and not service.is_loopback(host):
         fail(
             f"refusing to bind {host} without authentication: create an API token first, "
             "or bind a loopback address (--host 127.0.0.1)"
