@@ -149,7 +149,10 @@ class StudyPublic(BaseModel):
 
     id: int
     name: str
-    owner: str | None
+    owner: str | None = Field(
+        description="Who submitted it: an identity (token:…, env:HPO_API_TOKEN), never a "
+        "display name; null for a study run locally or while authentication was off."
+    )
     status: str
     objective: ObjectivePublic
     strategy: StrategyPublic

@@ -3,8 +3,10 @@
 The API is a thin layer over these functions (and the repository's read methods); the
 rules live here, without FastAPI or Ray, so they are tested once and hold for every caller.
 
-Ownership: a study records the user who submitted it. With authentication on, a user sees,
-cancels and deletes only their own studies and an admin all of them; a study a user may
+Ownership: a study records the identity of the user who submitted it (`User.identity`: the
+token, never its display name; studies recorded by name before identities existed are
+visible to admins only). With authentication on, a user sees, cancels and deletes only
+their own studies and an admin all of them; a study a user may
 not see is reported exactly as a missing one (`NotFoundError`), so ids leak nothing.
 With authentication off (no token stored and no ``HPO_API_TOKEN``) the caller is `None`
 and sees everything.
@@ -47,17 +49,32 @@ __all__ = [
     "hash_token",
     "is_loopback",
     "submit_study",
+    "token_identity",
 ]
 
 ENV_ADMIN = "admin"
+# The owner identity of studies submitted with HPO_API_TOKEN.
+ENV_IDENTITY = "env:HPO_API_TOKEN"
 
 
 @dataclass(frozen=True)
 class User:
-    """An authenticated caller: `name` owns the studies they submit; `admin` sees all."""
+    """An authenticated caller: `name` is for display (event messages), `admin` sees all,
+    and `identity` is who owns the studies they submit.
+
+    `authenticate` always sets `id`: ``token:<hash prefix>`` for a database token,
+    ``env:HPO_API_TOKEN`` for the environment's token, so a token merely *named* like
+    another user (``admin``) is still someone else. A `User` built without `id` (a script,
+    a test) is identified by its name.
+    """
 
     name: str
     admin: bool
+    id: str | None = None
+
+    @property
+    def identity(self) -> str:
+        return self.id if self.id is not None else self.name
 
 
 class PermissionDenied(Exception):
@@ -135,7 +152,7 @@ def searched_params(study: StudyRecord) -> list[str]:
 
 def can_see(study: StudyRecord, user: User | None) -> bool:
     """Whether `user` may see (and act on) `study`; `None` means auth is off: everyone may."""
-    return user is None or user.admin or study.owner == user.name
+    return user is None or user.admin or study.owner == user.identity
 
 
 def get_visible_study(repo: Repository, study_id: int, user: User | None) -> StudyRecord:
@@ -201,12 +218,20 @@ def authenticate(repo: Repository, token: str | None) -> User | None:
         return None
     env_token = get_settings().api_token
     if env_token and hmac.compare_digest(token.encode(), env_token.encode()):
-        return User(ENV_ADMIN, admin=True)
-    found = repo.user_for_token_hash(hash_token(token))
+        return User(ENV_ADMIN, admin=True, id=ENV_IDENTITY)
+    token_hash = hash_token(token)
+    found = repo.user_for_token_hash(token_hash)
     if found is None:
         return None
     name, admin = found
-    return User(name, admin=admin)
+    return User(name, admin=admin, id=token_identity(token_hash))
+
+
+def token_identity(token_hash: str) -> str:
+    """The owner identity of the database token with this hash: stable for the token's
+    life, distinct for every token (128 bits of its hash; the token cannot be recovered
+    from it), and never equal to a name."""
+    return f"token:{token_hash[:32]}"
 
 
 def auth_enabled(repo: Repository) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
 import pytest
@@ -27,6 +28,11 @@ def repo(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Repository]:
     with Repository(db_url) as repository:
         yield repository
     get_settings.cache_clear()
+
+
+def _identity(token: str) -> str:
+    # Computed here, not with the service's helper: the first 128 bits of the SHA-256.
+    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 def submit(repo: Repository, owner: str | None) -> StudyRecord:
@@ -93,8 +99,8 @@ def test_tokens_are_stored_hashed_and_authenticate(repo: Repository) -> None:
     root = service.create_token(repo, "root", admin=True)
     assert len(alice) >= 40 and alice != root
     assert service.auth_enabled(repo)
-    assert service.authenticate(repo, alice) == ALICE
-    assert service.authenticate(repo, root) == ROOT
+    assert service.authenticate(repo, alice) == User("alice", False, id=_identity(alice))
+    assert service.authenticate(repo, root) == User("root", True, id=_identity(root))
     for bad in (None, "", alice[:-1], alice + "x", "Bearer " + alice):
         assert service.authenticate(repo, bad) is None
     with pytest.raises(ValueError, match="already has a token"):
@@ -113,7 +119,9 @@ def test_hpo_api_token_authenticates_as_admin(
     monkeypatch.setenv("HPO_API_TOKEN", "s3cret-from-the-environment")
     get_settings.cache_clear()
     assert service.auth_enabled(repo)  # no token in the database
-    assert service.authenticate(repo, "s3cret-from-the-environment") == User("admin", True)
+    assert service.authenticate(repo, "s3cret-from-the-environment") == User(
+        "admin", True, id="env:HPO_API_TOKEN"
+    )
     assert service.authenticate(repo, "s3cret") is None
     assert service.authenticate(repo, None) is None
 
@@ -127,6 +135,28 @@ def test_hpo_token_create_prints_a_working_token_once(repo: Repository, db_url: 
     made = cli.invoke(app, ["token", "create", "carol", "--admin", "--db", db_url])
     assert made.exit_code == 0, made.output
     token = made.stdout.strip()
-    assert service.authenticate(repo, token) == User("carol", admin=True)
+    assert service.authenticate(repo, token) == User("carol", admin=True, id=_identity(token))
     again = cli.invoke(app, ["token", "create", "carol", "--db", db_url])
     assert again.exit_code == 2 and "already has a token" in again.stderr
+
+
+def test_owners_are_identities_never_names(
+    repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token named like the environment's admin is another identity; studies recorded
+    by name (before identities) are visible to admins only."""
+    monkeypatch.setenv("HPO_API_TOKEN", "env-admin-secret")
+    get_settings.cache_clear()
+    named_admin = service.authenticate(repo, service.create_token(repo, "admin", admin=False))
+    env_admin = service.authenticate(repo, "env-admin-secret")
+    assert named_admin is not None and env_admin is not None
+    assert named_admin.name == env_admin.name == "admin"
+    assert named_admin.identity != env_admin.identity
+    by_env = submit(repo, env_admin.identity)
+    by_name = submit(repo, "admin")
+    for study in (by_env, by_name):
+        assert not service.can_see(study, named_admin)
+        with pytest.raises(NotFoundError):
+            service.cancel_study(repo, study.id, user=named_admin)
+        assert service.can_see(study, env_admin)
+    assert service.can_see(submit(repo, named_admin.identity), named_admin)

@@ -143,7 +143,7 @@ async def create_study(
     spec = await run_in_threadpool(
         _load, body, content_type, settings.allowed_modules, strategy, trials
     )
-    owner = user.name if user is not None else None
+    owner = user.identity if user is not None else None
     study = await run_in_threadpool(service.submit_study, repo, spec, owner=owner)
     return StudyPublic.of(study)
 
@@ -170,9 +170,9 @@ def list_studies(
 ) -> StudiesPublic:
     """Studies, newest first, filtered by status and owner; a user sees only their own."""
     if user is not None and not user.admin:
-        if owner is not None and owner != user.name:
+        if owner is not None and owner != user.identity:
             return StudiesPublic(data=[], count=0)
-        owner = user.name
+        owner = user.identity
     rows = repo.list_studies(status=status, owner=owner, limit=limit, offset=offset)
     count = repo.count_studies(status=status, owner=owner)
     counts = repo.count_trials_of([s.id for s in rows])

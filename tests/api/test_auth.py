@@ -3,6 +3,7 @@ a user sees and cancels only their own studies (others' are 404: no leak), an ad
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
 import httpx
@@ -10,9 +11,11 @@ import pytest
 
 from api.app import create_app
 from hpo import service
-from hpo.config import Settings
+from hpo.config import Settings, get_settings
 from hpo.storage.repository import Repository
 from tests.api.support import BRANIN_SPEC, live_server, seed_study
+
+SETTINGS = Settings(allowed_modules=("hpo.examples",))
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +30,13 @@ def tokens(backend_url: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def base_url(backend_url: str, tokens: dict[str, str]) -> Iterator[str]:
-    app = create_app(backend_url, settings=Settings(allowed_modules=("hpo.examples",)))
+    app = create_app(backend_url, settings=SETTINGS)
     with live_server(app) as url:
         yield url + "/api/v1"
+
+
+def _identity(token: str) -> str:
+    return f"token:{hashlib.sha256(token.encode()).hexdigest()[:32]}"
 
 
 def _as(base_url: str, token: str | None) -> httpx.Client:
@@ -68,9 +75,9 @@ def test_healthz_is_open(base_url: str) -> None:
 def test_owners_see_only_their_own(base_url: str, tokens: dict[str, str]) -> None:
     with _as(base_url, tokens["alice"]) as alice, _as(base_url, tokens["bob"]) as bob:
         mine = alice.post("/studies", json=BRANIN_SPEC).json()
-        assert mine["owner"] == "alice"
+        assert mine["owner"] == _identity(tokens["alice"])
         theirs = bob.post("/studies", json=BRANIN_SPEC).json()
-        assert theirs["owner"] == "bob"
+        assert theirs["owner"] == _identity(tokens["bob"])
         for path in (
             f"/studies/{theirs['id']}",
             f"/studies/{theirs['id']}/trials",
@@ -84,8 +91,12 @@ def test_owners_see_only_their_own(base_url: str, tokens: dict[str, str]) -> Non
         assert alice.post(f"/studies/{theirs['id']}/cancel").status_code == 404
         assert alice.delete(f"/studies/{theirs['id']}").status_code == 404
         listed = alice.get("/studies").json()
-        assert {s["owner"] for s in listed["data"]} == {"alice"}
-        assert alice.get("/studies", params={"owner": "bob"}).json() == {"data": [], "count": 0}
+        assert {s["owner"] for s in listed["data"]} == {_identity(tokens["alice"])}
+        for owner in ("bob", _identity(tokens["bob"])):
+            assert alice.get("/studies", params={"owner": owner}).json() == {
+                "data": [],
+                "count": 0,
+            }
         assert alice.post(f"/studies/{mine['id']}/cancel").json()["status"] == "cancelled"
         assert bob.get(f"/studies/{theirs['id']}").json()["status"] == "queued"
 
@@ -94,6 +105,46 @@ def test_admin_sees_all(base_url: str, tokens: dict[str, str]) -> None:
     with _as(base_url, tokens["bob"]) as bob, _as(base_url, tokens["root"]) as root:
         theirs = bob.post("/studies", json=BRANIN_SPEC).json()
         owners = {s["owner"] for s in root.get("/studies", params={"limit": 500}).json()["data"]}
-        assert {"alice", "bob"} <= owners
+        assert {_identity(tokens["alice"]), _identity(tokens["bob"])} <= owners
         assert root.get(f"/studies/{theirs['id']}").status_code == 200
         assert root.post(f"/studies/{theirs['id']}/cancel").json()["status"] == "cancelled"
+
+
+def test_a_token_named_admin_is_not_the_environment_admin(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12, item 6: owners are identities. A user token *named* ``admin`` (not an
+    admin) must not reach a study submitted with HPO_API_TOKEN (whose user is called
+    ``admin`` too), nor the other way round look like its owner."""
+    monkeypatch.setenv("HPO_API_TOKEN", "the-environment-admin-token")
+    get_settings.cache_clear()
+    try:
+        with Repository(db_url) as repo:
+            impostor = service.create_token(repo, "admin", admin=False)
+            legacy = seed_study(repo, owner="admin")  # recorded by name, before identities
+        with (
+            live_server(create_app(db_url, settings=SETTINGS)) as url,
+            _as(url + "/api/v1", "the-environment-admin-token") as env_admin,
+            _as(url + "/api/v1", impostor) as named_admin,
+        ):
+            study = env_admin.post("/studies", json=BRANIN_SPEC)
+            assert study.status_code == 201, study.text
+            study_id = study.json()["id"]
+            assert study.json()["owner"] == "env:HPO_API_TOKEN"
+            for path in (f"/studies/{study_id}", f"/studies/{legacy.id}"):
+                assert named_admin.get(path).status_code == 404, path
+                assert named_admin.post(path + "/cancel").status_code == 404, path
+                assert named_admin.delete(path).status_code == 404, path
+            assert named_admin.get("/studies").json() == {"data": [], "count": 0}
+            for owner in ("admin", "env:HPO_API_TOKEN"):
+                listed = named_admin.get("/studies", params={"owner": owner}).json()
+                assert listed == {"data": [], "count": 0}
+            # The impostor's own study is theirs, and the real admin sees everything.
+            own = named_admin.post("/studies", json=BRANIN_SPEC).json()
+            assert own["owner"] == _identity(impostor)
+            assert named_admin.get(f"/studies/{own['id']}").status_code == 200
+            seen = {s["id"] for s in env_admin.get("/studies").json()["data"]}
+            assert {study_id, legacy.id, own["id"]} <= seen
+            assert env_admin.get(f"/studies/{study_id}").json()["status"] == "queued"
+    finally:
+        get_settings.cache_clear()
