@@ -57,11 +57,12 @@ class QueriesMixin(RepositoryBase):
     ) -> list[TrialRecord]:
         """One page of a study's trials in one query.
 
-        `sort` is ``number`` (default), ``best_value``, ``last_value``, ``epochs_run``,
+        `sort` is ``number`` (default), ``objective_value`` (the trial's one value),
+        ``best_value``, ``last_value``, ``epochs_run``,
         ``started_at``, ``param:NAME`` (a hyperparameter of the config: numbers by value,
         strings alphabetically; not indexed, so a sort over the study's trials) or a
         metric name (ordered by the metric's value at the trial's last step). Missing
-        values sort last. Without `descending`, the objective (``best_value``,
+        values sort last. Without `descending`, the objective (``objective_value``, ``best_value``,
         ``last_value`` or the objective metric) sorts best first and anything else ascends;
         only then is the study's mode looked up (a second statement).
         """
@@ -81,6 +82,7 @@ class QueriesMixin(RepositoryBase):
                     last,
                     sa.and_(
                         last.trial_id == Trial.id,
+                        last.attempt == Trial.attempt,
                         last.step == Trial.epochs_run,
                         last.name == sort,
                     ),
@@ -89,7 +91,7 @@ class QueriesMixin(RepositoryBase):
             if descending is None:
                 descending = False
                 metric = sort not in TRIAL_COLUMN_SORTS and not sort.startswith(PARAM_SORT_PREFIX)
-                if sort in ("best_value", "last_value") or metric:
+                if sort in ("best_value", "last_value", "objective_value") or metric:
                     study = session.execute(
                         sa.select(Study.objective_metric, Study.objective_mode).where(
                             Study.id == study_id
@@ -117,7 +119,9 @@ class QueriesMixin(RepositoryBase):
         return sa.func.json_extract(Trial.config, sa.literal(path, sa.String))
 
     def best_trial(self, study_id: int) -> TrialRecord | None:
-        """The study's best completed-or-pruned trial (kept by `finish_trial`), one query."""
+        """The study's best trial (kept by `finish_trial`), one query: by `objective_value`
+        among trials that ran their full budget, pruned ones only when none did, failed
+        ones never, ties to the earlier trial."""
         stmt = (
             sa.select(Trial)
             .join(Study, Study.best_trial_id == Trial.id)
@@ -173,13 +177,13 @@ class QueriesMixin(RepositoryBase):
     def iter_trial_values(
         self, study_id: int, batch: int = 5000
     ) -> Iterator[tuple[int, str, float | None]]:
-        """(number, status, best_value) of every trial by number, streamed.
+        """(number, status, objective_value) of every trial by number, streamed.
 
         Three narrow columns and no JSON: what a summary over all of a big study's trials
         (best-so-far, a sample to draw) needs, at a fraction of `iter_trials`' cost.
         """
         stmt = (
-            sa.select(Trial.number, Trial.status, Trial.best_value)
+            sa.select(Trial.number, Trial.status, Trial.objective_value)
             .where(Trial.study_id == study_id)
             .order_by(Trial.number)
             .execution_options(yield_per=batch)
@@ -191,12 +195,12 @@ class QueriesMixin(RepositoryBase):
     def trial_configs(
         self, study_id: int, numbers: Sequence[int]
     ) -> list[tuple[int, str, float | None, dict[str, Any]]]:
-        """(number, status, best_value, config) of the trials with these numbers, by
+        """(number, status, objective_value, config) of the trials with these numbers, by
         number, in one query: a quarter of `trials_by_numbers`' cost for plots of many."""
         if not numbers:
             return []
         stmt = (
-            sa.select(Trial.number, Trial.status, Trial.best_value, Trial.config)
+            sa.select(Trial.number, Trial.status, Trial.objective_value, Trial.config)
             .where(Trial.study_id == study_id, Trial.number.in_(list(numbers)))
             .order_by(Trial.number)
         )
@@ -205,11 +209,14 @@ class QueriesMixin(RepositoryBase):
 
     # -- metrics -------------------------------------------------------------------------
 
-    def trial_metrics(self, trial_id: int) -> list[MetricRecord]:
-        """A trial's whole history, ordered by step then name (primary-key order)."""
-        stmt = (
-            sa.select(Metric).where(Metric.trial_id == trial_id).order_by(Metric.step, Metric.name)
-        )
+    def trial_metrics(self, trial_id: int, *, all_attempts: bool = False) -> list[MetricRecord]:
+        """A trial's history: its last attempt's, ordered by step then name; with
+        `all_attempts`, every attempt's rows, by attempt, step and name."""
+        stmt = sa.select(Metric).where(Metric.trial_id == trial_id)
+        if not all_attempts:
+            current = sa.select(Trial.attempt).where(Trial.id == trial_id).scalar_subquery()
+            stmt = stmt.where(Metric.attempt == current)
+        stmt = stmt.order_by(Metric.attempt, Metric.step, Metric.name)
         with self._session() as session:
             return [_record(MetricRecord, m) for m in session.scalars(stmt)]
 
@@ -228,12 +235,13 @@ class QueriesMixin(RepositoryBase):
     def metric_series(
         self, trial_ids: Sequence[int], name: str
     ) -> dict[int, list[tuple[int, float | None]]]:
-        """One metric's (step, value) history for each of several trials, in one query."""
+        """One metric's (step, value) history of each trial's last attempt, in one query."""
         series: dict[int, list[tuple[int, float | None]]] = {t: [] for t in trial_ids}
         if not trial_ids:
             return series
         stmt = (
             sa.select(Metric.trial_id, Metric.step, Metric.value)
+            .join(Trial, sa.and_(Trial.id == Metric.trial_id, Trial.attempt == Metric.attempt))
             .where(Metric.trial_id.in_(list(trial_ids)), Metric.name == name)
             .order_by(Metric.trial_id, Metric.step)
         )
@@ -243,13 +251,14 @@ class QueriesMixin(RepositoryBase):
         return series
 
     def iter_study_metrics(self, study_id: int, batch: int = 5000) -> Iterator[MetricRecord]:
-        """Every metric of the study, by trial, step and name, streamed (for export).
+        """Every metric of the study's trials' last attempts, by trial, step and name,
+        streamed (for export).
 
         The read transaction stays open until the iterator is exhausted or closed.
         """
         stmt = (
-            sa.select(Metric.trial_id, Metric.step, Metric.name, Metric.value)
-            .join(Trial, Trial.id == Metric.trial_id)
+            sa.select(Metric.trial_id, Metric.step, Metric.name, Metric.value, Metric.attempt)
+            .join(Trial, sa.and_(Trial.id == Metric.trial_id, Trial.attempt == Metric.attempt))
             .where(Trial.study_id == study_id)
             .order_by(Metric.trial_id, Metric.step, Metric.name)
             .execution_options(yield_per=batch)

@@ -35,7 +35,9 @@ TRIAL_STATUSES: tuple[str, ...] = get_args(TrialStatus)
 FINISHED_STUDY_STATUSES = frozenset({"completed", "failed", "cancelled"})
 # Trials whose best_value may make them the study's best (see the module docstring).
 BEST_ELIGIBLE_STATUSES = ("completed", "pruned")
-TRIAL_COLUMN_SORTS = frozenset({"number", "best_value", "last_value", "epochs_run", "started_at"})
+TRIAL_COLUMN_SORTS = frozenset(
+    {"number", "objective_value", "best_value", "last_value", "epochs_run", "started_at"}
+)
 # `sort="param:lr"` orders trials by a hyperparameter of their config.
 PARAM_SORT_PREFIX = "param:"
 
@@ -63,12 +65,16 @@ class StudyRecord:
     lease_expires_at: datetime | None
     heartbeat_at: datetime | None
     cancel_requested: bool
+    lease_token: int
 
 
 @dataclass(frozen=True)
 class TrialRecord:
-    """A trial as stored: `number` counts from 1 within its study; `epochs_run` is the
-    highest step reported; `final_metrics` the metrics of that step."""
+    """A trial as stored: `number` counts from 1 within its study. The summary describes
+    its current (last) `attempt` only: `epochs_run` is the highest step it reported,
+    `final_metrics` the metrics of that step, `last_value` the objective there, and
+    `best_value` its best epoch's. `objective_value` is the trial's one value, what ranks
+    it: `last_value` for ``objective.value: last``, `best_value` for ``best``."""
 
     id: int
     study_id: int
@@ -85,16 +91,20 @@ class TrialRecord:
     final_metrics: dict[str, Any]
     error: str | None
     provenance: dict[str, Any]
+    objective_value: float | None
+    attempt: int
 
 
 @dataclass(frozen=True)
 class MetricRecord:
-    """One reported value; `value` is None where a non-finite number was reported."""
+    """One reported value of one attempt of a trial; `value` is None where a non-finite
+    number was reported."""
 
     trial_id: int
     step: int
     name: str
     value: float | None
+    attempt: int = 1
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,20 @@ Promises:
 * Thread-safe: one `Repository` may be shared by threads (each call takes its own pooled
   connection). Several processes may share one database; on SQLite writers are serialised
   by ``BEGIN IMMEDIATE`` and the 30 s busy timeout.
-* Timestamps are timezone-aware UTC, taken from the clock of the calling process.
+* Timestamps are timezone-aware UTC. Lease times come from the database's clock (hosts
+  may disagree); the others from the clock of the calling process.
+* Transient database errors (SQLite busy/locked, a lost PostgreSQL connection, a
+  serialization failure) are retried with backoff for `retry_s` (``HPO_STORAGE_RETRY_S``,
+  default 300 s), then raised as `StorageUnavailableError`; no driver error escapes as
+  anything but `StorageError`.
+* Fencing: the driver's writes carry its lease's token and are refused
+  (`LeaseLostError`) once another driver claimed the study (see `results.py`).
 * Non-finite numbers (NaN, ±inf) are stored as NULL (`None` in records): SQLite cannot keep
   NaN, and they never become a best value.
-* "Best" follows the study's ``objective_mode``: ``"min"`` or ``"max"``. Completed and pruned
-  trials may be best (a pruned trial's values were really measured); running and failed
-  trials never are.
+* "Best" follows the study's ``objective_mode``: ``"min"`` or ``"max"``, over each trial's one
+  ``objective_value`` (its last attempt's last epoch, or best epoch with ``objective.value:
+  best``). Trials that ran their full budget (``completed``) come first, pruned ones only
+  when none did; running and failed trials never are; ties go to the earlier trial.
 * List methods are paged, and each is one indexed query (plus, at most, one lookup of the
   study's objective mode when the sort direction must be inferred).
 """

@@ -7,8 +7,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hpo.storage.base import RepositoryBase
-from hpo.storage.errors import NotFoundError
+from hpo.storage.base import RepositoryBase, retrying_methods
+from hpo.storage.errors import LeaseHeldError, LeaseLostError, NotFoundError
 from hpo.storage.models import Study, Token
 from hpo.storage.records import (
     FINISHED_STUDY_STATUSES,
@@ -24,6 +24,7 @@ from hpo.storage.records import (
 __all__ = ["StudiesMixin"]
 
 
+@retrying_methods
 class StudiesMixin(RepositoryBase):
     """Create, list and end studies; claim, renew and release their leases; API tokens."""
 
@@ -39,8 +40,14 @@ class StudiesMixin(RepositoryBase):
         n_trials_target: int | None,
         owner: str | None = None,
         status: StudyStatus = "queued",
+        lease_owner: str | None = None,
+        lease_s: float = 30.0,
     ) -> StudyRecord:
-        """Store a new study (queued by default, so that a runner may claim it)."""
+        """Store a new study (queued by default, so that a runner may claim it).
+
+        With `lease_owner` the study is created ``running``, already claimed by that
+        driver (fencing token 1) for `lease_s` seconds: no runner can take it in between
+        (``hpo run SPEC``)."""
         _check(objective_mode, ("min", "max"), "objective mode")
         _check(status, STUDY_STATUSES, "study status")
         now = _now()
@@ -59,6 +66,14 @@ class StudiesMixin(RepositoryBase):
             cancel_requested=False,
         )
         with self._session(write=True) as session:
+            if lease_owner is not None:
+                now = self._db_now(session)
+                study.status = "running"
+                study.started_at = now
+                study.lease_owner = lease_owner
+                study.lease_expires_at = now + timedelta(seconds=lease_s)
+                study.heartbeat_at = now
+                study.lease_token = 1
             session.add(study)
             session.flush()
             return _record(StudyRecord, study)
@@ -102,10 +117,18 @@ class StudiesMixin(RepositoryBase):
             return int(session.execute(stmt).scalar_one())
 
     def set_study_status(
-        self, study_id: int, status: StudyStatus, *, error: str | None = None
+        self,
+        study_id: int,
+        status: StudyStatus,
+        *,
+        error: str | None = None,
+        token: int | None = None,
     ) -> None:
         """Move a study to `status`: ``running`` stamps `started_at` (once); a finished
-        status stamps `finished_at` and drops the runner lease; ``queued`` clears both."""
+        status stamps `finished_at` and drops the runner lease; ``queued`` clears both.
+
+        With `token` (a driver's), the change is made only while the study's lease is still
+        that token's; otherwise `LeaseLostError`."""
         _check(status, STUDY_STATUSES, "study status")
         now = _now()
         values: dict[str, Any] = {"status": status, "error": error}
@@ -117,8 +140,12 @@ class StudiesMixin(RepositoryBase):
         else:
             values.update(finished_at=None, lease_owner=None, lease_expires_at=None)
         stmt = sa.update(Study).where(Study.id == study_id).values(**values)
+        if token is not None:
+            stmt = stmt.where(Study.lease_token == token)
         with self._session(write=True) as session:
             if session.execute(stmt).rowcount == 0:  # type: ignore[attr-defined]
+                if token is not None and session.get(Study, study_id) is not None:
+                    raise LeaseLostError(f"study {study_id}: lease token {token} is stale")
                 raise NotFoundError(f"no study with id {study_id}")
 
     def delete_study(self, study_id: int) -> None:
@@ -182,14 +209,23 @@ class StudiesMixin(RepositoryBase):
                 raise NotFoundError(f"no study with id {study_id}")
             return False
 
-    # -- runner leases -------------------------------------------------------------------
+    # -- leases --------------------------------------------------------------------------
+    #
+    # Whoever drives a study (`hpo run` or a runner's driver) holds its lease. Lease times
+    # come from the database's clock (`_db_now`), so hosts whose clocks disagree still
+    # agree on who holds a study. Each claim increments `lease_token`, the fencing token
+    # the driver's writes carry (`results.py`): once another driver has claimed the study,
+    # a stale driver's writes are refused.
 
     @staticmethod
     def _claimable(now: datetime) -> sa.ColumnElement[bool]:
-        """Queued, or running under a lease that has expired (its runner is gone)."""
+        """Queued, or running under no lease or an expired one (its driver is gone)."""
         return sa.or_(
             Study.status == "queued",
-            sa.and_(Study.status == "running", Study.lease_expires_at < now),
+            sa.and_(
+                Study.status == "running",
+                sa.or_(Study.lease_expires_at.is_(None), Study.lease_expires_at < now),
+            ),
         )
 
     @staticmethod
@@ -198,8 +234,10 @@ class StudiesMixin(RepositoryBase):
             "status": "running",
             "lease_owner": worker,
             "lease_expires_at": now + timedelta(seconds=lease_s),
+            "lease_token": Study.lease_token + 1,
             "heartbeat_at": now,
             "started_at": sa.func.coalesce(Study.started_at, now),
+            "finished_at": None,
         }
 
     def claim_study(self, study_id: int, worker: str, lease_s: float) -> bool:
@@ -208,14 +246,58 @@ class StudiesMixin(RepositoryBase):
         Succeeds (and sets the study running) only if it is queued or its lease expired;
         of several workers racing for one study exactly one gets True.
         """
-        now = _now()
-        stmt = (
-            sa.update(Study)
-            .where(Study.id == study_id, self._claimable(now))
-            .values(**self._claim_values(worker, lease_s, now))
-        )
         with self._session(write=True) as session:
+            now = self._db_now(session)
+            stmt = (
+                sa.update(Study)
+                .where(Study.id == study_id, self._claimable(now))
+                .values(**self._claim_values(worker, lease_s, now))
+            )
             return bool(session.execute(stmt).rowcount == 1)  # type: ignore[attr-defined]
+
+    def acquire_lease(
+        self, study_id: int, worker: str, lease_s: float, *, token: int | None = None
+    ) -> StudyRecord:
+        """Take the study for `worker` (as `claim_study`) and return it with its new
+        fencing token; a ``failed`` or ``cancelled`` study is taken too (resumed).
+
+        With `token`, adopt a lease `worker` already holds under that token (a runner's
+        driver child) instead of claiming anew. Raises `LeaseHeldError` (who, until when)
+        while another live lease holds the study, `LeaseLostError` if the lease to adopt
+        is gone, `NotFoundError` for a missing study, `ValueError` for a completed one.
+        """
+        with self._session(write=True) as session:
+            now = self._db_now(session)
+            study = session.get(Study, study_id, with_for_update=True)
+            if study is None:
+                raise NotFoundError(f"no study with id {study_id}")
+            if study.status == "completed":
+                raise ValueError(f"study {study_id} is already completed")
+            if token is not None:
+                live = study.lease_expires_at is not None and study.lease_expires_at >= now
+                if study.lease_owner != worker or study.lease_token != token or not live:
+                    raise LeaseLostError(
+                        f"study {study_id}: the lease of {worker} (token {token}) is gone"
+                    )
+                study.lease_expires_at = now + timedelta(seconds=lease_s)
+                study.heartbeat_at = now
+            else:
+                held = (
+                    study.status == "running"
+                    and study.lease_expires_at is not None
+                    and study.lease_expires_at >= now
+                )
+                if held:
+                    raise LeaseHeldError(study_id, study.lease_owner, study.lease_expires_at)
+                for name, value in self._claim_values(worker, lease_s, now).items():
+                    if name == "lease_token":
+                        value = study.lease_token + 1
+                    elif name == "started_at":
+                        value = study.started_at or now
+                    setattr(study, name, value)
+                study.error = None
+            session.flush()
+            return _record(StudyRecord, study)
 
     def claim_next_queued(self, worker: str, lease_s: float) -> StudyRecord | None:
         """Atomically take the oldest claimable study for `worker`; None if there is none.
@@ -224,34 +306,39 @@ class StudiesMixin(RepositoryBase):
         runners on PostgreSQL skip each other's candidate; on SQLite the write lock taken
         by ``BEGIN IMMEDIATE`` serialises them. Each study is handed out once per lease.
         """
-        now = _now()
-        candidate = (
-            sa.select(Study.id)
-            .where(self._claimable(now))
-            .order_by(Study.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        stmt = (
-            sa.update(Study)
-            .where(Study.id == candidate, self._claimable(now))
-            .values(**self._claim_values(worker, lease_s, now))
-            .returning(Study)
-        )
         with self._session(write=True) as session:
+            now = self._db_now(session)
+            candidate = (
+                sa.select(Study.id)
+                .where(self._claimable(now))
+                .order_by(Study.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
+            stmt = (
+                sa.update(Study)
+                .where(Study.id == candidate, self._claimable(now))
+                .values(**self._claim_values(worker, lease_s, now))
+                .returning(Study)
+            )
             study = session.scalars(stmt).one_or_none()
             return None if study is None else _record(StudyRecord, study)
 
-    def renew_lease(self, study_id: int, worker: str, lease_s: float) -> bool:
-        """Extend `worker`'s lease by `lease_s` from now; False if it no longer holds it."""
-        now = _now()
-        stmt = (
-            sa.update(Study)
-            .where(Study.id == study_id, Study.lease_owner == worker, Study.status == "running")
-            .values(lease_expires_at=now + timedelta(seconds=lease_s), heartbeat_at=now)
-        )
+    def renew_lease(
+        self, study_id: int, worker: str, lease_s: float, *, token: int | None = None
+    ) -> bool:
+        """Extend `worker`'s lease by `lease_s` from now (the database's clock); False if
+        it no longer holds it (under `token`, when given)."""
         with self._session(write=True) as session:
+            now = self._db_now(session)
+            stmt = (
+                sa.update(Study)
+                .where(Study.id == study_id, Study.lease_owner == worker, Study.status == "running")
+                .values(lease_expires_at=now + timedelta(seconds=lease_s), heartbeat_at=now)
+            )
+            if token is not None:
+                stmt = stmt.where(Study.lease_token == token)
             return bool(session.execute(stmt).rowcount == 1)  # type: ignore[attr-defined]
 
     def release_lease(self, study_id: int, worker: str) -> None:
