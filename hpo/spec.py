@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
 from hpo.errors import FieldError, SpecError, path_of
+from hpo.samplers.options import option_errors
 from hpo.space import Param, check_space, grid_size
 
 # The names a user writes; the registries in hpo/samplers and hpo/execution must match
@@ -52,6 +53,11 @@ class Objective(_Model):
 
     metric: str = Field(min_length=1, max_length=100)
     mode: Literal["min", "max"]
+    value: Literal["last", "best"] = Field(
+        "last",
+        description="A trial's one value: its last epoch's (the model it delivers), or its "
+        "best epoch's.",
+    )
 
 
 class Trainable(_Model):
@@ -345,6 +351,10 @@ def semantic_errors(spec: StudySpec) -> list[FieldError]:
         errors.append(
             FieldError("strategy.scheduler", _unknown("scheduler", strategy.scheduler, SCHEDULERS))
         )
+    errors += [
+        FieldError(f"strategy.options.{name}", why)
+        for name, why in option_errors(strategy.sampler, strategy.options)
+    ]
     if strategy.sampler == "grid":
         errors += _grid_errors(spec)
     if spec.trainable.builtin:

@@ -60,10 +60,11 @@ def create_sampler(
     *,
     mode: Literal["min", "max"],
     seed: int | None,
+    max_attempts: int = 1,
     **options: object,
 ) -> Sampler:
     """A new sampler `name` over `space`; ValueError for an unknown name or option."""
     importer = SAMPLERS.get(name)
     if importer is None:
         raise ValueError(f"unknown sampler {name!r} (valid: {', '.join(SAMPLERS)})")
-    return importer()(space, mode=mode, seed=seed, **options)
+    return importer()(space, mode=mode, seed=seed, max_attempts=max_attempts, **options)

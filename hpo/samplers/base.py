@@ -8,13 +8,18 @@ nothing of Ray: `hpo.execution.searcher.SamplerSearcher` adapts any sampler to R
 from __future__ import annotations
 
 import abc
+import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from hpo.space import Param, is_active
 
 Mode = Literal["min", "max"]
+# How a trial ended, as a sampler learns it: ran its budget, stopped by the scheduler with
+# its intermediate values, or failed (nothing to learn as a value).
+TrialState = Literal["completed", "pruned", "failed"]
+History = Sequence[tuple[int, float | None]]
 
 
 class Sampler(abc.ABC):
@@ -24,8 +29,11 @@ class Sampler(abc.ABC):
     `seed` makes the sequence of configs reproducible given the same calls (None: not
     reproducible). Options a sampler does not declare in `option_names` raise ValueError.
 
-    Failure handling is the same everywhere: a value that is None, NaN or ±inf means the
-    trial failed, and is never learned from as a value.
+    Failure handling is the same everywhere: a value that is None, NaN or ±inf, or the
+    state ``failed``, means the trial failed, and is never learned from as a value.
+
+    `max_attempts` (not an option: the budget's ``max_failures + 1``) is how many attempts
+    a config gets in all; a grid re-runs a failed config on resume until it had them.
 
     Not thread-safe: one thread (the study's driver) makes every call.
     """
@@ -39,6 +47,7 @@ class Sampler(abc.ABC):
         *,
         mode: Literal["min", "max"],
         seed: int | None,
+        max_attempts: int = 1,
         **options: object,
     ) -> None:
         if mode not in ("min", "max"):
@@ -52,6 +61,7 @@ class Sampler(abc.ABC):
         self.space: dict[str, Param] = dict(space)
         self.mode: Mode = mode
         self.seed = seed
+        self.max_attempts = max_attempts
 
     @abc.abstractmethod
     def ask(self, key: str) -> dict[str, Any] | None:
@@ -59,16 +69,31 @@ class Sampler(abc.ABC):
         sampler has nothing more to give (grid exhausted)."""
 
     @abc.abstractmethod
-    def tell(self, key: str, value: float | None) -> None:
-        """The final objective of trial `key`. None, NaN or ±inf = the trial failed: never
-        learned from as a value (the point is released; the sampler may propose it again /
-        count it as failed). A key this sampler never asked for is ignored."""
+    def tell(
+        self,
+        key: str,
+        value: float | None,
+        *,
+        state: TrialState = "completed",
+        history: History = (),
+    ) -> None:
+        """How trial `key` ended: its one objective `value`, its `state` and its
+        `history` of (step, objective) reports. ``failed``, or a value that is None, NaN or
+        ±inf, is never learned from as a value. A key never asked for is ignored."""
 
-    def observe(self, config: Mapping[str, Any], value: float | None) -> None:
+    def observe(
+        self,
+        config: Mapping[str, Any],
+        value: float | None,
+        *,
+        state: TrialState = "completed",
+        history: History = (),
+        attempts: int = 1,
+    ) -> None:
         """Learn from a trial that ran before this sampler existed (resume after a crash,
-        warm start): a grid sampler marks that config done so it is never proposed again;
-        model-based samplers add it as a finished observation. Configs with params outside
-        the space are ignored. This default learns nothing (a sampler with no memory)."""
+        warm start), as `tell` would have, `attempts` being the attempts it made: a grid
+        marks the config done; model-based samplers add the observation. Configs with
+        params outside the space are ignored. This default learns nothing."""
         return None
 
     @property
@@ -126,3 +151,16 @@ def clean(x: float) -> float:
     Twelve significant digits, as `hpo.space` does for its own quantized draws.
     """
     return float(f"{x:.12g}")
+
+
+def continued_seed(seed: int | None, proposed: int) -> int | None:
+    """The seed of a sampler rebuilt after `proposed` configs of its study were proposed.
+
+    A resumed sampler must continue, not replay: seeding it again with the study seed
+    would propose the same sequence (random draws, warm-up points) a second time. The
+    study seed and the count give a fresh, reproducible stream; `proposed` 0 keeps `seed`.
+    """
+    if seed is None or proposed == 0:
+        return seed
+    digest = hashlib.sha256(f"hpo-resume:{seed}:{proposed}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -12,8 +11,9 @@ from skopt import Optimizer
 from skopt.space import Categorical, Dimension, Integer, Real
 from threadpoolctl import threadpool_limits
 
-from hpo.samplers.base import Sampler, clean, finite, int_option
-from hpo.space import Param, is_active, sample_value, topological_order
+from hpo.samplers.base import History, Sampler, TrialState, clean, finite, int_option
+from hpo.samplers.options import SAMPLER_OPTIONS
+from hpo.space import Param, is_active, topological_order
 
 Point = list[Any]
 # Tries at drawing a point no running trial already has, before giving up on it.
@@ -92,18 +92,22 @@ class GPSampler(Sampler):
     get the same point (at the cost of one extra GP fit per such ask). Each trial's exact
     point is kept and told back as asked.
 
-    Conditional parameters: skopt has no conditions, so every parameter is sampled, the
-    inactive ones are dropped from the returned config, and the full point is told.
+    Conditional parameters: skopt has no conditions, so every parameter is sampled and
+    the inactive ones are dropped from the returned config. What is told has each inactive
+    coordinate set to one fixed value (the parameter's first value or lower bound), so
+    the GP models only the active parameters: points that differ only in parameters a
+    trial never used are the same point to it, not noise.
 
-    A failed trial (None, NaN, ±inf) is never told to skopt: its point is released.
-    `observe` tells a finished trial (inactive parameters filled with seeded random
-    values); failed ones and configs outside the space are skipped.
+    A failed trial (None, NaN, ±inf, or state ``failed``) is remembered and never proposed
+    again; once the GP has observations it is also told as the worst value seen, so the
+    model steers away from it. A pruned trial is told its one value. `observe` does the
+    same for trials of an earlier run; configs outside the space are skipped.
     `optimizer` is the skopt `Optimizer` (None when every parameter is single-valued), for
     inspection only.
     """
 
     name = "gp"
-    option_names = ("n_initial_points",)
+    option_names = tuple(SAMPLER_OPTIONS["gp"])
 
     def __init__(
         self,
@@ -111,9 +115,10 @@ class GPSampler(Sampler):
         *,
         mode: Literal["min", "max"],
         seed: int | None,
+        max_attempts: int = 1,
         **options: object,
     ) -> None:
-        super().__init__(space, mode=mode, seed=seed, **options)
+        super().__init__(space, mode=mode, seed=seed, max_attempts=max_attempts, **options)
         self.n_initial_points = int_option(self.name, options, "n_initial_points", 10, low=1)
         self._order = topological_order(self.space)
         # Single-valued params are filled in directly; skopt refuses empty ranges.
@@ -121,8 +126,8 @@ class GPSampler(Sampler):
         self._codecs = {n: _Codec(p) for n, p in self.space.items() if n not in self._fixed}
         self._names = list(self._codecs)
         self._sign = 1.0 if mode == "min" else -1.0
-        self._rng = random.Random(seed)
         self._pending: dict[str, Point] = {}
+        self._failed: list[Point] = []
         self.optimizer: Optimizer | None = self._new_optimizer(seed) if self._names else None
 
     def ask(self, key: str) -> dict[str, Any] | None:
@@ -132,25 +137,60 @@ class GPSampler(Sampler):
         self._pending[key] = point
         return self._config(point)
 
-    def tell(self, key: str, value: float | None) -> None:
+    def tell(
+        self,
+        key: str,
+        value: float | None,
+        *,
+        state: TrialState = "completed",
+        history: History = (),
+    ) -> None:
         point = self._pending.pop(key, None)
-        value = finite(value)
-        if point is None or value is None or self.optimizer is None:
+        if point is None or self.optimizer is None:
             return
-        with threadpool_limits(1, user_api="blas"):
-            self.optimizer.tell(point, self._sign * value)
+        self._learn(self._canonical(point, self._config(point)), value, state)
 
-    def observe(self, config: Mapping[str, Any], value: float | None) -> None:
-        value = finite(value)
-        if value is None or self.optimizer is None or not self.fits(config):
+    def observe(
+        self,
+        config: Mapping[str, Any],
+        value: float | None,
+        *,
+        state: TrialState = "completed",
+        history: History = (),
+        attempts: int = 1,
+    ) -> None:
+        if self.optimizer is None or not self.fits(config):
             return
-        point = []
-        for name in self._names:
-            codec = self._codecs[name]
-            v = config[name] if name in config else sample_value(codec.param, self._rng)
-            point.append(codec.coordinate(v))
+        point = [
+            self._codecs[name].coordinate(config[name]) if name in config else None
+            for name in self._names
+        ]
+        self._learn(self._canonical(point, config), value, state)
+
+    def _learn(self, point: Point, value: float | None, state: TrialState) -> None:
+        assert self.optimizer is not None
+        value = finite(value)
+        if state == "failed" or value is None:
+            self._failed.append(point)
+            if not self.optimizer.yi:
+                return
+            # The worst value seen so far: the model learns to look elsewhere.
+            told = max(self.optimizer.yi)
+        else:
+            told = self._sign * value
         with threadpool_limits(1, user_api="blas"):
-            self.optimizer.tell(point, self._sign * value)
+            self.optimizer.tell(point, told)
+
+    def _canonical(self, point: Point, config: Mapping[str, Any]) -> Point:
+        """`point` with each parameter inactive under `config` at its fixed stand-in."""
+        return [
+            x
+            if name in config
+            else self._codecs[name].dimension.bounds[0]
+            if not isinstance(self._codecs[name].dimension, Categorical)
+            else self._codecs[name].dimension.categories[0]
+            for name, x in zip(self._names, point, strict=True)
+        ]
 
     def _new_optimizer(self, seed: int | None) -> Optimizer:
         return Optimizer(
@@ -175,8 +215,9 @@ class GPSampler(Sampler):
                 point = self.optimizer.ask()
             else:
                 point = self._ask_with_lies(pending)
+            taken = pending + self._failed
             for _ in range(_DISTINCT_TRIES):
-                if point not in pending:
+                if point not in taken and self._canonical(point, self._config(point)) not in taken:
                     break
                 # Small discrete spaces can repeat a running point; take another draw.
                 point = self.optimizer.space.rvs(random_state=self.optimizer.rng)[0]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from hpo.samplers.base import Sampler, bool_option
+from hpo.samplers.base import History, Sampler, TrialState, bool_option
+from hpo.samplers.options import SAMPLER_OPTIONS
 from hpo.space import Param, expand_grid
 
 ConfigKey = tuple[tuple[str, str, Any], ...]
@@ -23,14 +25,16 @@ class GridSampler(Sampler):
     Each config is proposed exactly once, in the space's order (or shuffled with `seed`
     when the option `shuffle` is true); then `ask` returns None and `finished` is True.
     A failed trial (None, NaN or ±inf) counts as done and is not proposed again, so a
-    grid never loops on a config that crashes. `observe` marks a config done (resume).
-    `mode` and the values themselves do not matter to a grid.
+    grid never loops on a config that crashes. On resume, `observe` marks a config done
+    once a trial of it completed or was pruned, or once its trials made `max_attempts`
+    attempts in all; a config that failed (or was interrupted) with attempts left is
+    proposed again. `mode` and the values themselves do not matter to a grid.
 
     Ranges need `grid_points`; a space that cannot be enumerated raises ValueError.
     """
 
     name = "grid"
-    option_names = ("shuffle",)
+    option_names = tuple(SAMPLER_OPTIONS["grid"])
 
     def __init__(
         self,
@@ -38,9 +42,10 @@ class GridSampler(Sampler):
         *,
         mode: Literal["min", "max"],
         seed: int | None,
+        max_attempts: int = 1,
         **options: object,
     ) -> None:
-        super().__init__(space, mode=mode, seed=seed, **options)
+        super().__init__(space, mode=mode, seed=seed, max_attempts=max_attempts, **options)
         shuffle = bool_option(self.name, options, "shuffle", False)
         try:
             self._configs = list(expand_grid(self.space))
@@ -50,6 +55,7 @@ class GridSampler(Sampler):
             random.Random(seed).shuffle(self._configs)
         self._next = 0
         self._done: set[ConfigKey] = set()
+        self._attempts: Counter[ConfigKey] = Counter()
 
     def ask(self, key: str) -> dict[str, Any] | None:
         self._skip_done()
@@ -62,12 +68,31 @@ class GridSampler(Sampler):
         self._done.add(config_key(config))
         return dict(config)
 
-    def tell(self, key: str, value: float | None) -> None:
+    def tell(
+        self,
+        key: str,
+        value: float | None,
+        *,
+        state: TrialState = "completed",
+        history: History = (),
+    ) -> None:
         """Nothing to learn: the config was counted as done when it was asked."""
 
-    def observe(self, config: Mapping[str, Any], value: float | None) -> None:
-        """Mark `config` done, whatever its value (configs outside the grid are ignored)."""
-        self._done.add(config_key(config))
+    def observe(
+        self,
+        config: Mapping[str, Any],
+        value: float | None,
+        *,
+        state: TrialState = "completed",
+        history: History = (),
+        attempts: int = 1,
+    ) -> None:
+        """Mark `config` done if a trial of it ran (completed or pruned) or its trials
+        used up `max_attempts` attempts (configs outside the grid are ignored)."""
+        key = config_key(config)
+        self._attempts[key] += attempts
+        if state != "failed" or self._attempts[key] >= self.max_attempts:
+            self._done.add(key)
 
     @property
     def finished(self) -> bool:

@@ -6,7 +6,7 @@ import random
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from hpo.samplers.base import Sampler
+from hpo.samplers.base import History, Sampler, TrialState
 from hpo.space import Param, sample
 
 
@@ -26,13 +26,21 @@ class RandomSampler(Sampler):
         *,
         mode: Literal["min", "max"],
         seed: int | None,
+        max_attempts: int = 1,
         **options: object,
     ) -> None:
-        super().__init__(space, mode=mode, seed=seed, **options)
+        super().__init__(space, mode=mode, seed=seed, max_attempts=max_attempts, **options)
         self._rng = random.Random(seed)
 
     def ask(self, key: str) -> dict[str, Any] | None:
         return sample(self.space, self._rng)
 
-    def tell(self, key: str, value: float | None) -> None:
+    def tell(
+        self,
+        key: str,
+        value: float | None,
+        *,
+        state: TrialState = "completed",
+        history: History = (),
+    ) -> None:
         """Nothing to learn."""

@@ -17,7 +17,9 @@ from optuna.distributions import (
 from optuna.samplers import TPESampler as OptunaTPESampler
 from optuna.trial import Trial, TrialState
 
-from hpo.samplers.base import Sampler, clean, finite, int_option
+from hpo.samplers.base import History, Sampler, clean, finite, int_option
+from hpo.samplers.base import TrialState as State
+from hpo.samplers.options import SAMPLER_OPTIONS
 from hpo.space import Param, is_active, topological_order
 
 
@@ -51,14 +53,17 @@ class TPESampler(Sampler):
     Optuna's constant liar keeps concurrent trials apart. `mode` is the study direction.
 
     A failed trial (None, NaN, ±inf) is told as `TrialState.FAIL`, which TPE never models.
-    `observe` adds a finished trial (failed ones carry nothing to learn and are skipped).
+    A pruned trial is told as `TrialState.PRUNED` with its intermediate values (reported
+    step by step first), so Optuna's own rules rank it below the trials that ran their
+    budget. `observe` adds a past trial the same way (failed ones as FAIL, so their
+    params count as tried).
 
     Option `n_startup_trials` (default 10): random trials before TPE takes over.
     `study` is the Optuna study, for inspection only.
     """
 
     name = "tpe"
-    option_names = ("n_startup_trials",)
+    option_names = tuple(SAMPLER_OPTIONS["tpe"])
 
     def __init__(
         self,
@@ -66,9 +71,10 @@ class TPESampler(Sampler):
         *,
         mode: Literal["min", "max"],
         seed: int | None,
+        max_attempts: int = 1,
         **options: object,
     ) -> None:
-        super().__init__(space, mode=mode, seed=seed, **options)
+        super().__init__(space, mode=mode, seed=seed, max_attempts=max_attempts, **options)
         n_startup = int_option(self.name, options, "n_startup_trials", 10, low=0)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         conditional = any(p.when for p in self.space.values())
@@ -99,25 +105,53 @@ class TPESampler(Sampler):
         self._pending[key] = trial
         return config
 
-    def tell(self, key: str, value: float | None) -> None:
+    def tell(
+        self,
+        key: str,
+        value: float | None,
+        *,
+        state: State = "completed",
+        history: History = (),
+    ) -> None:
         trial = self._pending.pop(key, None)
         if trial is None:
             return
         value = finite(value)
-        if value is None:
+        if state == "failed" or (state == "completed" and value is None):
             self.study.tell(trial, state=TrialState.FAIL)
+            return
+        for step, reported in _intermediate(history).items():
+            trial.report(reported, step)
+        if state == "pruned":
+            self.study.tell(trial, state=TrialState.PRUNED)
         else:
             self.study.tell(trial, value)
 
-    def observe(self, config: Mapping[str, Any], value: float | None) -> None:
-        value = finite(value)
-        if value is None or not self.fits(config):
+    def observe(
+        self,
+        config: Mapping[str, Any],
+        value: float | None,
+        *,
+        state: State = "completed",
+        history: History = (),
+        attempts: int = 1,
+    ) -> None:
+        if not self.fits(config):
             return
+        value = finite(value)
+        if state == "completed" and value is None:
+            state = "failed"
         self.study.add_trial(
             optuna.trial.create_trial(
                 params=dict(config),
                 distributions={name: self._distributions[name] for name in config},
-                value=value,
+                value=value if state == "completed" else None,
+                intermediate_values=_intermediate(history) if state != "failed" else None,
+                state={
+                    "completed": TrialState.COMPLETE,
+                    "pruned": TrialState.PRUNED,
+                    "failed": TrialState.FAIL,
+                }[state],
             )
         )
 
@@ -131,3 +165,8 @@ class TPESampler(Sampler):
         value = trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
         # Optuna's stepped floats carry float noise (0.35000000000000003).
         return min(clean(value), d.high) if d.step is not None else value
+
+
+def _intermediate(history: History) -> dict[int, float]:
+    """The finite (step, value) reports of a history, as Optuna's intermediate values."""
+    return {int(step): v for step, value in history if (v := finite(value)) is not None}

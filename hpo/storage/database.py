@@ -19,6 +19,7 @@ Alembic script directory ships inside the package, so no ``alembic.ini`` is need
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from hpo.storage.errors import StorageError
@@ -46,6 +48,8 @@ __all__ = [
 
 DEFAULT_URL = "sqlite:///./hpo.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+sqlite_dialect = SQLiteDialect_pysqlite()
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -96,14 +100,30 @@ def _configure_sqlite(engine: Engine) -> None:
         # SELECT); `_on_begin` emits BEGIN instead.
         dbapi_connection.isolation_level = None
         for pragma in _SQLITE_PRAGMAS:
-            dbapi_connection.execute(pragma)
+            _sqlite_execute(dbapi_connection, pragma)
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # Sent on the driver connection directly, as psycopg does on PostgreSQL, so that
         # statement counters (before_cursor_execute) see the same statements on both.
         mode = "IMMEDIATE" if conn.get_execution_options().get("hpo_write") else "DEFERRED"
-        conn.connection.driver_connection.execute(f"BEGIN {mode}")  # type: ignore[union-attr]
+        _sqlite_execute(conn.connection.driver_connection, f"BEGIN {mode}")
+
+
+def _sqlite_execute(dbapi_connection: Any, statement: str) -> None:
+    """Run `statement` on a raw sqlite3 connection, its errors raised as SQLAlchemy's.
+
+    Errors raised in event hooks are not wrapped by SQLAlchemy: a "database is locked" from
+    ``BEGIN IMMEDIATE`` would escape as a raw `sqlite3.OperationalError`, which neither the
+    repository's session scope nor its callers' ``except StorageError`` would see.
+    """
+    try:
+        dbapi_connection.execute(statement)
+    except sqlite3.Error as exc:
+        wrapped = sa.exc.DBAPIError.instance(
+            statement, None, exc, sqlite3.Error, dialect=sqlite_dialect
+        )
+        raise wrapped from exc
 
 
 def _alembic_config(connection: Connection) -> Config:

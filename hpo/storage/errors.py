@@ -6,7 +6,15 @@ They live in their own module so that both the engine helpers (`database`) and t
 
 from __future__ import annotations
 
-__all__ = ["NotFoundError", "SchemaOutdatedError", "StorageError"]
+__all__ = [
+    "LeaseHeldError",
+    "LeaseLostError",
+    "NotFoundError",
+    "SchemaOutdatedError",
+    "StorageError",
+    "StorageUnavailableError",
+    "TransientStorageError",
+]
 
 
 class StorageError(RuntimeError):
@@ -28,3 +36,33 @@ class SchemaOutdatedError(StorageError):
 
 class NotFoundError(StorageError, LookupError):
     """The study or trial asked for does not exist."""
+
+
+class TransientStorageError(StorageError):
+    """A failure that may pass by itself: SQLite busy or locked, a lost or refused
+    PostgreSQL connection (a restart), a serialization failure or deadlock. Repository
+    methods retry these with backoff for `Repository.retry_s` before giving up with
+    `StorageUnavailableError`."""
+
+
+class StorageUnavailableError(StorageError):
+    """Transient failures lasted longer than the retry window: the database is down."""
+
+
+class LeaseLostError(StorageError):
+    """A write carried a fencing token that is no longer the study's: another driver
+    claimed the study since. The writer must stop; nothing it sends is stored."""
+
+
+class LeaseHeldError(StorageError):
+    """The study is held by another live lease; `owner` and `expires_at` say whose and
+    until when (by the database's clock)."""
+
+    def __init__(self, study_id: int, owner: str | None, expires_at: object) -> None:
+        self.study_id = study_id
+        self.owner = owner
+        self.expires_at = expires_at
+        super().__init__(
+            f"study {study_id} is being run by {owner or 'another driver'} "
+            f"(lease until {expires_at}); it can be resumed once that lease lapses"
+        )

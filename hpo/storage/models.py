@@ -100,6 +100,9 @@ class Study(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(255))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The fencing token: incremented by every claim of the lease, carried by each of the
+    # driver's writes, which are refused once another claim has moved it on (0004).
+    lease_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Set by whoever cancels a running study; its driver polls it and stops the trials.
     # A flag rather than a status, so the driver (the study's one writer) stays the one
     # to close the trials and end the study.
@@ -128,6 +131,14 @@ class Trial(Base):
     epochs_run: Mapped[int] = mapped_column(Integer, default=0)
     last_value: Mapped[float | None] = mapped_column(Float)
     best_value: Mapped[float | None] = mapped_column(Float)
+    # The trial's one objective value (0004): its last attempt's last epoch for
+    # `objective.value: last`, its best epoch for `best`. What ranks trials.
+    objective_value: Mapped[float | None] = mapped_column(Float)
+    # Ray retries a failing trial (`max_failures`) as attempts 2, 3, … of the same trial:
+    # the summary columns describe the current attempt only (0004).
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The study lease's fencing token the trial runs under (NULL: written without one).
+    lease_token: Mapped[int | None] = mapped_column(Integer)
     final_metrics: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
     error: Mapped[str | None] = mapped_column(Text)
     provenance: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
@@ -137,17 +148,20 @@ class Trial(Base):
         UniqueConstraint("study_id", "ray_trial_id", name="uq_trials_study_ray_trial_id"),
         Index("ix_trials_study_status", "study_id", "status"),
         Index("ix_trials_study_best_value", "study_id", "best_value"),
+        Index("ix_trials_study_objective_value", "study_id", "objective_value"),
     )
 
 
 class Metric(Base):
-    """One reported value: (trial, step, name) is unique, so a re-sent step never duplicates."""
+    """One reported value: (trial, attempt, step, name) is unique, so a re-sent step never
+    duplicates and a retried trial's attempts never mix."""
 
     __tablename__ = "metrics"
 
     trial_id: Mapped[int] = mapped_column(
         ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True
     )
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
     step: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     # NULL stands for a non-finite value (NaN or ±inf), see the module docstring.

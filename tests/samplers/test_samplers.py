@@ -89,7 +89,11 @@ class TestContract:
             assert [t.value for t in trials if t.state.name == "COMPLETE"] == good
             assert sum(t.state.name == "FAIL" for t in trials) == 3
         if sampler_name == "gp":
-            assert sampler.optimizer.yi == good  # type: ignore[attr-defined]
+            # A failure is told as the worst value seen so far (none before the first
+            # success), so the model steers away from it; a good value as itself.
+            yi = sampler.optimizer.yi  # type: ignore[attr-defined]
+            g0, g1, g2 = good
+            assert yi == [g0, g0, g1, max(g0, g1), g2]
         assert sampler.ask("next") is not None
 
     def test_concurrent_asks_are_distinct(self, sampler_name: str) -> None:
@@ -115,12 +119,15 @@ class TestContract:
         sampler.observe({**seen[0], "lr": 5.0}, 0.0)  # out of bounds
         sampler.observe({**seen[0], "unknown": 1}, 0.0)  # not in the space
         sampler.observe({k: v for k, v in seen[0].items() if k != "lr"}, 0.0)  # lr missing
-        sampler.observe(seen[1], math.nan)
+        sampler.observe(seen[1], math.nan)  # a failure: learned as one, never as a value
+        values = [mixed_objective(c) for c in seen]
         if sampler_name == "tpe":
-            values = [t.value for t in sampler.study.trials]  # type: ignore[attr-defined]
-            assert values == [mixed_objective(c) for c in seen]
+            trials = sampler.study.trials  # type: ignore[attr-defined]
+            assert [t.value for t in trials] == [*values, None]
+            assert [t.state.name for t in trials] == ["COMPLETE"] * 5 + ["FAIL"]
         if sampler_name == "gp":
-            assert sampler.optimizer.yi == [mixed_objective(c) for c in seen]  # type: ignore[attr-defined]
+            # The failed point is told as the worst value seen.
+            assert sampler.optimizer.yi == [*values, max(values)]  # type: ignore[attr-defined]
         config = sampler.ask("next")
         assert config is not None and set(config) == expected_names(MIXED, config)
 

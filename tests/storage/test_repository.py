@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import pytest
 
-from hpo.storage.errors import NotFoundError, StorageError
+from hpo.storage.errors import NotFoundError
 from hpo.storage.repository import Repository, ResultRow, StudyRecord, TrialRecord
 
 
@@ -135,9 +135,10 @@ class TestRepositoryContract:
             repo.get_trial(study.id, 2)
         with pytest.raises(NotFoundError):
             make_trial(repo, study.id + 1000)
-        # The driver's key is unique per study; a driver error comes back as StorageError.
-        with pytest.raises(StorageError):
-            make_trial(repo, study.id, ray_trial_id="abc_00001")
+        # The driver's key is unique per study: creating it again (a call re-sent after a
+        # lost commit acknowledgement) returns the stored trial and numbers nothing new.
+        assert make_trial(repo, study.id, ray_trial_id="abc_00001") == trial
+        assert repo.get_study(study.id).last_trial_number == 1
 
     def test_record_results_is_idempotent_on_resent_steps(self, repo: Repository) -> None:
         study = make_study(repo)
@@ -189,8 +190,10 @@ class TestRepositoryContract:
         assert [m.value for m in repo.trial_metrics(trial.id)][:2] == [1.0, None]
 
         repo.finish_trial(trial.id, "completed")
-        assert repo.get_study(study.id).best_value == best
-        assert repo.get_study(study.id).best_trial_id == trial.id
+        # The trial's one value is its last epoch's (objective.value: last), NaN here: it
+        # has no value to rank, its best epoch stays visible beside it.
+        assert repo.get_trial(study.id, 1).objective_value is None
+        assert repo.get_study(study.id).best_trial_id is None
 
     def test_a_trial_with_only_non_finite_values_is_never_best(self, repo: Repository) -> None:
         study = make_study(repo)
@@ -200,24 +203,70 @@ class TestRepositoryContract:
         assert repo.best_trial(study.id) is None
         assert repo.get_study(study.id).best_value is None
 
-    def test_best_trial_counts_completed_and_pruned_only(self, repo: Repository) -> None:
+    def test_best_trial_ran_its_full_budget_pruned_only_when_none_did(
+        self, repo: Repository
+    ) -> None:
         study = make_study(repo, mode="max")
-        values = {"completed": 0.7, "pruned": 0.8, "failed": 0.99, "running": 0.95}
+        values = {"pruned": 0.8, "completed": 0.7, "failed": 0.99, "running": 0.95}
         trials = {}
         for status, value in values.items():
             trials[status] = make_trial(repo, study.id)
             report(repo, trials[status].id, [value / 2, value])
         assert repo.best_trial(study.id) is None
-        for status in ("completed", "pruned", "failed"):
+        repo.finish_trial(trials["pruned"].id, "pruned")
+        # No trial ran its budget yet: the pruned one is best.
+        assert repo.get_study(study.id).best_trial_id == trials["pruned"].id
+        for status in ("completed", "failed"):
             repo.finish_trial(trials[status].id, status, error="x" if status == "failed" else None)  # type: ignore[arg-type]
         best = repo.best_trial(study.id)
         assert best is not None
-        assert (best.id, best.status, best.best_value) == (trials["pruned"].id, "pruned", 0.8)
-        assert repo.get_study(study.id).best_value == 0.8
+        # 0.8 (pruned) and 0.99 (failed) are higher, yet the completed 0.7 is best.
+        assert (best.id, best.status, best.objective_value) == (
+            trials["completed"].id,
+            "completed",
+            0.7,
+        )
+        assert repo.get_study(study.id).best_value == 0.7
         failed = repo.get_trial(study.id, trials["failed"].number)
         assert failed.error == "x" and failed.finished_at is not None
         with pytest.raises(NotFoundError):
             repo.finish_trial(10_000, "completed")
+
+    @pytest.mark.parametrize(("kind", "expected"), [("last", 0.4), ("best", 0.2)])
+    def test_one_objective_value_per_trial(
+        self, repo: Repository, kind: str, expected: float
+    ) -> None:
+        study = repo.create_study(
+            "s",
+            {"objective": {"metric": "loss", "mode": "min", "value": kind}},
+            objective_metric="loss",
+            objective_mode="min",
+            n_trials_target=3,
+        )
+        a = make_trial(repo, study.id)
+        report(repo, a.id, [0.5, 0.2, 0.4])  # best epoch 0.2, delivered 0.4
+        b = make_trial(repo, study.id)
+        report(repo, b.id, [0.6, 0.3])
+        for t in (a, b):
+            repo.finish_trial(t.id, "completed")
+        stored = repo.get_trial(study.id, 1)
+        assert (stored.last_value, stored.best_value, stored.objective_value) == (
+            0.4,
+            0.2,
+            expected,
+        )
+        # last: b's 0.3 beats a's 0.4; best: a's 0.2 beats b's 0.3.
+        winner = b if kind == "last" else a
+        assert repo.get_study(study.id).best_trial_id == winner.id
+        assert repo.get_study(study.id).best_value == (0.3 if kind == "last" else 0.2)
+
+    def test_ties_go_to_the_earlier_trial(self, repo: Repository) -> None:
+        study = make_study(repo)
+        trials = [make_trial(repo, study.id) for _ in range(3)]
+        for t in reversed(trials):
+            report(repo, t.id, [0.5])
+            repo.finish_trial(t.id, "completed")
+        assert repo.get_study(study.id).best_trial_id == trials[0].id
 
     def test_count_trials(self, repo: Repository) -> None:
         study = make_study(repo)

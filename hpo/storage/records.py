@@ -1,0 +1,154 @@
+"""The records and vocabularies the repository hands out: frozen dataclasses, never ORM
+objects, plus the status names and the small helpers every part of the repository shares."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar, get_args
+
+__all__ = [
+    "BEST_ELIGIBLE_STATUSES",
+    "FINISHED_STUDY_STATUSES",
+    "PARAM_SORT_PREFIX",
+    "STUDY_STATUSES",
+    "TRIAL_COLUMN_SORTS",
+    "TRIAL_STATUSES",
+    "EventRecord",
+    "MetricRecord",
+    "ObjectiveMode",
+    "ResultRow",
+    "StudyRecord",
+    "StudyStatus",
+    "TrialRecord",
+    "TrialStatus",
+]
+
+StudyStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+TrialStatus = Literal["running", "completed", "pruned", "failed"]
+ObjectiveMode = Literal["min", "max"]
+
+STUDY_STATUSES: tuple[str, ...] = get_args(StudyStatus)
+TRIAL_STATUSES: tuple[str, ...] = get_args(TrialStatus)
+FINISHED_STUDY_STATUSES = frozenset({"completed", "failed", "cancelled"})
+# Trials whose best_value may make them the study's best (see the module docstring).
+BEST_ELIGIBLE_STATUSES = ("completed", "pruned")
+TRIAL_COLUMN_SORTS = frozenset(
+    {"number", "objective_value", "best_value", "last_value", "epochs_run", "started_at"}
+)
+# `sort="param:lr"` orders trials by a hyperparameter of their config.
+PARAM_SORT_PREFIX = "param:"
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """A study as stored. `spec` is the validated spec as a JSON dict."""
+
+    id: int
+    name: str
+    owner: str | None
+    spec: dict[str, Any]
+    status: str
+    objective_metric: str
+    objective_mode: str
+    n_trials_target: int | None
+    last_trial_number: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    best_trial_id: int | None
+    best_value: float | None
+    error: str | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    heartbeat_at: datetime | None
+    cancel_requested: bool
+    lease_token: int
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """A trial as stored: `number` counts from 1 within its study. The summary describes
+    its current (last) `attempt` only: `epochs_run` is the highest step it reported,
+    `final_metrics` the metrics of that step, `last_value` the objective there, and
+    `best_value` its best epoch's. `objective_value` is the trial's one value, what ranks
+    it: `last_value` for ``objective.value: last``, `best_value` for ``best``."""
+
+    id: int
+    study_id: int
+    number: int
+    ray_trial_id: str | None
+    status: str
+    config: dict[str, Any]
+    seed: int | None
+    started_at: datetime
+    finished_at: datetime | None
+    epochs_run: int
+    last_value: float | None
+    best_value: float | None
+    final_metrics: dict[str, Any]
+    error: str | None
+    provenance: dict[str, Any]
+    objective_value: float | None
+    attempt: int
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    """One reported value of one attempt of a trial; `value` is None where a non-finite
+    number was reported."""
+
+    trial_id: int
+    step: int
+    name: str
+    value: float | None
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One line of a study's log; ids increase, so `after_id` pages forward."""
+
+    id: int
+    study_id: int
+    trial_id: int | None
+    kind: str
+    message: str
+    data: dict[str, Any] | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One report of a trial: every metric at `step`, and the objective's value (if any)."""
+
+    trial_id: int
+    step: int
+    metrics: Mapping[str, float]
+    objective: float | None
+
+
+R = TypeVar("R")
+
+
+def _record(cls: type[R], row: Any) -> R:
+    return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})  # type: ignore[arg-type]
+
+
+def _finite(value: float | None) -> float | None:
+    """`value` as a float, or None where it is missing or not finite."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _check(value: str, allowed: Sequence[str], what: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(allowed)}")
