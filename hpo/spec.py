@@ -168,13 +168,15 @@ class StudySpec(_Model):
         """What every trial of this study gets before sampling: trainable, budget, fixed.
 
         For the built-in core, early stopping watches the study's objective unless the
-        spec says otherwise.
+        spec says otherwise, and `data_seed` (which draws the split and any generated
+        data) is the study's `strategy.seed` unless `fixed` sets it: one split per study.
         """
         config: dict[str, Any] = {}
         if self.trainable.builtin:
             config["dataset"] = self.trainable.dataset
             config["model"] = self.trainable.model or "mlp"
             config["early_stopping_metric"] = self.objective.metric
+            config["data_seed"] = self.strategy.seed or 0
         config["epochs"] = self.budget.max_epochs
         config.update(self.fixed)
         return config
@@ -335,6 +337,12 @@ def _name_error(section: str, name: str) -> FieldError | None:
 
     if name in RESERVED:
         return FieldError(f"{section}.{name}", f"not a searchable hyperparameter: {RESERVED[name]}")
+    if section == "space" and name == "data_seed":
+        return FieldError(
+            "space.data_seed",
+            "not a searchable hyperparameter: every trial of a study is scored on one split; "
+            "set it in fixed (default: strategy.seed)",
+        )
     if name not in vocab.VOCABULARY:
         close = difflib.get_close_matches(name, vocab.VOCABULARY, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else " (see README: Hyperparameters)"

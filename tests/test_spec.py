@@ -237,6 +237,20 @@ def test_trial_config_resolves_everything() -> None:
     assert config["early_stopping_metric"] == "val_accuracy"
 
 
+def test_every_trial_gets_the_study_data_seed() -> None:
+    data = base()
+    data["strategy"]["seed"] = 11
+    spec = load_spec(data)
+    configs = [spec.trial_config({"lr": 0.01}, seed=s) for s in (1, 2, 3)]
+    assert {c["data_seed"] for c in configs} == {11}
+    assert {c["seed"] for c in configs} == {1, 2, 3}
+    data["fixed"]["data_seed"] = 4
+    assert load_spec(data).trial_config({}, seed=1)["data_seed"] == 4
+    data["fixed"].pop("data_seed")
+    data["space"]["data_seed"] = {"int": [0, 3]}
+    assert "space.data_seed" in errors_of(data)
+
+
 def test_overrides_are_revalidated() -> None:
     spec = load_spec(base())
     assert apply_overrides(spec, strategy="hyperband").strategy.scheduler == "hyperband"

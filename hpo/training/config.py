@@ -119,8 +119,16 @@ class TrainConfig(BaseModel):
         0.2,
         gt=0,
         lt=1,
-        description="Default 0.2. Share of samples held out for validation; the split is "
-        "deterministic given `seed`.",
+        description="Default 0.2. Share of samples held out for validation; the split "
+        "(stratified by class for classification) is deterministic given `data_seed`.",
+    )
+    test_fraction: Float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Default 0 (none). Share of samples held out as a test split (drawn by "
+        "`data_seed`) that training and validation never see; its metrics are computed "
+        "once, on the delivered model, and never reported per epoch.",
     )
     model: ModelName = Field(
         "mlp", description="Default 'mlp'. 'cnn' only for image datasets (digits)."
@@ -132,7 +140,17 @@ class TrainConfig(BaseModel):
     )
     batch_size: Int = Field(64, ge=1, description="Default 64. Samples per forward pass.")
     seed: Int = Field(
-        0, ge=0, description="Default 0. Seeds the split, init, shuffling and augmentation."
+        0,
+        ge=0,
+        description="Default 0. Seeds init, shuffling, dropout and augmentation (the trial's "
+        "own randomness).",
+    )
+    data_seed: Int = Field(
+        0,
+        ge=0,
+        description="Default 0. Seeds the train/validation/test split and the synthetic_* "
+        "data; a study gives all its trials the same one (`strategy.seed` unless `fixed` "
+        "sets it), so every trial is scored on the same rows.",
     )
     device: DeviceName = Field("auto", description="Default 'auto': CUDA when available, else CPU.")
     amp: AmpName = Field(
@@ -304,6 +322,8 @@ class TrainConfig(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
         """Checks that involve several hyperparameters (never run by `validate_value`)."""
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must be < 1")
         if self.warmup_epochs >= self.epochs:
             raise ValueError("warmup_epochs must be < epochs")
         if self.schedule == "noam" and self.warmup_epochs <= 0:

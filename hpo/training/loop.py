@@ -8,6 +8,10 @@ LR schedule spans) and calls ``report(metrics)`` once per epoch with:
 - ``val_accuracy`` (classification) or ``val_rmse`` (regression),
 - ``lr`` (the lr of the epoch's last optimizer step) and ``seconds`` (the epoch's wall time).
 
+The first report also carries provenance, identical for every trial of a study:
+``hpo_data_seed`` (the `data_seed` that drew the split) and ``hpo_split_hash`` (see
+`Splits.split_hash`). The executor moves ``hpo_*`` keys into the trial's provenance.
+
 It stops early when early stopping says so or when the training loss is no longer finite
 (nothing can recover from NaN weights). The loop knows nothing about Ray: the executor
 passes `report`. It seeds torch's global RNG with `seed` (dropout draws from it), so run
@@ -22,6 +26,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,7 +54,7 @@ from hpo.training.regularization import (
 )
 from hpo.training.schedules import LRStepper, create_schedule, scaled_lr
 
-Report = Callable[[dict[str, float]], None]
+Report = Callable[[dict[str, Any]], None]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 EVAL_BATCH = 4096  # evaluation holds no activations for backward: go wide
@@ -69,6 +74,8 @@ class TrainResult:
     best: dict[str, float] = field(default_factory=dict)
     stopped_early: bool = False
     device: str = "cpu"
+    data_seed: int = 0
+    split_hash: str = ""
     model: nn.Module | None = field(default=None, repr=False)
 
 
@@ -186,7 +193,7 @@ def train(config: Mapping[str, object] | TrainConfig, report: Report | None = No
             f"early_stopping_metric must be one of {', '.join(metric_names)} for a "
             f"{dataset.task} dataset"
         )
-    splits = split(dataset, cfg.val_fraction, cfg.seed)
+    splits = split(dataset, cfg.val_fraction, cfg.data_seed, cfg.test_fraction)
     train_x, val_x = preprocess_splits(cfg.preprocess, splits.train_x, splits.val_x, cfg.whiten_eps)
     train_x, val_x = train_x.to(device), val_x.to(device)
     train_y, val_y = splits.train_y.to(device), splits.val_y.to(device)
@@ -254,7 +261,10 @@ def train(config: Mapping[str, object] | TrainConfig, report: Report | None = No
     stopper = EarlyStopping(
         cfg.early_stopping_patience, cfg.early_stopping_min_delta, metric_mode(watched)
     )
-    result = TrainResult(device=str(device), model=model)
+    result = TrainResult(
+        device=str(device), model=model, data_seed=cfg.data_seed, split_hash=splits.split_hash
+    )
+    provenance = {"hpo_data_seed": cfg.data_seed, "hpo_split_hash": splits.split_hash}
 
     # --- the epochs ---
     for epoch in range(1, cfg.epochs + 1):
@@ -268,7 +278,7 @@ def train(config: Mapping[str, object] | TrainConfig, report: Report | None = No
         metrics["seconds"] = time.perf_counter() - started
         result.history.append(metrics)
         if report is not None:
-            report(metrics)
+            report({**metrics, **provenance} if epoch == 1 else metrics)
 
         session.stepper.end_epoch(metrics["val_loss"])
         if not result.best or sign * metrics[watched] < sign * result.best[watched]:

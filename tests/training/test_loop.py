@@ -17,7 +17,11 @@ def test_report_is_called_once_per_epoch_with_documented_keys() -> None:
     assert isinstance(result, TrainResult)
     assert [m["epoch"] for m in seen] == [1, 2, 3]
     keys = {"epoch", "train_loss", "val_loss", "val_accuracy", "lr", "seconds"}
-    assert all(set(m) == keys for m in seen)
+    provenance = {"hpo_data_seed", "hpo_split_hash"}
+    assert set(seen[0]) == keys | provenance  # provenance only in the first report
+    assert all(set(m) == keys for m in seen[1:])
+    assert seen[0]["hpo_data_seed"] == 0 and len(seen[0]["hpo_split_hash"]) == 12
+    seen[0] = {k: v for k, v in seen[0].items() if k not in provenance}
     assert all(type(m["epoch"]) is int for m in seen)
     assert all(
         isinstance(v, float) and math.isfinite(v)
