@@ -16,7 +16,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Annotated, Any, Literal
 
@@ -31,6 +31,26 @@ from pydantic import (
 )
 
 Task = Literal["classification", "regression"]
+
+
+class ConfigError(ValueError):
+    """Hyperparameter values the core refuses; each problem names its field.
+
+    `problems` lists every ``(field, reason)`` found; `field` and `reason` are the first
+    one's. ``str()`` gives one ``field: reason`` line per problem, ready for a CLI to
+    print (exit status 2) or an API to return (422).
+
+        >>> str(ConfigError([("warmup_epochs", "must be < epochs (5)")]))
+        'warmup_epochs: must be < epochs (5)'
+    """
+
+    def __init__(self, problems: Iterable[tuple[str, str]]) -> None:
+        self.problems: list[tuple[str, str]] = list(dict.fromkeys(problems))
+        if not self.problems:
+            raise ValueError("ConfigError needs at least one problem")
+        self.field, self.reason = self.problems[0]
+        super().__init__("\n".join(f"{f}: {r}" if f else r for f, r in self.problems))
+
 
 #: Built-in datasets and their task; a name not listed here is a user dataset
 #: ``"pkg.module:function"`` whose task is only known once it is loaded.
