@@ -40,7 +40,7 @@ from hpo.training.config import (
     build_config,
     metric_mode,
 )
-from hpo.training.data import load_dataset, split
+from hpo.training.data import Dataset, load_dataset, split
 from hpo.training.device import autocast_for, resolve_device
 from hpo.training.init import create_initializer
 from hpo.training.models import create_model
@@ -189,6 +189,34 @@ def _regression_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(out.squeeze(-1), y)
 
 
+def _load_checked(cfg: TrainConfig) -> Dataset:
+    """The config's dataset, or a `ConfigError` for what only shows once it is loaded (a
+    user dataset's task and shape): every error here comes from a config value."""
+    try:
+        dataset = load_dataset(cfg)
+    except (ValueError, ImportError) as exc:
+        raise ConfigError([("dataset", f"{cfg.dataset!r}: {exc}")]) from None
+    problems = []
+    allowed = METRICS_REGRESSION if dataset.task == "regression" else METRICS_CLASSIFICATION
+    if cfg.early_stopping_metric not in allowed:
+        problems.append(
+            (
+                "early_stopping_metric",
+                f"must be one of {', '.join(allowed)} for a {dataset.task} dataset",
+            )
+        )
+    if not dataset.is_image:
+        shape = tuple(dataset.x.shape[1:])
+        if cfg.model == "cnn":
+            problems.append(("model", f"'cnn' needs image inputs (C, H, W), got {shape}"))
+        for name in ("augment_flip", "augment_shift", "augment_rotate"):
+            if getattr(cfg, name):
+                problems.append((name, f"needs an image dataset, got samples of shape {shape}"))
+    if problems:
+        raise ConfigError(problems)
+    return dataset
+
+
 def train(
     config: Mapping[str, object] | TrainConfig,
     report: Report | None = None,
@@ -201,23 +229,21 @@ def train(
     epoch with the best `metric` are kept and restored at the end, so the delivered model
     has exactly that epoch's value; otherwise the model of the last epoch is delivered.
 
-    Raises `pydantic.ValidationError` for an invalid config and `ValueError` for one
-    that only turns out wrong once the data is loaded (e.g. a cnn on tabular user data).
+    Raises `ConfigError` (a `ValueError` naming each field) for an invalid config, also
+    for one that only turns out wrong once the data is loaded (a cnn on tabular user data).
     """
     cfg = config if isinstance(config, TrainConfig) else build_config(config)
-    device = resolve_device(cfg.device)
+    try:
+        device = resolve_device(cfg.device)
+    except ValueError as exc:
+        raise ConfigError([("device", str(exc))]) from None
     autocast = autocast_for(cfg.amp, device)
     torch.manual_seed(cfg.seed)
 
     # --- data: split, preprocess on the training split, move to the device once ---
-    dataset = load_dataset(cfg)
+    dataset = _load_checked(cfg)
     regression = dataset.task == "regression"
     metric_names = METRICS_REGRESSION if regression else METRICS_CLASSIFICATION
-    if cfg.early_stopping_metric not in metric_names:
-        raise ValueError(
-            f"early_stopping_metric must be one of {', '.join(metric_names)} for a "
-            f"{dataset.task} dataset"
-        )
     splits = split(dataset, cfg.val_fraction, cfg.data_seed, cfg.test_fraction)
     transform = fit_preprocessor(cfg.preprocess, splits.train_x, cfg.whiten_eps)
     train_x, val_x = transform(splits.train_x).to(device), transform(splits.val_x).to(device)
@@ -252,12 +278,6 @@ def train(
         noise=cfg.augment_noise,
         generator=generator,
     )
-    if (
-        augment.active
-        and not dataset.is_image
-        and (augment.flip or augment.shift or augment.rotate)
-    ):
-        raise ValueError("augment_flip/shift/rotate need an image dataset")
     session = Session(
         model=model,
         optimizer=optimizer,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from hpo.training.config import build_config
+from hpo.training.config import ConfigError, build_config
 from hpo.training.data import create_dataset, from_arrays, load_dataset, split
 from hpo.training.loop import train
 
@@ -135,10 +135,18 @@ def test_user_regression_dataset_reports_rmse(user_module: str) -> None:
 def test_user_dataset_errors_are_clear(user_module: str) -> None:
     with pytest.raises(ValueError, match="has no function 'nope'"):
         load_dataset(build_config({"dataset": f"{user_module}:nope"}))
-    with pytest.raises(ValueError, match="needs image inputs"):
+    with pytest.raises(ConfigError, match="needs image inputs") as info:
         train({"dataset": f"{user_module}:blobs", "model": "cnn", "epochs": 1})
-    with pytest.raises(ValueError, match="must be one of train_loss, val_loss, val_rmse"):
+    assert info.value.field == "model"
+    with pytest.raises(ConfigError, match="must be one of train_loss, val_loss, val_rmse") as info:
         train({"dataset": f"{user_module}:line", "early_stopping_metric": "val_accuracy"})
+    assert info.value.field == "early_stopping_metric"
+    with pytest.raises(ConfigError, match="image dataset") as info:
+        train({"dataset": f"{user_module}:blobs", "augment_rotate": 10.0, "epochs": 1})
+    assert info.value.field == "augment_rotate"
+    with pytest.raises(ConfigError, match="has no function 'nope'") as info:
+        train({"dataset": f"{user_module}:nope", "epochs": 1})
+    assert info.value.field == "dataset"
 
 
 def test_unknown_builtin_lists_valid_names() -> None:
