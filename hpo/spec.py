@@ -9,6 +9,7 @@ field path. Inside hpo, a `StudySpec` is trusted.
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import re
 from collections.abc import Mapping
@@ -174,13 +175,15 @@ class StudySpec(_Model):
         """What every trial of this study gets before sampling: trainable, budget, fixed.
 
         For the built-in core, early stopping watches the study's objective unless the
-        spec says otherwise.
+        spec says otherwise, and `data_seed` (which draws the split and any generated
+        data) is the study's `strategy.seed` unless `fixed` sets it: one split per study.
         """
         config: dict[str, Any] = {}
         if self.trainable.builtin:
             config["dataset"] = self.trainable.dataset
             config["model"] = self.trainable.model or "mlp"
             config["early_stopping_metric"] = self.objective.metric
+            config["data_seed"] = self.strategy.seed or 0
         config["epochs"] = self.budget.max_epochs
         config.update(self.fixed)
         return config
@@ -397,6 +400,8 @@ def _builtin_errors(spec: StudySpec) -> list[FieldError]:
         errors += _param_value_errors(name, param)
     errors += _fixed_errors(spec.fixed)
     errors += _objective_errors(spec)
+    known = {e.path for e in errors}
+    errors += [e for e in _region_errors(spec) if e.path not in known]
     return errors
 
 
@@ -405,6 +410,12 @@ def _name_error(section: str, name: str) -> FieldError | None:
 
     if name in RESERVED:
         return FieldError(f"{section}.{name}", f"not a searchable hyperparameter: {RESERVED[name]}")
+    if section == "space" and name == "data_seed":
+        return FieldError(
+            "space.data_seed",
+            "not a searchable hyperparameter: every trial of a study is scored on one split; "
+            "set it in fixed (default: strategy.seed)",
+        )
     if name not in vocab.VOCABULARY:
         close = difflib.get_close_matches(name, vocab.VOCABULARY, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else " (see README: Hyperparameters)"
@@ -429,6 +440,16 @@ def _param_value_errors(name: str, param: Param) -> list[FieldError]:
     from hpo.training import config as vocab
 
     where = f"space.{name}.{param.kind}"
+    if name in vocab.INTEGER_NAMES and param.kind in ("uniform", "loguniform"):
+        low, high = param.bounds
+        return [
+            FieldError(
+                where,
+                f"{name} takes integers only; search it with "
+                f"{{int: [{int(low)}, {int(high)}]}}"
+                + (", log: true" if param.kind == "loguniform" else ""),
+            )
+        ]
     if param.is_categorical:
         candidates = [(f"{where}[{i}]", v) for i, v in enumerate(param.values)]
     else:
@@ -437,8 +458,157 @@ def _param_value_errors(name: str, param: Param) -> list[FieldError]:
     errors = []
     for path, value in candidates:
         if reason := vocab.validate_value(name, value):
-            errors.append(FieldError(path, f"{value!r}: {reason}"))
+            errors.append(FieldError(path, f"{_show(value)}: {reason}"))
     return errors
+
+
+def _region_errors(spec: StudySpec) -> list[FieldError]:
+    """Run the core's cross-field checks on every region the space can produce.
+
+    Each check reads a few hyperparameters; for those (and the parents their conditions
+    name) it tries every combination of candidate values: both ends of each range, every
+    listed value, and, where a condition can switch a parameter off, the value the trial
+    then gets (fixed, or the default). Conditions are respected, so a combination no
+    trial can see is never reported. One error per check and field path.
+    """
+    from hpo.training import config as vocab
+
+    base = spec.base_config()
+    errors: list[FieldError] = []
+    for check in vocab.CROSS_CHECKS:
+        names = _with_parents(check.fields, spec.space)
+        options = [_candidates(name, spec.space, base) for name in names]
+        reported: set[str] = set()
+        for combo in itertools.islice(itertools.product(*options), MAX_REGION_COMBOS):
+            chosen = dict(zip(names, combo, strict=True))
+            if not _reachable(chosen, spec.space):
+                continue
+            values = {name: value for name, (value, _) in chosen.items()}
+            if any(_invalid(name, value) for name, value in values.items()):
+                continue  # already reported on its own; combinations need valid values
+            for field, reason in check.run(values):
+                path = _blame(field, check, chosen, dict(zip(names, options, strict=True)), spec)
+                if path in reported:
+                    continue
+                reported.add(path)
+                shown = ", ".join(f"{n}={values[n]!r}" for n in check.fields if n != field)
+                errors.append(
+                    FieldError(path, f"{reason} (with {field}={values[field]!r}, {shown})")
+                )
+    return errors
+
+
+def _invalid(name: str, value: Any) -> bool:
+    from hpo.training import config as vocab
+
+    try:
+        return vocab.validate_value(name, value) is not None
+    except TypeError:  # unhashable or exotic values: the per-value checks report them
+        return True
+
+
+# A check reads at most a handful of names with a few candidates each; this only guards
+# against a pathological space (dozens of listed values on every name of one check).
+MAX_REGION_COMBOS = 200_000
+
+
+def _with_parents(fields: tuple[str, ...], space: Mapping[str, Param]) -> list[str]:
+    """`fields` plus, transitively, every parent their conditions name (parents first)."""
+    names: list[str] = []
+
+    def add(name: str) -> None:
+        if name in names:
+            return
+        for parent in (space[name].when or {}) if name in space else {}:
+            add(parent)
+        names.append(name)
+
+    for name in fields:
+        add(name)
+    return names
+
+
+def _candidates(
+    name: str, space: Mapping[str, Param], base: Mapping[str, Any]
+) -> list[tuple[Any, bool]]:
+    """(value, drawn from the space) pairs hyperparameter `name` can take in a trial."""
+    from hpo.training import config as vocab
+
+    fallback = base.get(name, vocab.default_value(name)) if name in vocab.VOCABULARY else None
+    param = space.get(name)
+    if param is None:
+        return [(fallback, False)]
+    drawn = param.values if param.is_categorical else list(param.bounds)
+    if param.kind == "int":
+        drawn = [int(v) for v in drawn]
+    options = [(v, True) for v in drawn]
+    if param.when:  # switched off, the trial gets the fixed value or the default
+        options.append((fallback, False))
+    return options
+
+
+def _reachable(chosen: Mapping[str, tuple[Any, bool]], space: Mapping[str, Param]) -> bool:
+    """Whether some trial sees this combination: a space parameter is drawn exactly when
+    its condition holds on its (drawn) parents."""
+    for name, (_, drawn) in chosen.items():
+        param = space.get(name)
+        if param is None or not param.when:
+            continue
+        active = all(
+            chosen[parent][1]
+            and any(type(chosen[parent][0]) is type(v) and chosen[parent][0] == v for v in values)
+            for parent, values in param.when.items()
+        )
+        if active != drawn:
+            return False
+    return True
+
+
+def _blame(
+    field: str,
+    check: Any,
+    chosen: Mapping[str, tuple[Any, bool]],
+    options: Mapping[str, list[tuple[Any, bool]]],
+    spec: StudySpec,
+) -> str:
+    """The path to fix for a problem about `field`: the field itself when the space drew
+    it; else a searched name of the check whose other values avoid the problem (the
+    range or choice that reaches the bad region); else where the user set `field`."""
+    if chosen[field][1]:
+        return f"space.{field}"
+    values = {name: value for name, (value, _) in chosen.items()}
+    for name in check.fields:
+        if name == field or not chosen[name][1]:
+            continue
+        for other, drawn in options[name]:
+            if drawn and other != values[name]:
+                problems = check.run({**values, name: other})
+                if all(f != field for f, _ in problems):
+                    return f"space.{name}"
+
+    def where(name: str) -> str | None:
+        if name in spec.fixed:
+            return f"fixed.{name}"
+        if name == "epochs":
+            return "budget.max_epochs"
+        if name in ("dataset", "model") and getattr(spec.trainable, name) is not None:
+            return f"trainable.{name}"
+        if name == "early_stopping_metric":
+            return "objective.metric"
+        if name in spec.space:
+            return f"space.{name}"
+        return None
+
+    for name in (field, *check.fields):
+        if path := where(name):
+            return path
+    return f"fixed.{field}"
+
+
+def _show(value: Any) -> str:
+    """A value's repr, cut short: an absurd number must not flood the error list."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}…({len(text)} characters)"
 
 
 def _objective_errors(spec: StudySpec) -> list[FieldError]:

@@ -237,6 +237,20 @@ def test_trial_config_resolves_everything() -> None:
     assert config["early_stopping_metric"] == "val_accuracy"
 
 
+def test_every_trial_gets_the_study_data_seed() -> None:
+    data = base()
+    data["strategy"]["seed"] = 11
+    spec = load_spec(data)
+    configs = [spec.trial_config({"lr": 0.01}, seed=s) for s in (1, 2, 3)]
+    assert {c["data_seed"] for c in configs} == {11}
+    assert {c["seed"] for c in configs} == {1, 2, 3}
+    data["fixed"]["data_seed"] = 4
+    assert load_spec(data).trial_config({}, seed=1)["data_seed"] == 4
+    data["fixed"].pop("data_seed")
+    data["space"]["data_seed"] = {"int": [0, 3]}
+    assert "space.data_seed" in errors_of(data)
+
+
 def test_overrides_are_revalidated() -> None:
     spec = load_spec(base())
     assert apply_overrides(spec, strategy="hyperband").strategy.scheduler == "hyperband"
@@ -249,7 +263,7 @@ def test_overrides_are_revalidated() -> None:
 @settings(max_examples=60, deadline=None)
 @given(
     trials=st.integers(1, 1000),
-    max_epochs=st.integers(1, 50),
+    max_epochs=st.integers(3, 50),  # the fixed warmup_epochs 2 needs more epochs
     seed=st.integers(0, 2**31 - 1),
     strategy=st.sampled_from(list(STRATEGIES)),
     lr=st.tuples(st.floats(1e-6, 1e-2), st.floats(1.5, 100)),
@@ -266,3 +280,130 @@ def test_parse_dump_parse_identity_for_specs(
     }
     spec = load_spec(data)
     assert load_spec(spec.dump()) == spec
+
+
+# --- refusing at load what would fail every trial --------------------------------------
+
+
+def _spec(space: dict | None = None, fixed: dict | None = None, **top: Any) -> dict[str, Any]:
+    data = {
+        "name": "t",
+        "objective": {"metric": "val_loss", "mode": "min"},
+        "trainable": {"dataset": "digits"},
+        "budget": {"max_epochs": 10},
+        "space": space or {},
+        "fixed": fixed or {},
+    }
+    data.update(top)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("space", "fixed", "trainable", "path", "fragment"),
+    [
+        ({}, {"warmup_epochs": 10}, None, "fixed.warmup_epochs", "must be < epochs (10)"),
+        ({"warmup_epochs": {"uniform": [0, 12]}}, {}, None, "space.warmup_epochs", "< epochs"),
+        ({}, {"schedule": "noam"}, None, "fixed.schedule", "needs warmup_epochs > 0"),
+        (
+            {"schedule": {"choice": ["cosine", "noam"]}},
+            {},
+            None,
+            "space.schedule",
+            "needs warmup_epochs > 0",
+        ),
+        (
+            {"base_lr": {"loguniform": [1e-4, 0.1]}},
+            {"schedule": "cyclic", "max_lr": 0.05},
+            None,
+            "space.base_lr",
+            "max_lr > base_lr",
+        ),
+        ({}, {"augment_rotate": 10.0}, {"dataset": "wine"}, "fixed.augment_rotate", "image"),
+        (
+            {"augment_shift": {"int": [0, 2]}},
+            {},
+            {"dataset": "wine"},
+            "space.augment_shift",
+            "image",
+        ),
+        ({"model": {"choice": ["mlp", "cnn"]}}, {}, {"dataset": "wine"}, "space.model", "cnn"),
+        ({}, {}, {"dataset": "wine", "model": "cnn"}, "trainable.model", "cnn"),
+        (
+            {"batch_size": {"uniform": [16, 256]}},
+            {},
+            None,
+            "space.batch_size.uniform",
+            "integers only",
+        ),
+        (
+            {"lr": {"loguniform": [1e-3, 0.1]}},
+            {"schedule": "cosine", "min_lr": 0.005},
+            None,
+            "space.lr",
+            "min_lr < lr",
+        ),
+        (
+            # lr 0.1 is scaled by 16·4/256: 0.025 ≤ min_lr 0.03 at the low end of batch_size.
+            {"batch_size": {"choice": [16, 256]}},
+            {
+                "schedule": "cosine",
+                "lr": 0.1,
+                "min_lr": 0.03,
+                "lr_scaling": "linear",
+                "grad_accum_steps": 4,
+                "base_batch_size": 256,
+            },
+            None,
+            "space.batch_size",
+            "after lr_scaling",
+        ),
+        ({"hidden": {"int": [16, 10**400]}}, {}, None, "space.hidden.int", "<= 65536"),
+        ({"depth": {"choice": [2, 65]}}, {}, None, "space.depth.choice[1]", "<= 64"),
+        ({}, {"channels": 4097}, None, "fixed.channels", "<= 4096"),
+        ({}, {"n_samples": 10**400}, None, "fixed.n_samples", "<= 1000000"),
+    ],
+)
+def test_specs_that_would_fail_trials_are_refused_at_load(
+    space: dict, fixed: dict, trainable: dict | None, path: str, fragment: str
+) -> None:
+    data = _spec(space, fixed)
+    if trainable is not None:
+        data["trainable"] = trainable
+    errs = errors_of(data)
+    assert path in errs, errs
+    assert fragment in errs[path], errs
+
+
+def test_conditions_are_respected_by_the_region_checks() -> None:
+    # noam only ever runs with warm-up: warmup_epochs is drawn whenever schedule is noam.
+    space = {
+        "schedule": {"choice": ["cosine", "noam"]},
+        "warmup_epochs": {"uniform": [1, 3], "when": {"schedule": ["noam"]}},
+    }
+    load_spec(_spec(space))
+    # The other way round, noam is drawn with warmup_epochs' fallback 0: refused.
+    space["warmup_epochs"]["when"] = {"schedule": ["cosine"]}
+    assert "needs warmup_epochs > 0" in errors_of(_spec(space))["space.schedule"]
+    # cnn only on digits: a conditional model never meets wine.
+    space = {
+        "dataset": {"choice": ["digits", "wine"]},
+        "model": {"choice": ["mlp", "cnn"], "when": {"dataset": ["digits"]}},
+    }
+    load_spec(_spec(space))
+    del space["model"]["when"]
+    assert "'wine' is tabular" in errors_of(_spec(space))["space.model"]
+
+
+def test_every_region_problem_is_listed_at_once() -> None:
+    errs = errors_of(
+        _spec(
+            {"schedule": {"choice": ["noam", "cyclic"]}, "max_lr": {"uniform": [1e-5, 1e-3]}},
+            {"warmup_epochs": 10, "base_lr": 1e-3},
+        )
+    )
+    assert set(errs) >= {"fixed.warmup_epochs", "space.max_lr"}, errs
+
+
+def test_an_absurd_number_is_refused_without_flooding_the_message() -> None:
+    errs = errors_of(_spec({"hidden": {"choice": [10**400]}}))
+    assert len(errs["space.hidden.choice[0]"]) < 100

@@ -16,7 +16,9 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, Literal
 
@@ -31,6 +33,26 @@ from pydantic import (
 )
 
 Task = Literal["classification", "regression"]
+
+
+class ConfigError(ValueError):
+    """Hyperparameter values the core refuses; each problem names its field.
+
+    `problems` lists every ``(field, reason)`` found; `field` and `reason` are the first
+    one's. ``str()`` gives one ``field: reason`` line per problem, ready for a CLI to
+    print (exit status 2) or an API to return (422).
+
+        >>> str(ConfigError([("warmup_epochs", "must be < epochs (5)")]))
+        'warmup_epochs: must be < epochs (5)'
+    """
+
+    def __init__(self, problems: Iterable[tuple[str, str]]) -> None:
+        self.problems: list[tuple[str, str]] = list(dict.fromkeys(problems))
+        if not self.problems:
+            raise ValueError("ConfigError needs at least one problem")
+        self.field, self.reason = self.problems[0]
+        super().__init__("\n".join(f"{f}: {r}" if f else r for f, r in self.problems))
+
 
 #: Built-in datasets and their task; a name not listed here is a user dataset
 #: ``"pkg.module:function"`` whose task is only known once it is loaded.
@@ -110,17 +132,31 @@ class TrainConfig(BaseModel):
         "y classification.",
     )
     n_samples: Int = Field(
-        1000, ge=10, description="Default 1000. Rows of the synthetic_* datasets."
+        1000,
+        ge=10,
+        le=1_000_000,
+        description="Default 1000 (at most 1,000,000). Rows of the synthetic_* datasets.",
     )
     n_features: Int = Field(
-        20, ge=2, description="Default 20. Columns of the synthetic_* datasets."
+        20,
+        ge=2,
+        le=100_000,
+        description="Default 20 (at most 100,000). Columns of the synthetic_* datasets.",
     )
     val_fraction: Float = Field(
         0.2,
         gt=0,
         lt=1,
-        description="Default 0.2. Share of samples held out for validation; the split is "
-        "deterministic given `seed`.",
+        description="Default 0.2. Share of samples held out for validation; the split "
+        "(stratified by class for classification) is deterministic given `data_seed`.",
+    )
+    test_fraction: Float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Default 0 (none). Share of samples held out as a test split (drawn by "
+        "`data_seed`) that training and validation never see; its metrics are computed "
+        "once, on the delivered model, and never reported per epoch.",
     )
     model: ModelName = Field(
         "mlp", description="Default 'mlp'. 'cnn' only for image datasets (digits)."
@@ -128,11 +164,29 @@ class TrainConfig(BaseModel):
     epochs: Int = Field(
         20,
         ge=1,
+        le=100_000,
         description="Default 20. The trial's full budget; LR schedules span exactly this many.",
     )
-    batch_size: Int = Field(64, ge=1, description="Default 64. Samples per forward pass.")
+    batch_size: Int = Field(
+        64,
+        ge=1,
+        le=65_536,
+        description="Default 64 (at most 65,536). Samples per forward pass.",
+    )
     seed: Int = Field(
-        0, ge=0, description="Default 0. Seeds the split, init, shuffling and augmentation."
+        0,
+        ge=0,
+        le=2**32 - 1,
+        description="Default 0. Seeds init, shuffling, dropout and augmentation (the trial's "
+        "own randomness).",
+    )
+    data_seed: Int = Field(
+        0,
+        ge=0,
+        le=2**32 - 1,
+        description="Default 0. Seeds the train/validation/test split and the synthetic_* "
+        "data; a study gives all its trials the same one (`strategy.seed` unless `fixed` "
+        "sets it), so every trial is scored on the same rows.",
     )
     device: DeviceName = Field("auto", description="Default 'auto': CUDA when available, else CPU.")
     amp: AmpName = Field(
@@ -181,7 +235,7 @@ class TrainConfig(BaseModel):
         "'sqrt' by its square root, before anything else.",
     )
     base_batch_size: Int = Field(
-        32, ge=1, description="Default 32. The batch size `lr` was tuned for."
+        32, ge=1, le=65_536, description="Default 32. The batch size `lr` was tuned for."
     )
     schedule: ScheduleName = Field(
         "constant", description="Default 'constant'. See hpo.training.schedules."
@@ -250,7 +304,7 @@ class TrainConfig(BaseModel):
         False, description="Default false. Random horizontal flips (images only)."
     )
     augment_shift: Int = Field(
-        0, ge=0, description="Default 0. Random shifts of up to this many pixels."
+        0, ge=0, le=64, description="Default 0. Random shifts of up to this many pixels."
     )
     augment_rotate: Float = Field(
         0.0, ge=0, le=180, description="Default 0. Random rotations of up to ± degrees."
@@ -269,6 +323,7 @@ class TrainConfig(BaseModel):
     grad_accum_steps: Int = Field(
         1,
         ge=1,
+        le=4096,
         description="Default 1. Micro-batches per optimizer step; the effective batch is "
         "batch_size × grad_accum_steps.",
     )
@@ -291,46 +346,168 @@ class TrainConfig(BaseModel):
     )
 
     # --- model ---
-    hidden: Int = Field(128, ge=1, description="Default 128. Width of the MLP's hidden layers.")
+    hidden: Int = Field(
+        128,
+        ge=1,
+        le=65_536,
+        description="Default 128 (at most 65,536). Width of the MLP's hidden layers.",
+    )
     depth: Int = Field(
-        2, ge=1, description="Default 2. Hidden layers of the MLP, conv blocks of the CNN."
+        2,
+        ge=1,
+        le=64,
+        description="Default 2 (at most 64). Hidden layers of the MLP, conv blocks of the CNN.",
     )
     activation: ActivationName = Field("relu", description="Default 'relu'.")
     residual: bool = Field(
         False, description="Default false. MLP: skip connections around equal-width layers."
     )
-    channels: Int = Field(32, ge=1, description="Default 32. Channels of each CNN block.")
+    channels: Int = Field(
+        32, ge=1, le=4096, description="Default 32 (at most 4096). Channels of each CNN block."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
         """Checks that involve several hyperparameters (never run by `validate_value`)."""
-        if self.warmup_epochs >= self.epochs:
-            raise ValueError("warmup_epochs must be < epochs")
-        if self.schedule == "noam" and self.warmup_epochs <= 0:
-            raise ValueError("schedule 'noam' needs warmup_epochs > 0")
-        if self.schedule == "cyclic" and self.max_lr <= self.base_lr:
-            raise ValueError("schedule 'cyclic' needs max_lr > base_lr")
-        if self.schedule in ("cosine", "cosine_restarts") and self.min_lr >= self.lr:
-            raise ValueError(f"schedule '{self.schedule}' needs min_lr < lr")
         builtin = self.dataset in BUILTIN_DATASETS
         if not builtin and not _looks_like_import_path(self.dataset):
-            raise ValueError(
-                f"dataset must be one of {', '.join(BUILTIN_DATASETS)} or 'pkg.module:function'"
+            raise ConfigError(
+                [
+                    (
+                        "dataset",
+                        f"must be one of {', '.join(BUILTIN_DATASETS)} or 'pkg.module:function'",
+                    )
+                ]
             )
-        if builtin and self.model == "cnn" and self.dataset not in IMAGE_DATASETS:
-            raise ValueError(f"model 'cnn' needs an image dataset; '{self.dataset}' is tabular")
-        regression = is_regression_dataset(self.dataset)
-        if regression is not None:
-            allowed = METRICS_REGRESSION if regression else METRICS_CLASSIFICATION
-            if self.early_stopping_metric not in allowed:
-                raise ValueError(
-                    f"early_stopping_metric must be one of {', '.join(allowed)} "
-                    f"for dataset '{self.dataset}'"
-                )
+        problems = cross_field_problems(self.__dict__)
+        if problems:
+            raise ConfigError(problems)
         return self
 
 
+# --- cross-field checks ---------------------------------------------------------------------
+# Each check reads only the hyperparameters it names, so the spec loader can run it on
+# every combination of those few values a search space can produce (see hpo.spec) without
+# enumerating the whole space.
+
+Problem = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class CrossCheck:
+    """A check over several hyperparameters: `run(values)` lists ``(field, reason)``
+    problems, reading only `fields` from `values` (each already valid on its own)."""
+
+    fields: tuple[str, ...]
+    run: Callable[[Mapping[str, Any]], list[Problem]]
+
+
+def effective_lr(values: Mapping[str, Any]) -> float:
+    """`lr` rescaled by `lr_scaling` for the effective batch ``batch_size × grad_accum_steps``
+    (the samples behind one optimizer step) relative to `base_batch_size`."""
+    ratio = values["batch_size"] * values["grad_accum_steps"] / values["base_batch_size"]
+    factor = {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[values["lr_scaling"]]
+    return float(values["lr"]) * factor
+
+
+def _warmup(v: Mapping[str, Any]) -> list[Problem]:
+    if v["warmup_epochs"] >= v["epochs"]:
+        return [("warmup_epochs", f"must be < epochs ({v['epochs']})")]
+    return []
+
+
+def _noam(v: Mapping[str, Any]) -> list[Problem]:
+    if v["schedule"] == "noam" and v["warmup_epochs"] <= 0:
+        return [("warmup_epochs", "schedule 'noam' needs warmup_epochs > 0")]
+    return []
+
+
+def _cyclic(v: Mapping[str, Any]) -> list[Problem]:
+    if v["schedule"] == "cyclic" and v["max_lr"] <= v["base_lr"]:
+        return [("max_lr", "schedule 'cyclic' needs max_lr > base_lr")]
+    return []
+
+
+def _min_lr(v: Mapping[str, Any]) -> list[Problem]:
+    if v["schedule"] in ("cosine", "cosine_restarts") and v["min_lr"] >= effective_lr(v):
+        scaled = "" if v["lr_scaling"] == "none" else f" (after lr_scaling: {effective_lr(v):g})"
+        return [("min_lr", f"schedule '{v['schedule']}' needs min_lr < lr{scaled}")]
+    return []
+
+
+def _val_test(v: Mapping[str, Any]) -> list[Problem]:
+    if v["val_fraction"] + v["test_fraction"] >= 1:
+        return [("test_fraction", "val_fraction + test_fraction must be < 1")]
+    return []
+
+
+def _images_only(v: Mapping[str, Any]) -> list[Problem]:
+    dataset = v["dataset"]
+    if dataset not in BUILTIN_DATASETS or dataset in IMAGE_DATASETS:
+        return []  # a user dataset's shape is only known once loaded
+    problems: list[Problem] = []
+    if v["model"] == "cnn":
+        problems.append(("model", f"'cnn' needs an image dataset; '{dataset}' is tabular"))
+    for name in ("augment_flip", "augment_shift", "augment_rotate"):
+        if v[name]:
+            problems.append((name, f"needs an image dataset; '{dataset}' is tabular"))
+    return problems
+
+
+def _metric_for_task(v: Mapping[str, Any]) -> list[Problem]:
+    regression = is_regression_dataset(v["dataset"])
+    if regression is None:
+        return []
+    allowed = METRICS_REGRESSION if regression else METRICS_CLASSIFICATION
+    if v["early_stopping_metric"] not in allowed:
+        return [
+            (
+                "early_stopping_metric",
+                f"must be one of {', '.join(allowed)} for dataset '{v['dataset']}'",
+            )
+        ]
+    return []
+
+
+CROSS_CHECKS: tuple[CrossCheck, ...] = (
+    CrossCheck(("warmup_epochs", "epochs"), _warmup),
+    CrossCheck(("schedule", "warmup_epochs"), _noam),
+    CrossCheck(("schedule", "base_lr", "max_lr"), _cyclic),
+    CrossCheck(
+        (
+            "schedule",
+            "min_lr",
+            "lr",
+            "lr_scaling",
+            "batch_size",
+            "grad_accum_steps",
+            "base_batch_size",
+        ),
+        _min_lr,
+    ),
+    CrossCheck(("val_fraction", "test_fraction"), _val_test),
+    CrossCheck(
+        ("dataset", "model", "augment_flip", "augment_shift", "augment_rotate"), _images_only
+    ),
+    CrossCheck(("dataset", "early_stopping_metric"), _metric_for_task),
+)
+
+
+def cross_field_problems(values: Mapping[str, Any]) -> list[Problem]:
+    """Every problem the cross-field checks find in a complete, field-wise valid config."""
+    return [p for check in CROSS_CHECKS for p in check.run(values)]
+
+
 VOCABULARY: frozenset[str] = frozenset(TrainConfig.model_fields)
+#: Hyperparameters that take whole numbers only (a float range for them is a mistake).
+INTEGER_NAMES: frozenset[str] = frozenset(
+    name for name, info in TrainConfig.model_fields.items() if info.annotation is int
+)
+
+
+def default_value(name: str) -> Any:
+    """The default of hyperparameter `name`."""
+    return TrainConfig.model_fields[name].default
 
 
 def _looks_like_import_path(name: str) -> bool:
@@ -384,10 +561,21 @@ def validate_value(name: str, value: object) -> str | None:
 def build_config(values: Mapping[str, object]) -> TrainConfig:
     """Validate a flat hyperparameter mapping into a `TrainConfig`.
 
-    Missing names take their defaults. Raises `pydantic.ValidationError` listing every
-    problem, including the cross-field ones (e.g. cyclic needs max_lr > base_lr).
+    Missing names take their defaults. Raises `ConfigError` listing every problem with
+    its field, including the cross-field ones (e.g. cyclic needs max_lr > base_lr).
     """
-    return TrainConfig.model_validate(dict(values))
+    try:
+        return TrainConfig.model_validate(dict(values))
+    except ValidationError as exc:
+        problems: list[Problem] = []
+        for error in exc.errors():
+            cause = (error.get("ctx") or {}).get("error")
+            if isinstance(cause, ConfigError):
+                problems += cause.problems
+            else:
+                field = ".".join(str(p) for p in error["loc"])
+                problems.append((field, _reason(error)))
+        raise ConfigError(problems) from None
 
 
 def metric_mode(metric: str) -> Literal["min", "max"]:

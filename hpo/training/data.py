@@ -8,11 +8,15 @@ Built-ins: ``digits`` (sklearn's 8×8 digits as 1×8×8 images scaled to [0, 1])
 ``breast_cancer``, ``synthetic_classification`` (sklearn make_classification, 2 classes)
 and ``synthetic_regression`` (make_regression with noise 0.1, targets divided by their std
 so that losses are of order 1), the synthetic ones sized by `n_samples` × `n_features`
-and drawn with `seed`.
+and drawn with `data_seed`.
+
+The split depends on `data_seed` only (never on the trial's `seed`), so every trial of a
+study trains and validates on the same rows; `Splits.split_hash` fingerprints them.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -43,12 +47,25 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Splits:
-    """The training and validation halves of a dataset, on one device."""
+    """The training, validation and (possibly empty) test parts of a dataset.
+
+    `val_index` holds the dataset rows of the validation part, in the order of `val_x`.
+    """
 
     train_x: torch.Tensor
     train_y: torch.Tensor
     val_x: torch.Tensor
     val_y: torch.Tensor
+    val_index: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+    @property
+    def split_hash(self) -> str:
+        """12 hex digits of the SHA-256 of the sorted validation row indices (int64,
+        little-endian): equal hashes mean the same validation rows."""
+        rows = np.sort(self.val_index.numpy()).astype("<i8")
+        return hashlib.sha256(rows.tobytes()).hexdigest()[:12]
 
 
 def from_arrays(x: Any, y: Any) -> Dataset:
@@ -95,7 +112,7 @@ def _breast_cancer() -> Dataset:
     return from_arrays(*_sklearn_arrays("breast_cancer"))
 
 
-def _synthetic_classification(*, n_samples: int, n_features: int, seed: int) -> Dataset:
+def _synthetic_classification(*, n_samples: int, n_features: int, data_seed: int) -> Dataset:
     from sklearn.datasets import make_classification
 
     informative = max(2, n_features // 2)
@@ -104,15 +121,17 @@ def _synthetic_classification(*, n_samples: int, n_features: int, seed: int) -> 
         n_features=n_features,
         n_informative=informative,
         n_redundant=0,
-        random_state=seed,
+        random_state=data_seed,
     )
     return from_arrays(x.astype(np.float32), y.astype(np.int64))
 
 
-def _synthetic_regression(*, n_samples: int, n_features: int, seed: int) -> Dataset:
+def _synthetic_regression(*, n_samples: int, n_features: int, data_seed: int) -> Dataset:
     from sklearn.datasets import make_regression
 
-    x, y = make_regression(n_samples=n_samples, n_features=n_features, noise=0.1, random_state=seed)
+    x, y = make_regression(
+        n_samples=n_samples, n_features=n_features, noise=0.1, random_state=data_seed
+    )
     return from_arrays(x.astype(np.float32), (y / y.std()).astype(np.float32))
 
 
@@ -152,10 +171,54 @@ def load_dataset(config: TrainConfig) -> Dataset:
     return _user_dataset(config.dataset, values)
 
 
-def split(dataset: Dataset, val_fraction: float, seed: int) -> Splits:
-    """A deterministic random split: the same `seed` always holds out the same samples."""
+def _hold_out(
+    order: torch.Tensor, labels: torch.Tensor | None, n_out: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(held out, rest): `n_out` rows of the permutation `order`, the rest in order.
+
+    With `labels`, each class gives its share of `n_out` (largest remainders, ties to
+    the smaller class label), taking its rows in the order `order` lists them.
+    """
+    if labels is None:
+        return order[:n_out], order[n_out:]
+    ordered = labels[order]
+    classes, counts = ordered.unique(return_counts=True)
+    quota = counts.double() * n_out / order.shape[0]
+    take = quota.floor().long()
+    missing = n_out - int(take.sum())
+    if missing > 0:
+        # Stable sort: equal remainders go to the smaller label first.
+        by_remainder = torch.sort(quota - take, descending=True, stable=True).indices
+        take[by_remainder[:missing]] += 1
+    chosen = torch.zeros(order.shape[0], dtype=torch.bool)
+    for c, k in zip(classes.tolist(), take.tolist(), strict=True):
+        positions = (ordered == c).nonzero().flatten()[:k]
+        chosen[positions] = True
+    return order[chosen], order[~chosen]
+
+
+def split(
+    dataset: Dataset, val_fraction: float, data_seed: int, test_fraction: float = 0.0
+) -> Splits:
+    """A deterministic random split: the same `data_seed` always holds out the same rows.
+
+    Classification splits are stratified (each class keeps its share in every part, up
+    to rounding). The test rows are drawn first, then the validation rows from the rest;
+    every part keeps at least one row (the test part only when `test_fraction` > 0).
+    """
     n = dataset.x.shape[0]
-    n_val = min(n - 1, max(1, round(n * val_fraction)))
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    val, train = order[:n_val], order[n_val:]
-    return Splits(dataset.x[train], dataset.y[train], dataset.x[val], dataset.y[val])
+    n_test = min(n - 2, max(1, round(n * test_fraction))) if test_fraction > 0 else 0
+    n_val = min(n - n_test - 1, max(1, round(n * val_fraction)))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(data_seed))
+    labels = dataset.y if dataset.task == "classification" else None
+    test, rest = _hold_out(order, labels, n_test)
+    val, train = _hold_out(rest, labels, n_val)
+    return Splits(
+        dataset.x[train],
+        dataset.y[train],
+        dataset.x[val],
+        dataset.y[val],
+        val,
+        dataset.x[test],
+        dataset.y[test],
+    )

@@ -8,6 +8,10 @@ LR schedule spans) and calls ``report(metrics)`` once per epoch with:
 - ``val_accuracy`` (classification) or ``val_rmse`` (regression),
 - ``lr`` (the lr of the epoch's last optimizer step) and ``seconds`` (the epoch's wall time).
 
+The first report also carries provenance, identical for every trial of a study:
+``hpo_data_seed`` (the `data_seed` that drew the split) and ``hpo_split_hash`` (see
+`Splits.split_hash`). The executor moves ``hpo_*`` keys into the trial's provenance.
+
 It stops early when early stopping says so or when the training loss is no longer finite
 (nothing can recover from NaN weights). The loop knows nothing about Ray: the executor
 passes `report`. It seeds torch's global RNG with `seed` (dropout draws from it), so run
@@ -22,6 +26,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -30,16 +35,17 @@ from torch.nn import functional as F
 from hpo.training.config import (
     METRICS_CLASSIFICATION,
     METRICS_REGRESSION,
+    ConfigError,
     TrainConfig,
     build_config,
     metric_mode,
 )
-from hpo.training.data import load_dataset, split
+from hpo.training.data import Dataset, load_dataset, split
 from hpo.training.device import autocast_for, resolve_device
 from hpo.training.init import create_initializer
 from hpo.training.models import create_model
 from hpo.training.optimizers import create_optimizer
-from hpo.training.preprocessing import preprocess_splits
+from hpo.training.preprocessing import fit_preprocessor
 from hpo.training.regularization import (
     Augmenter,
     EarlyStopping,
@@ -49,7 +55,7 @@ from hpo.training.regularization import (
 )
 from hpo.training.schedules import LRStepper, create_schedule, scaled_lr
 
-Report = Callable[[dict[str, float]], None]
+Report = Callable[[dict[str, Any]], None]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 EVAL_BATCH = 4096  # evaluation holds no activations for backward: go wide
@@ -57,19 +63,36 @@ EVAL_BATCH = 4096  # evaluation holds no activations for backward: go wide
 
 @dataclass
 class TrainResult:
-    """What a run produced: every epoch's metrics, the last, the best, and how it ended.
+    """What a run produced: every epoch's metrics, the delivered model's, and how it ended.
 
-    `best` is the epoch with the best `early_stopping_metric` (min or max per
-    `metric_mode`), whether or not early stopping was on. `model` is the trained model
-    as it was after the last epoch (for saving or inspection).
+    `best` is the epoch with the best value of the watched metric (`keep_best`'s metric,
+    else `early_stopping_metric`; min or max per its mode; ties go to the earlier epoch;
+    non-finite values never win), whether or not its weights were kept. `delivered` is
+    the metrics of the model `train` returns: the best epoch's with `keep_best`, else the
+    last epoch's (`final`). `test` holds the delivered model's test metrics (``test_loss``
+    and ``test_accuracy`` or ``test_rmse``), empty without `test_fraction`.
     """
 
     history: list[dict[str, float]] = field(default_factory=list)
     final: dict[str, float] = field(default_factory=dict)
     best: dict[str, float] = field(default_factory=dict)
+    delivered: dict[str, float] = field(default_factory=dict)
+    test: dict[str, float] = field(default_factory=dict)
     stopped_early: bool = False
     device: str = "cpu"
+    data_seed: int = 0
+    split_hash: str = ""
     model: nn.Module | None = field(default=None, repr=False)
+
+    @property
+    def epochs_run(self) -> int:
+        """Epochs trained (fewer than `epochs` when stopped early)."""
+        return len(self.history)
+
+    @property
+    def best_epoch(self) -> int:
+        """The 1-based epoch of `best`."""
+        return int(self.best["epoch"])
 
 
 @dataclass
@@ -166,29 +189,64 @@ def _regression_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(out.squeeze(-1), y)
 
 
-def train(config: Mapping[str, object] | TrainConfig, report: Report | None = None) -> TrainResult:
+def _load_checked(cfg: TrainConfig) -> Dataset:
+    """The config's dataset, or a `ConfigError` for what only shows once it is loaded (a
+    user dataset's task and shape): every error here comes from a config value."""
+    try:
+        dataset = load_dataset(cfg)
+    except (ValueError, ImportError) as exc:
+        raise ConfigError([("dataset", f"{cfg.dataset!r}: {exc}")]) from None
+    problems = []
+    allowed = METRICS_REGRESSION if dataset.task == "regression" else METRICS_CLASSIFICATION
+    if cfg.early_stopping_metric not in allowed:
+        problems.append(
+            (
+                "early_stopping_metric",
+                f"must be one of {', '.join(allowed)} for a {dataset.task} dataset",
+            )
+        )
+    if not dataset.is_image:
+        shape = tuple(dataset.x.shape[1:])
+        if cfg.model == "cnn":
+            problems.append(("model", f"'cnn' needs image inputs (C, H, W), got {shape}"))
+        for name in ("augment_flip", "augment_shift", "augment_rotate"):
+            if getattr(cfg, name):
+                problems.append((name, f"needs an image dataset, got samples of shape {shape}"))
+    if problems:
+        raise ConfigError(problems)
+    return dataset
+
+
+def train(
+    config: Mapping[str, object] | TrainConfig,
+    report: Report | None = None,
+    *,
+    keep_best: tuple[str, Literal["min", "max"]] | None = None,
+) -> TrainResult:
     """Train one model as `config` says, calling `report` once per epoch; see the module doc.
 
-    Raises `pydantic.ValidationError` for an invalid config and `ValueError` for one
-    that only turns out wrong once the data is loaded (e.g. a cnn on tabular user data).
+    With ``keep_best=(metric, mode)`` the weights (and normalization statistics) of the
+    epoch with the best `metric` are kept and restored at the end, so the delivered model
+    has exactly that epoch's value; otherwise the model of the last epoch is delivered.
+
+    Raises `ConfigError` (a `ValueError` naming each field) for an invalid config, also
+    for one that only turns out wrong once the data is loaded (a cnn on tabular user data).
     """
     cfg = config if isinstance(config, TrainConfig) else build_config(config)
-    device = resolve_device(cfg.device)
+    try:
+        device = resolve_device(cfg.device)
+    except ValueError as exc:
+        raise ConfigError([("device", str(exc))]) from None
     autocast = autocast_for(cfg.amp, device)
     torch.manual_seed(cfg.seed)
 
     # --- data: split, preprocess on the training split, move to the device once ---
-    dataset = load_dataset(cfg)
+    dataset = _load_checked(cfg)
     regression = dataset.task == "regression"
     metric_names = METRICS_REGRESSION if regression else METRICS_CLASSIFICATION
-    if cfg.early_stopping_metric not in metric_names:
-        raise ValueError(
-            f"early_stopping_metric must be one of {', '.join(metric_names)} for a "
-            f"{dataset.task} dataset"
-        )
-    splits = split(dataset, cfg.val_fraction, cfg.seed)
-    train_x, val_x = preprocess_splits(cfg.preprocess, splits.train_x, splits.val_x, cfg.whiten_eps)
-    train_x, val_x = train_x.to(device), val_x.to(device)
+    splits = split(dataset, cfg.val_fraction, cfg.data_seed, cfg.test_fraction)
+    transform = fit_preprocessor(cfg.preprocess, splits.train_x, cfg.whiten_eps)
+    train_x, val_x = transform(splits.train_x).to(device), transform(splits.val_x).to(device)
     train_y, val_y = splits.train_y.to(device), splits.val_y.to(device)
 
     # --- model, optimizer, schedule ---
@@ -220,12 +278,6 @@ def train(config: Mapping[str, object] | TrainConfig, report: Report | None = No
         noise=cfg.augment_noise,
         generator=generator,
     )
-    if (
-        augment.active
-        and not dataset.is_image
-        and (augment.flip or augment.shift or augment.rotate)
-    ):
-        raise ValueError("augment_flip/shift/rotate need an image dataset")
     session = Session(
         model=model,
         optimizer=optimizer,
@@ -249,12 +301,20 @@ def train(config: Mapping[str, object] | TrainConfig, report: Report | None = No
             else None
         ),
     )
-    watched = cfg.early_stopping_metric
-    sign = 1.0 if metric_mode(watched) == "min" else -1.0
+    watched, mode = keep_best or (cfg.early_stopping_metric, metric_mode(cfg.early_stopping_metric))
+    if watched not in metric_names:
+        raise ConfigError([("keep_best", f"must name one of {', '.join(metric_names)}")])
+    sign = 1.0 if mode == "min" else -1.0
     stopper = EarlyStopping(
-        cfg.early_stopping_patience, cfg.early_stopping_min_delta, metric_mode(watched)
+        cfg.early_stopping_patience,
+        cfg.early_stopping_min_delta,
+        metric_mode(cfg.early_stopping_metric),
     )
-    result = TrainResult(device=str(device), model=model)
+    result = TrainResult(
+        device=str(device), model=model, data_seed=cfg.data_seed, split_hash=splits.split_hash
+    )
+    provenance = {"hpo_data_seed": cfg.data_seed, "hpo_split_hash": splits.split_hash}
+    kept: dict[str, torch.Tensor] | None = None
 
     # --- the epochs ---
     for epoch in range(1, cfg.epochs + 1):
@@ -268,14 +328,32 @@ def train(config: Mapping[str, object] | TrainConfig, report: Report | None = No
         metrics["seconds"] = time.perf_counter() - started
         result.history.append(metrics)
         if report is not None:
-            report(metrics)
+            report({**metrics, **provenance} if epoch == 1 else metrics)
 
         session.stepper.end_epoch(metrics["val_loss"])
-        if not result.best or sign * metrics[watched] < sign * result.best[watched]:
+        value = metrics[watched]
+        if math.isfinite(value) and (not result.best or sign * value < sign * result.best[watched]):
             result.best = metrics
-        if stopper.update(metrics[watched]) or not math.isfinite(metrics["train_loss"]):
+            if keep_best is not None:
+                # A copy, not a view: the next optimizer step would overwrite it.
+                kept = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if stopper.update(metrics[cfg.early_stopping_metric]) or not math.isfinite(
+            metrics["train_loss"]
+        ):
             result.stopped_early = epoch < cfg.epochs
             break
 
     result.final = result.history[-1]
+    result.best = result.best or result.final
+    result.delivered = result.final
+    if kept is not None:
+        model.load_state_dict(kept)
+        result.delivered = result.best
+    if splits.test_x.shape[0] > 0:
+        test_x = transform(splits.test_x).to(device)
+        test_loss, test_metric = evaluate(
+            model, test_x, splits.test_y.to(device), regression, autocast
+        )
+        name = "test_rmse" if regression else "test_accuracy"
+        result.test = {"test_loss": float(test_loss), name: float(test_metric)}
     return result

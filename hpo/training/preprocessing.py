@@ -90,14 +90,18 @@ def create_preprocessor(name: str, train_x: torch.Tensor, **params: float) -> Tr
     return fitter(train_x)
 
 
+def fit_preprocessor(name: str, train_x: torch.Tensor, whiten_eps: float = 1e-5) -> Transform:
+    """Fit `name` on `train_x` (any shape, samples first; flattened per sample to fit) and
+    return a transform for tensors of the same per-sample shape."""
+    if name == "none":
+        return _none(train_x)
+    flat = create_preprocessor(name, train_x.flatten(1), whiten_eps=whiten_eps)
+    return lambda z: flat(z.flatten(1)).reshape(z.shape)
+
+
 def preprocess_splits(
     name: str, train_x: torch.Tensor, val_x: torch.Tensor, whiten_eps: float = 1e-5
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fit `name` on `train_x` (flattened per sample) and apply it to both splits."""
-    if name == "none":
-        return train_x, val_x
-    transform = create_preprocessor(name, train_x.flatten(1), whiten_eps=whiten_eps)
-    return (
-        transform(train_x.flatten(1)).reshape(train_x.shape),
-        transform(val_x.flatten(1)).reshape(val_x.shape),
-    )
+    """Fit `name` on `train_x` and apply it to both splits."""
+    transform = fit_preprocessor(name, train_x, whiten_eps)
+    return transform(train_x), transform(val_x)

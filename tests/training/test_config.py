@@ -12,6 +12,7 @@ import pytest
 from hpo.training import config as C
 from hpo.training.config import (
     VOCABULARY,
+    ConfigError,
     TrainConfig,
     build_config,
     is_regression_dataset,
@@ -103,20 +104,72 @@ def test_validate_value_does_not_run_cross_field_checks() -> None:
 
 
 @pytest.mark.parametrize(
-    ("values", "fragment"),
+    ("values", "field", "fragment"),
     [
-        ({"schedule": "cyclic", "base_lr": 0.1, "max_lr": 0.01}, "max_lr > base_lr"),
-        ({"schedule": "noam"}, "warmup_epochs > 0"),
-        ({"warmup_epochs": 5, "epochs": 5}, "warmup_epochs must be < epochs"),
-        ({"model": "cnn", "dataset": "wine"}, "image dataset"),
-        ({"dataset": "mnist"}, "dataset must be one of"),
-        ({"dataset": "synthetic_regression", "early_stopping_metric": "val_accuracy"}, "val_rmse"),
-        ({"optimizer": "sgd", "lrr": 0.1}, "Extra inputs"),
+        ({"schedule": "cyclic", "base_lr": 0.1, "max_lr": 0.01}, "max_lr", "max_lr > base_lr"),
+        ({"schedule": "noam"}, "warmup_epochs", "warmup_epochs > 0"),
+        ({"warmup_epochs": 5, "epochs": 5}, "warmup_epochs", "must be < epochs"),
+        ({"model": "cnn", "dataset": "wine"}, "model", "image dataset"),
+        ({"augment_shift": 1, "dataset": "wine"}, "augment_shift", "image dataset"),
+        ({"dataset": "mnist"}, "dataset", "must be one of"),
+        (
+            {"dataset": "synthetic_regression", "early_stopping_metric": "val_accuracy"},
+            "early_stopping_metric",
+            "val_rmse",
+        ),
+        ({"optimizer": "sgd", "lrr": 0.1}, "lrr", "Extra inputs"),
+        ({"hidden": 10**400}, "hidden", "<= 65536"),
+        ({"val_fraction": 0.5, "test_fraction": 0.5}, "test_fraction", "< 1"),
+        (
+            # min_lr is compared with the lr after scaling: 0.1 × (16·4/256) = 0.025.
+            {
+                "schedule": "cosine",
+                "lr": 0.1,
+                "min_lr": 0.03,
+                "lr_scaling": "linear",
+                "batch_size": 16,
+                "grad_accum_steps": 4,
+                "base_batch_size": 256,
+            },
+            "min_lr",
+            "after lr_scaling: 0.025",
+        ),
     ],
 )
-def test_build_config_rejects_inconsistent_configs(values: dict, fragment: str) -> None:
-    with pytest.raises(pydantic.ValidationError, match=fragment):
+def test_build_config_rejects_inconsistent_configs(values: dict, field: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment) as info:
         build_config(values)
+    assert info.value.field == field
+    assert isinstance(info.value, ValueError)
+
+
+def test_config_error_lists_every_problem_with_its_field() -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config({"lr": -1, "depth": 100, "schedule": "noam", "max_lr": 0})
+    fields = [f for f, _ in info.value.problems]
+    assert fields == ["lr", "max_lr", "depth"]
+    with pytest.raises(ConfigError) as info:
+        build_config(
+            {"schedule": "noam", "warmup_epochs": 30, "epochs": 20, "base_lr": 1.0, "max_lr": 0.5}
+        )
+    assert [f for f, _ in info.value.problems] == ["warmup_epochs"]
+
+
+def test_size_knobs_have_documented_upper_bounds() -> None:
+    for name, limit in [
+        ("hidden", 65_536),
+        ("depth", 64),
+        ("channels", 4096),
+        ("n_samples", 1_000_000),
+        ("n_features", 100_000),
+        ("batch_size", 65_536),
+    ]:
+        assert validate_value(name, limit) is None
+        assert validate_value(name, limit + 1) == f"must be <= {limit}"
+        assert validate_value(name, 10**400) == f"must be <= {limit}"
+        assert f"at most {limit:,}" in C.TrainConfig.model_fields[name].description or (
+            f"at most {limit}" in C.TrainConfig.model_fields[name].description
+        )
 
 
 def test_config_is_frozen() -> None:

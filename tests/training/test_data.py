@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from hpo.training.config import build_config
+from hpo.training.config import ConfigError, build_config
 from hpo.training.data import create_dataset, from_arrays, load_dataset, split
 from hpo.training.loop import train
 
@@ -31,7 +33,7 @@ def test_digits_are_1x8x8_images_in_unit_range() -> None:
     ],
 )
 def test_tabular_builtins(name: str, task: str, shape: tuple[int, int]) -> None:
-    data = create_dataset(name, n_samples=300, n_features=7, seed=0)
+    data = create_dataset(name, n_samples=300, n_features=7, data_seed=0)
     assert data.x.shape == shape and data.task == task
 
 
@@ -46,6 +48,54 @@ def test_split_is_deterministic_by_seed_and_disjoint() -> None:
     assert torch.equal(a.val_x, b.val_x) and not torch.equal(a.val_x, c.val_x)
     assert a.val_x.shape[0] == 20
     assert set(a.val_x.flatten().tolist()).isdisjoint(a.train_x.flatten().tolist())
+    assert a.split_hash == b.split_hash != c.split_hash
+
+
+def test_split_hash_is_sha256_of_sorted_validation_rows() -> None:
+    data = from_arrays(torch.arange(50.0).reshape(50, 1), torch.rand(50))
+    s = split(data, 0.2, 3)
+    rows = sorted(int(v) for v in s.val_x.flatten())  # x holds the row number
+    expected = hashlib.sha256(np.array(rows, dtype="<i8").tobytes()).hexdigest()[:12]
+    assert s.split_hash == expected and len(expected) == 12
+
+
+def test_classification_split_is_stratified() -> None:
+    # 90 rows of class 0, 10 of class 1: a 20% validation split holds 18 and 2.
+    y = torch.tensor([0] * 90 + [1] * 10)
+    data = from_arrays(torch.arange(100.0).reshape(100, 1), y)
+    for seed in range(5):
+        s = split(data, 0.2, seed)
+        assert s.val_y.bincount().tolist() == [18, 2]
+        assert s.train_y.bincount().tolist() == [72, 8]
+
+
+def test_test_split_is_disjoint_and_seeded_by_data_seed() -> None:
+    data = from_arrays(torch.arange(200.0).reshape(200, 1), torch.arange(200) % 4)
+    s = split(data, 0.2, 7, test_fraction=0.1)
+    parts = [set(p.flatten().tolist()) for p in (s.train_x, s.val_x, s.test_x)]
+    assert [len(p) for p in parts] == [140, 40, 20]
+    assert set().union(*parts) == set(range(200))
+    assert s.test_y.bincount().tolist() == [5, 5, 5, 5]
+    assert torch.equal(split(data, 0.2, 7, test_fraction=0.1).test_x, s.test_x)
+
+
+def test_trial_seed_does_not_move_the_split_or_the_synthetic_data() -> None:
+    hashes = set()
+    for seed in (0, 1, 2):
+        seen: list[dict] = []
+        train(
+            {"dataset": "synthetic_classification", "n_samples": 100, "epochs": 1, "seed": seed},
+            report=seen.append,
+        )
+        assert seen[0]["hpo_data_seed"] == 0
+        hashes.add(seen[0]["hpo_split_hash"])
+    assert len(hashes) == 1
+    seen = []
+    train({"dataset": "digits", "epochs": 1, "data_seed": 5}, report=seen.append)
+    assert seen[0]["hpo_data_seed"] == 5 and seen[0]["hpo_split_hash"] not in hashes
+    a = create_dataset("synthetic_regression", n_samples=50, n_features=3, data_seed=1)
+    b = create_dataset("synthetic_regression", n_samples=50, n_features=3, data_seed=2)
+    assert not torch.equal(a.x, b.x)
 
 
 @pytest.fixture
@@ -85,10 +135,18 @@ def test_user_regression_dataset_reports_rmse(user_module: str) -> None:
 def test_user_dataset_errors_are_clear(user_module: str) -> None:
     with pytest.raises(ValueError, match="has no function 'nope'"):
         load_dataset(build_config({"dataset": f"{user_module}:nope"}))
-    with pytest.raises(ValueError, match="needs image inputs"):
+    with pytest.raises(ConfigError, match="needs image inputs") as info:
         train({"dataset": f"{user_module}:blobs", "model": "cnn", "epochs": 1})
-    with pytest.raises(ValueError, match="must be one of train_loss, val_loss, val_rmse"):
+    assert info.value.field == "model"
+    with pytest.raises(ConfigError, match="must be one of train_loss, val_loss, val_rmse") as info:
         train({"dataset": f"{user_module}:line", "early_stopping_metric": "val_accuracy"})
+    assert info.value.field == "early_stopping_metric"
+    with pytest.raises(ConfigError, match="image dataset") as info:
+        train({"dataset": f"{user_module}:blobs", "augment_rotate": 10.0, "epochs": 1})
+    assert info.value.field == "augment_rotate"
+    with pytest.raises(ConfigError, match="has no function 'nope'") as info:
+        train({"dataset": f"{user_module}:nope", "epochs": 1})
+    assert info.value.field == "dataset"
 
 
 def test_unknown_builtin_lists_valid_names() -> None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
+from torch.nn import functional as F
 
+from hpo.training.config import ConfigError, build_config
+from hpo.training.data import load_dataset, split
 from hpo.training.loop import TrainResult, train
 
 SMALL = {"epochs": 3, "hidden": 32, "depth": 1, "lr": 0.01}
@@ -17,7 +21,11 @@ def test_report_is_called_once_per_epoch_with_documented_keys() -> None:
     assert isinstance(result, TrainResult)
     assert [m["epoch"] for m in seen] == [1, 2, 3]
     keys = {"epoch", "train_loss", "val_loss", "val_accuracy", "lr", "seconds"}
-    assert all(set(m) == keys for m in seen)
+    provenance = {"hpo_data_seed", "hpo_split_hash"}
+    assert set(seen[0]) == keys | provenance  # provenance only in the first report
+    assert all(set(m) == keys for m in seen[1:])
+    assert seen[0]["hpo_data_seed"] == 0 and len(seen[0]["hpo_split_hash"]) == 12
+    seen[0] = {k: v for k, v in seen[0].items() if k not in provenance}
     assert all(type(m["epoch"]) is int for m in seen)
     assert all(
         isinstance(v, float) and math.isfinite(v)
@@ -94,3 +102,66 @@ def test_diverging_run_stops() -> None:
     )
     assert not math.isfinite(result.final["train_loss"])
     assert result.stopped_early and len(result.history) < 10
+
+
+# Wine with a large SGD step: val_loss bottoms out at epoch 6 of 8 (checked below).
+BOUNCY = {
+    "dataset": "wine",
+    "epochs": 8,
+    "hidden": 16,
+    "depth": 1,
+    "optimizer": "sgd",
+    "lr": 1.0,
+    "norm": "batch",
+    "preprocess": "standardize",
+    "batch_size": 16,
+}
+
+
+def _val_loss_of(model: torch.nn.Module, config: dict) -> float:
+    """The delivered model's validation loss, computed here from the data alone."""
+    cfg = build_config(config)
+    s = split(load_dataset(cfg), cfg.val_fraction, cfg.data_seed)
+    mean = s.train_x.mean(0)
+    std = s.train_x.std(0, correction=0)
+    model.eval()
+    with torch.no_grad():
+        return float(F.cross_entropy(model((s.val_x - mean) / std), s.val_y))
+
+
+def test_keep_best_delivers_the_best_epochs_weights() -> None:
+    result = train(BOUNCY, keep_best=("val_loss", "min"))
+    losses = [m["val_loss"] for m in result.history]
+    assert result.epochs_run == 8 and result.best_epoch == losses.index(min(losses)) + 1
+    assert result.best_epoch < result.epochs_run  # otherwise this test proves nothing
+    assert result.delivered == result.best and result.final == result.history[-1]
+    assert result.model is not None
+    assert _val_loss_of(result.model, BOUNCY) == pytest.approx(min(losses), rel=1e-5)
+
+
+def test_without_keep_best_the_last_epoch_is_delivered() -> None:
+    result = train(BOUNCY)
+    assert result.delivered == result.final == result.history[-1]
+    assert result.model is not None
+    assert _val_loss_of(result.model, BOUNCY) == pytest.approx(result.final["val_loss"], rel=1e-5)
+
+
+def test_keep_best_by_accuracy_maximizes_and_ties_go_to_the_earlier_epoch() -> None:
+    result = train(BOUNCY, keep_best=("val_accuracy", "max"))
+    accs = [m["val_accuracy"] for m in result.history]
+    assert result.best_epoch == accs.index(max(accs)) + 1
+    assert result.delivered["val_accuracy"] == max(accs)
+
+
+def test_test_split_metrics_come_once_from_the_delivered_model() -> None:
+    seen: list[dict] = []
+    result = train({**BOUNCY, "test_fraction": 0.2}, seen.append, keep_best=("val_loss", "min"))
+    assert set(result.test) == {"test_loss", "test_accuracy"}
+    assert all(not any(k.startswith("test") for k in m) for m in seen)
+    assert 0.0 <= result.test["test_accuracy"] <= 1.0
+    assert train(BOUNCY).test == {}
+
+
+def test_keep_best_must_name_a_reported_metric() -> None:
+    with pytest.raises(ConfigError, match="keep_best"):
+        train(SMALL, keep_best=("val_rmse", "min"))
