@@ -62,6 +62,10 @@ class TrialPublic(BaseModel):
     config: dict[str, Any]
     seed: int | None
     epochs_run: int
+    attempt: int = Field(1, description="Attempts so far (retries + 1); values are the last's.")
+    value: float | None = Field(
+        None, description="The trial's one value, what ranks it (see objective.value)."
+    )
     last_value: float | None
     best_value: float | None
     final_metrics: dict[str, float | None]
@@ -79,6 +83,8 @@ class TrialPublic(BaseModel):
             config=trial.config,
             seed=trial.seed,
             epochs_run=trial.epochs_run,
+            attempt=trial.attempt,
+            value=trial.objective_value,
             last_value=trial.last_value,
             best_value=trial.best_value,
             final_metrics=trial.final_metrics,
@@ -87,6 +93,13 @@ class TrialPublic(BaseModel):
             started_at=trial.started_at,
             finished_at=trial.finished_at,
         )
+
+
+class BestTrialPublic(TrialPublic):
+    """The best trial, its value labelled and the command that retrains it."""
+
+    value_label: str = Field(description='What `value` is, e.g. "val_accuracy, last epoch".')
+    reproduce: str = Field(description="Retrains this trial from the database (`hpo train`).")
 
 
 class TrialsPublic(BaseModel):

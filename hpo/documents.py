@@ -5,6 +5,7 @@ One shape everywhere a study or trial leaves the library, built from repository 
 
 from __future__ import annotations
 
+import shlex
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,10 @@ def trial_document(trial: TrialRecord) -> dict[str, Any]:
         "config": trial.config,
         "seed": trial.seed,
         "epochs_run": trial.epochs_run,
+        "attempt": trial.attempt,
+        # The trial's one value (what ranks it, see `objective.value`), then its last and
+        # best epochs' values beside it.
+        "value": trial.objective_value,
         "last_value": trial.last_value,
         "best_value": trial.best_value,
         "final_metrics": trial.final_metrics,
@@ -31,6 +36,27 @@ def trial_document(trial: TrialRecord) -> dict[str, Any]:
         "provenance": trial.provenance,
         "started_at": _iso(trial.started_at),
         "finished_at": _iso(trial.finished_at),
+    }
+
+
+def value_label(study: StudyRecord) -> str:
+    """What a trial's `value` is, in words: "val_accuracy, last epoch"."""
+    how = study.spec.get("objective", {}).get("value", "last")
+    return f"{study.objective_metric}, {how} epoch"
+
+
+def reproduce_command(study_id: int, number: int, db: str | None = None) -> str:
+    """The command that retrains trial `number` from the database and checks its value."""
+    command = f"hpo train --trial {study_id}/{number}"
+    return f"{command} --db {shlex.quote(db)}" if db else command
+
+
+def best_document(study: StudyRecord, trial: TrialRecord, db: str | None = None) -> dict[str, Any]:
+    """`hpo best --json`: the best trial with its value labelled and its reproduce command."""
+    return {
+        **trial_document(trial),
+        "value_label": value_label(study),
+        "reproduce": reproduce_command(study.id, trial.number, db),
     }
 
 

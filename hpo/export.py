@@ -54,6 +54,7 @@ def to_csv(repo: Repository, study: StudyRecord, stream: IO[str]) -> None:
                 "number",
                 "status",
                 "epochs_run",
+                "value",
                 "best_value",
                 "last_value",
                 *params,
@@ -66,6 +67,7 @@ def to_csv(repo: Repository, study: StudyRecord, stream: IO[str]) -> None:
                 "number": trial.number,
                 "status": trial.status,
                 "epochs_run": trial.epochs_run,
+                "value": trial.objective_value,
                 "best_value": trial.best_value,
                 "last_value": trial.last_value,
                 **{p: trial.config.get(p) for p in params},
@@ -74,7 +76,7 @@ def to_csv(repo: Repository, study: StudyRecord, stream: IO[str]) -> None:
         )
     if writer is None:
         csv.writer(stream).writerow(
-            ["number", "status", "epochs_run", "best_value", "last_value", *params]
+            ["number", "status", "epochs_run", "value", "best_value", "last_value", *params]
         )
 
 
@@ -146,7 +148,8 @@ def to_optuna(repo: Repository, study: StudyRecord, storage: str, name: str | No
             if m.name == metric and m.value is not None and math.isfinite(m.value)
         }
         state = TrialState[_STATES[trial.status]]
-        value = trial.last_value if state in (TrialState.COMPLETE, TrialState.PRUNED) else None
+        # The trial's one value (objective.value), the one hpo ranks by.
+        value = trial.objective_value if state in (TrialState.COMPLETE, TrialState.PRUNED) else None
         if state == TrialState.COMPLETE and value is None:
             state = TrialState.FAIL
         batch.append(

@@ -25,7 +25,7 @@ import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentUser, RepoDep
@@ -51,7 +51,7 @@ MAX_POINTS = 5000
 class PointPublic(BaseModel):
     number: int
     status: str
-    best_value: float | None
+    value: float | None = Field(description="The trial's one value (objective.value).")
     config: dict[str, Any]
 
 
@@ -89,7 +89,7 @@ class ImportancePublic(BaseModel):
 class CurvePublic(BaseModel):
     number: int
     status: str
-    best_value: float | None
+    value: float | None
     steps: list[int]
     values: list[float | None]
 
@@ -186,7 +186,7 @@ def _points(repo: Repository, study: StudyRecord, limit: int) -> PointsPublic:
             PointPublic(
                 number=number,
                 status=status,
-                best_value=value,
+                value=value,
                 config={n: config[n] for n in names if n in config},
             )
             for number, status, value, config in repo.trial_configs(study.id, chosen)
@@ -278,7 +278,7 @@ def _curves(
     repo: Repository, study: StudyRecord, top: int, sample: int, metric: str | None
 ) -> CurvesPublic:
     metric = metric or study.objective_metric
-    best = repo.list_trials(study.id, sort="best_value", limit=max(top, 1))[:top]
+    best = repo.list_trials(study.id, sort="objective_value", limit=max(top, 1))[:top]
     chosen = {t.number: t for t in best}
     # Trial numbers run 1..last_trial_number, so the sample is drawn from numbers and only
     # the picked trials are read: a 10,000-trial study costs what a 100-trial one does.
@@ -304,7 +304,7 @@ def _curve(trial: TrialRecord, points: list[tuple[int, float | None]]) -> CurveP
     return CurvePublic(
         number=trial.number,
         status=trial.status,
-        best_value=trial.best_value,
+        value=trial.objective_value,
         steps=[step for step, _ in points],
         values=[value for _, value in points],
     )

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentUser, RepoDep, SettingsDep
 from api.models import (
+    BestTrialPublic,
     EventPublic,
     StudiesPublic,
     StudyDetail,
@@ -29,6 +30,7 @@ from api.models import (
 )
 from hpo import export as exporter
 from hpo import service
+from hpo.documents import reproduce_command, value_label
 from hpo.errors import FieldError, SpecError
 from hpo.spec import StudySpec, apply_overrides, load_spec, parse_text, read_number
 from hpo.storage.errors import NotFoundError, StorageError
@@ -207,15 +209,20 @@ def delete_study(study_id: StudyId, repo: RepoDep, user: CurrentUser) -> Respons
 
 
 @router.get("/{study_id}/best", responses=error_responses(404, 422))
-def best_trial(study_id: StudyId, repo: RepoDep, user: CurrentUser) -> TrialPublic:
-    """The best completed-or-pruned trial with its full config; 404 while there is none."""
+def best_trial(study_id: StudyId, repo: RepoDep, user: CurrentUser) -> BestTrialPublic:
+    """The best trial (among those that ran their full budget; pruned ones only when none
+    did) with its full config and reproduce command; 404 while there is none."""
     study = service.get_visible_study(repo, study_id, user)
     trial = repo.best_trial(study_id)
     if trial is None:
         raise NotFoundError(
             f"study {study_id} has no finished trial with a finite {study.objective_metric} yet"
         )
-    return TrialPublic.of(trial)
+    return BestTrialPublic(
+        **TrialPublic.of(trial).model_dump(),
+        value_label=value_label(study),
+        reproduce=reproduce_command(study.id, trial.number),
+    )
 
 
 @router.get(

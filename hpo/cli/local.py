@@ -33,7 +33,20 @@ def _parse_sets(pairs: list[str]) -> dict[str, Any]:
 
 
 def train(
-    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="A study spec (YAML/JSON).")],
+    spec_path: Annotated[
+        Path | None,
+        typer.Argument(metavar="SPEC", help="A study spec (YAML/JSON); omit with --trial."),
+    ] = None,
+    trial: Annotated[
+        str | None,
+        typer.Option(
+            "--trial",
+            metavar="STUDY/NUMBER",
+            help="Retrain a stored trial exactly as it ran (config, seeds, epochs) and "
+            "compare its value with the stored one.",
+        ),
+    ] = None,
+    db: DbOption = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a hyperparameter: key=value (repeatable)."),
@@ -43,9 +56,18 @@ def train(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Train one trial: the spec's fixed values, the --set values, defaults for the rest."""
+    """Train one trial: the spec's fixed values, the --set values, defaults for the rest;
+    or, with --trial STUDY/NUMBER, retrain a stored trial from the database."""
     from hpo.spec import load_spec
 
+    if (spec_path is None) == (trial is None):
+        fail("give a SPEC to train its fixed values, or --trial STUDY/NUMBER to retrain one")
+    if trial is not None:
+        if set_ or epochs is not None:
+            fail("--trial retrains the stored trial as it ran: --set and --epochs do not apply")
+        _retrain(trial, db, as_json=as_json)
+        return
+    assert spec_path is not None
     with user_errors():
         spec = load_spec(spec_path)
     overrides = _parse_sets(set_ or [])
@@ -66,6 +88,45 @@ def train(
         print_json({**final, "config": config, "history": history})
 
 
+def _retrain(ref: str, db: str | None, *, as_json: bool) -> None:
+    """`hpo train --trial STUDY/NUMBER`: the reproduce command `hpo best` prints."""
+    from hpo.reproduce import parse_trial_ref, reproduce_trial
+    from hpo.training.config import ConfigError
+
+    try:
+        study_id, number = parse_trial_ref(ref)
+    except ValueError as exc:
+        fail(str(exc))
+    history: list[dict[str, float]] = []
+    with user_errors():
+        repo = open_repo(db)
+        try:
+            done = reproduce_trial(repo, study_id, number, epoch_printer(history, quiet=as_json))
+        except ConfigError as exc:
+            fail("invalid hyperparameters:\n" + "\n".join(f"  {f}: {r}" for f, r in exc.problems))
+    if as_json:
+        print_json(
+            {
+                "study_id": done.study_id,
+                "number": done.number,
+                "metric": done.metric,
+                "value_of": done.how,
+                "value": done.value,
+                "stored_value": done.stored,
+                "difference": done.difference,
+                "config": done.config,
+                "history": done.history,
+            }
+        )
+        return
+    label = f"{done.metric}, {done.how} epoch"
+    diff = "" if done.difference is None else f"  (difference {done.difference:.3g})"
+    out.print(
+        f"trial {study_id}/{number}: {label} = {fmt(done.value)}; stored {fmt(done.stored)}{diff}",
+        highlight=False,
+    )
+
+
 def _check_overrides(values: Mapping[str, Any]) -> None:
     from hpo.training.config import VOCABULARY, validate_value
 
@@ -84,11 +145,12 @@ def _train_builtin(
 ) -> dict[str, Any]:
     from pydantic import ValidationError
 
-    from hpo.training.config import build_config
+    from hpo.training.config import ConfigError, build_config
     from hpo.training.loop import train as run_training
 
     try:
         cfg = build_config(config)
+        result = run_training(cfg, report)
     except ValidationError as exc:
         lines = [
             f"  {'.'.join(map(str, e['loc'])) or 'config'}: "
@@ -96,7 +158,8 @@ def _train_builtin(
             for e in exc.errors()
         ]
         fail("invalid hyperparameters:\n" + "\n".join(lines))
-    result = run_training(cfg, report)
+    except ConfigError as exc:
+        fail("invalid hyperparameters:\n" + "\n".join(f"  {f}: {r}" for f, r in exc.problems))
     return {**result.final, "device": result.device, "stopped_early": result.stopped_early}
 
 

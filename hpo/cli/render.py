@@ -86,9 +86,14 @@ def studies_table(rows: list[Any]) -> None:
     out.print(table)
 
 
-def print_best(trial: Any, metric: str) -> None:
+def print_best(trial: Any, label: str) -> None:
+    """The best trial's one value, labelled ("val_accuracy, last epoch"), then its config."""
+    value = getattr(trial, "value", None)
+    if value is None:
+        value = getattr(trial, "objective_value", None)
     out.print(
-        f"best trial #{trial.number} ({trial.status}): {metric} = {fmt(trial.best_value)}",
+        f"best trial #{trial.number} ({trial.status}): {label} = {fmt(value)}"
+        f"  (best epoch: {fmt(trial.best_value)})",
         highlight=False,
     )
     out.print(yaml.safe_dump(trial.config, sort_keys=True).rstrip(), highlight=False)

@@ -22,6 +22,7 @@ from hpo.cli.render import (
     Remote,
     err,
     fail,
+    out,
     print_best,
     print_json,
     remote_studies_table,
@@ -111,16 +112,15 @@ def best(
     token: TokenOption = None,
 ) -> None:
     """The best trial of a study and its configuration."""
-    from hpo.documents import trial_document
+    from hpo.documents import best_document, value_label
 
     if server and not db:
         with connect(server, token) as client:
-            metric = client.study(study_id)["objective"]["metric"]
             found = client.best(study_id)
         if as_json:
             print_json(found)
         else:
-            print_best(Remote(found), metric)
+            print_best(Remote(found), str(found.get("value_label", "value")))
         return
     with user_errors():
         repo = open_repo(db)
@@ -130,10 +130,12 @@ def best(
         fail(
             f"study {study_id} has no finished trial with a finite {study.objective_metric}", code=1
         )
+    document = best_document(study, trial, db)
     if as_json:
-        print_json(trial_document(trial))
+        print_json(document)
         return
-    print_best(trial, study.objective_metric)
+    print_best(trial, value_label(study))
+    out.print(f"reproduce: {document['reproduce']}", highlight=False)
 
 
 def export(

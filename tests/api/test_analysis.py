@@ -73,12 +73,12 @@ def http(backend_url: str, study: StudyRecord) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def finished(backend_url: str, study: StudyRecord) -> dict[int, float]:
-    """Best value by number of every completed or pruned trial, read straight from SQL."""
+    """The one value by number of every completed or pruned trial, read straight from SQL."""
     with Repository(backend_url) as repo:
         return {
-            t.number: t.best_value
+            t.number: t.objective_value
             for t in repo.iter_trials(study.id)
-            if t.status in ("completed", "pruned") and t.best_value is not None
+            if t.status in ("completed", "pruned") and t.objective_value is not None
         }
 
 
@@ -95,7 +95,7 @@ def test_points_small_limit_samples_but_keeps_the_best(
     assert set(best_five) <= set(numbers)
     for point in body["data"]:
         assert point["number"] in finished  # never the failed or running trial
-        assert point["best_value"] == pytest.approx(finished[point["number"]])
+        assert point["value"] == pytest.approx(finished[point["number"]])
         assert set(point["config"]) == {"x", "noise"}
     # The same sample on every request (seeded by the study).
     again = http.get("/points", params={"limit": 20}).json()

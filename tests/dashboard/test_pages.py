@@ -132,8 +132,8 @@ def test_study_page_plots(
     spec = page.inner_text("#spec")
     assert "loguniform: [0.0001, 0.3]" in spec and "mode: max" in spec
     command = page.inner_text("#command")
-    assert command.startswith(f"hpo train study-{seeded.completed_id}.yaml --set lr=")
-    assert "--set optimizer=" in command and "--set seed=7" in command
+    # The reproduce command retrains the best trial from the database (hpo train --trial).
+    assert command == f"hpo train --trial {seeded.completed_id}/{best.number}"
     # The learning curve of a pruned trial stops at its last epoch (2 of 5).
     pruned_x = page.evaluate(
         f"document.getElementById('plot-curves').data"

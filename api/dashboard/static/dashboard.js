@@ -145,15 +145,9 @@
       .join("\n");
   }
 
-  const shellQuote = (s) => (/^[\w.=,+\-\/:@]+$/.test(s) ? s : `'${s.replace(/'/g, "'\\''")}'`);
 
-  function trainCommand(study, trial) {
-    const sets = Object.keys(study.spec.space || {})
-      .filter((name) => name in trial.config)
-      .map((name) => ` --set ${shellQuote(`${name}=${yamlScalar(trial.config[name])}`)}`);
-    if (trial.seed !== null) sets.push(` --set seed=${trial.seed}`);
-    return `hpo train study-${study.id}.yaml${sets.join("")}`;
-  }
+  // What a trial's one value is, in words: "val_accuracy, last epoch" (objective.value).
+  const valueLabel = (study) => `${study.objective.metric}, ${study.spec.objective.value || "last"} epoch`;
 
   function loadScript(src) {
     return new Promise((resolve, reject) => {
@@ -345,13 +339,14 @@
       const best = study.best_trial;
       if (best) {
         const tbody = h("tbody");
-        kvTable(tbody, [["trial", best.number], [study.objective.metric, best.best_value],
+        kvTable(tbody, [["trial", best.number], [valueLabel(study), best.value],
+          ["best epoch's value", best.best_value],
           ...params.filter((p) => p in best.config).map((p) => [p, best.config[p]])]);
         $("#best").replaceChildren(
           h("table", { class: "kv" }, tbody),
           h("p", {}, h("a", { href: `/studies/${id}/trials/${best.number}` }, `Trial ${best.number} in full`)),
-          h("p", { class: "muted" }, `Reproduce it (save the spec as study-${id}.yaml):`),
-          h("pre", { id: "command" }, trainCommand(study, best)));
+          h("p", { class: "muted" }, "Retrain it from the database and check its value:"),
+          h("pre", { id: "command" }, `hpo train --trial ${id}/${best.number}`));
       }
     }
 
@@ -369,8 +364,8 @@
         { key: "number", label: "#", sort: "number" },
         { key: "status", label: "Status" },
         ...params.map((p) => ({ key: p, label: p, param: true, sort: `param:${p}` })),
-        { key: "best_value", label: `${study.objective.metric} (best)`, sort: "best_value" },
-        { key: "last_value", label: "last", sort: "last_value" },
+        { key: "value", label: valueLabel(study), sort: "objective_value" },
+        { key: "best_value", label: "best epoch", sort: "best_value" },
         { key: "epochs_run", label: "Epochs", sort: "epochs_run" },
         ...[...metricNames].sort().map((m) => ({ key: m, label: m, sort: m, metric: true })),
         { key: "select", label: "Compare" },
@@ -394,7 +389,7 @@
       if (state.sort === key) state.order = state.order === "asc" ? "desc" : "asc";
       else {
         state.sort = key;
-        const objective = key === "best_value" || key === "last_value";
+        const objective = key === "objective_value" || key === "best_value";
         state.order = objective && study.objective.mode === "max" ? "desc" : "asc";
       }
       state.offset = 0;
@@ -543,7 +538,7 @@
     const steps = sample.best_so_far;
     const lastNumber = Math.max(steps[steps.length - 1].number, ...shown.map((t) => t.number));
     Plotly.react("plot-history", [
-      { x: shown.map((t) => t.number), y: shown.map((t) => t.best_value), mode: "markers",
+      { x: shown.map((t) => t.number), y: shown.map((t) => t.value), mode: "markers",
         type: "scatter", name: metric,
         text: shown.map((t) => `trial ${t.number} (${t.status})`),
         marker: { color: "#1a73e8", size: 7, opacity: 0.7 } },
@@ -638,7 +633,7 @@
   async function plotParallel(finished, params, space, metric, bestNumber) {
     parallelArgs = [finished, params, space, metric, bestNumber];
     const dimensions = params.map((p) => dimension(p, finished.map((t) => t.config[p]), space[p]));
-    const objective = finished.map((t) => t.best_value);
+    const objective = finished.map((t) => t.value);
     dimensions.push({ label: metric, name: metric, values: objective });
     const button = $("#parallel-brush");
     button.textContent = parallelBrushing ? "Static lines" : "Filter by dragging on the axes (WebGL)";
@@ -662,11 +657,11 @@
       line: { color, width: 1 }, opacity: 0.55,
     }));
     finished.forEach((t, i) => {
-      const trace = bands[band(t.best_value)];
+      const trace = bands[band(t.value)];
       scaled.forEach((column, axis) => {
         trace.x.push(axis);
         trace.y.push(column[i]);
-        trace.text.push(`trial ${t.number}: ${metric} ${fmt(t.best_value)}`);
+        trace.text.push(`trial ${t.number}: ${metric} ${fmt(t.value)}`);
       });
       trace.x.push(null);
       trace.y.push(null);
@@ -737,7 +732,7 @@
       const rows = finished.filter((t) => p in t.config);
       return {
         x: rows.map((t) => (typeof t.config[p] === "number" ? t.config[p] : String(t.config[p]))),
-        y: rows.map((t) => t.best_value), mode: "markers", name: p, type: "scatter",
+        y: rows.map((t) => t.value), mode: "markers", name: p, type: "scatter",
         xaxis: `x${axis}`, yaxis: `y${axis}`,
         marker: { color: rows.map((t) => t.number), colorscale: "Blues", size: 7 },
         text: rows.map((t) => `trial ${t.number}`),
@@ -769,7 +764,7 @@
     const { studyId, number } = PAGE;
     const trial = await api(`/studies/${studyId}/trials/${number}`);
     $("#trial-status").replaceChildren(statusBadge(trial.status),
-      ` ${trial.epochs_run} epochs · best ${fmt(trial.best_value)} · last ${fmt(trial.last_value)}`);
+      ` ${trial.epochs_run} epochs · value ${fmt(trial.value)} · best epoch ${fmt(trial.best_value)} · last ${fmt(trial.last_value)}`);
     if (trial.error) {
       $("#trial-error").hidden = false;
       $("#trial-error").textContent = trial.error;
@@ -807,7 +802,7 @@
     const metricKeys = [...new Set(trials.flatMap((t) => Object.keys(t.final_metrics)))];
     const rows = [
       ["status", (t) => t.status], ["epochs", (t) => t.epochs_run],
-      [`${study.objective.metric} (best)`, (t) => t.best_value],
+      [valueLabel(study), (t) => t.value], [`${study.objective.metric} (best epoch)`, (t) => t.best_value],
       ...keys.map((k) => [k, (t) => t.config[k]]),
       ...metricKeys.map((k) => [`final ${k}`, (t) => t.final_metrics[k]]),
     ];
