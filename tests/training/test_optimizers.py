@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hpo.training.loop import train
-from hpo.training.optimizers import create_optimizer
+from hpo.training.optimizers import create_optimizer, param_groups
 
 LRS = {
     "sgd": 0.2,
@@ -53,3 +53,25 @@ def test_weight_decay_coupled_for_sgd_decoupled_for_adamw() -> None:
 def test_unknown_optimizer_lists_valid_names() -> None:
     with pytest.raises(ValueError, match="must be one of sgd, momentum, nesterov"):
         create_optimizer("lion", [], lr=0.1)
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 2)
+    )
+
+
+@pytest.mark.parametrize("decay_all", [False, True])
+def test_weight_decay_spares_biases_and_norm_parameters_by_default(decay_all: bool) -> None:
+    model = _model()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    groups = param_groups(model, weight_decay=0.1, decay_norm_and_bias=decay_all)
+    opt = create_optimizer("sgd", groups, lr=1.0, weight_decay=0.1)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)  # only weight decay moves anything
+    opt.step()
+    for name, p in model.named_parameters():
+        is_matrix = name in ("0.weight", "3.weight")
+        factor = 0.9 if (is_matrix or decay_all) else 1.0
+        torch.testing.assert_close(p.detach(), before[name] * factor, msg=name)
