@@ -149,12 +149,14 @@ def _cosine(*, lr: float, horizon: float, min_lr: float) -> Schedule:
 
 def _cosine_restarts(*, lr: float, t0: float, t_mult: float, min_lr: float) -> Schedule:
     def lr_at(t: float) -> float:
-        # Walk the cycles rather than invert the geometric series: exact at the boundaries.
+        # Walk the cycles rather than invert the geometric series; the summed boundaries
+        # carry float error (1.6 + 2.4 + 3.6 > 7.6), so a boundary within tolerance counts
+        # as reached and the restart is not one step late.
         start, length = 0.0, t0
-        while t >= start + length:
+        while t >= (start + length) * (1 - _BOUNDARY_TOLERANCE):
             start += length
             length *= t_mult
-        return _cosine_at(t - start, length, lr, min_lr)
+        return _cosine_at(max(0.0, t - start), length, lr, min_lr)
 
     return Schedule(lr_at)
 

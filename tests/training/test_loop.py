@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 
@@ -11,7 +12,7 @@ from torch.nn import functional as F
 
 from hpo.training.config import ConfigError, build_config
 from hpo.training.data import load_dataset, split
-from hpo.training.loop import TrainResult, batch_plan, loss_functions, train
+from hpo.training.loop import TrainResult, batch_plan, evaluate, loss_functions, train
 
 SMALL = {"epochs": 3, "hidden": 32, "depth": 1, "lr": 0.01}
 
@@ -241,3 +242,16 @@ def test_augmentation_runs_in_pixel_space_before_per_channel_standardization(
     assert int((x == 0).sum()) == 0
     torch.testing.assert_close(x.min(), (0 - mean) / std)
     assert x.max() <= (1 - mean) / std + 1e-5
+
+
+def test_evaluation_loss_is_plain_cross_entropy_and_accuracy_counts_argmax() -> None:
+    model = torch.nn.Linear(2, 3)
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 2.0]])
+    y = torch.tensor([0, 2, 1, 2])
+    logits = model(x).detach()
+    logp = logits - logits.exp().sum(1, keepdim=True).log()
+    want_loss = -logp[torch.arange(4), y].mean()
+    want_acc = (logits.argmax(1) == y).float().mean()
+    val_loss, val_acc = evaluate(model, x, y, False, contextlib.nullcontext)
+    torch.testing.assert_close(val_loss, want_loss)
+    torch.testing.assert_close(val_acc.float(), want_acc)

@@ -45,11 +45,16 @@ def expected(k: int, f, warmup: float = 0.0) -> float:  # type: ignore[no-untype
 
 
 def sgdr(t: float, t0: float, mult: float, lo: float) -> float:
-    # Cycle boundaries t0, t0(1+m), t0(1+m+m²)…; found by explicit sums here.
-    start, length = 0.0, t0
-    while t >= start + length:
-        start, length = start + length, length * mult
-    return cos_curve(t - start, length, LR, lo)
+    """SGDR in closed form (Loshchilov & Hutter): cycle i starts at the geometric sum
+    S_i = t0·(mult^i − 1)/(mult − 1) (t0·i when mult = 1), so the cycle holding t is
+    i = ⌊log_mult(1 + t(mult − 1)/t0)⌋; no walk over the cycles."""
+    if mult == 1:
+        i = math.floor(t / t0)
+        start = t0 * i
+    else:
+        i = math.floor(math.log(1 + t * (mult - 1) / t0, mult) + 1e-12)
+        start = t0 * (mult**i - 1) / (mult - 1)
+    return cos_curve(t - start, t0 * mult**i, LR, lo)
 
 
 CASES = {
@@ -69,6 +74,14 @@ CASES = {
         {"t0": 2.0, "t_mult": 2.0, "min_lr": 0.001},
         lambda t: sgdr(t, 2.0, 2.0, 0.001),
     ),
+    "cosine_restarts:t_mult=1.5": (
+        {"t0": 1.6, "t_mult": 1.5, "min_lr": 0.0},
+        lambda t: sgdr(t, 1.6, 1.5, 0.0),
+    ),
+    "cosine_restarts:t_mult=1": (
+        {"t0": 3.0, "t_mult": 1.0, "min_lr": 0.002},
+        lambda t: sgdr(t, 3.0, 1.0, 0.002),
+    ),
 }
 
 
@@ -76,7 +89,7 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_trace_matches_closed_form(name: str, warmup: float) -> None:
     params, f = CASES[name]
-    got = trace(name, warmup, **params)
+    got = trace(name.partition(":")[0], warmup, **params)
     want = [expected(k, f, warmup) for k in range(STEPS)]
     assert got == pytest.approx(want, rel=1e-12, abs=1e-15)
 
