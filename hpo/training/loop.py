@@ -277,6 +277,9 @@ def train(
     dataset = _load_checked(cfg)
     regression = dataset.task == "regression"
     metric_names = METRICS_REGRESSION if regression else METRICS_CLASSIFICATION
+    watched, mode = keep_best or (cfg.early_stopping_metric, metric_mode(cfg.early_stopping_metric))
+    if watched not in metric_names:
+        raise ConfigError([("keep_best", f"must name one of {', '.join(metric_names)}")])
     splits = split(dataset, cfg.val_fraction, cfg.data_seed, cfg.test_fraction)
     transform = fit_preprocessor(cfg.preprocess, splits.train_x.to(device), cfg.whiten_eps)
     augment = Augmenter(
@@ -343,9 +346,6 @@ def train(
             else None
         ),
     )
-    watched, mode = keep_best or (cfg.early_stopping_metric, metric_mode(cfg.early_stopping_metric))
-    if watched not in metric_names:
-        raise ConfigError([("keep_best", f"must name one of {', '.join(metric_names)}")])
     sign = 1.0 if mode == "min" else -1.0
     stopper = EarlyStopping(
         cfg.early_stopping_patience,
@@ -392,7 +392,7 @@ def train(
         model.load_state_dict(kept)
         result.delivered = result.best
     if splits.test_x.shape[0] > 0:
-        test_x = transform(splits.test_x).to(device)
+        test_x = transform(splits.test_x.to(device))
         test_loss, test_metric = evaluate(
             model, test_x, splits.test_y.to(device), regression, autocast
         )
