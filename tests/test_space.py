@@ -21,6 +21,7 @@ from hpo.space import (
     is_active,
     parse_space,
     sample,
+    sample_value,
     topological_order,
 )
 
@@ -128,6 +129,19 @@ def test_loguniform_is_uniform_in_log_space() -> None:
     draws = [math.log10(sample({"x": param}, rng)["x"]) for _ in range(4000)]
     below = sum(d < -2 for d in draws) / len(draws)  # half of the log range
     assert 0.46 < below < 0.54
+
+
+def test_log_int_is_sampled_log_uniformly() -> None:
+    # Log-uniform means scale-free: every decade of [1, 10000] is about equally likely
+    # (a linear draw would put 90% of the mass in the last decade).
+    param = Param.model_validate({"int": [1, 10000], "log": True})
+    rng = random.Random(0)
+    draws = [sample_value(param, rng) for _ in range(20000)]
+    assert all(isinstance(d, int) and 1 <= d <= 10000 for d in draws)
+    decades = [sum(10**k <= d < 10 ** (k + 1) for d in draws) / len(draws) for k in (1, 2, 3)]
+    for share in decades:
+        assert 0.22 < share < 0.28, decades
+    assert decades[1] == pytest.approx(decades[2], abs=0.02)
 
 
 def test_quantized_uniform_takes_only_steps() -> None:

@@ -221,6 +221,11 @@ class TrainConfig(BaseModel):
         description="Default 0. Coupled L2 (added to the gradient) for all optimizers but "
         "adamw, where it is decoupled.",
     )
+    decay_norm_and_bias: bool = Field(
+        False,
+        description="Default false. Whether weight_decay also applies to biases and "
+        "normalization parameters (by default only to weight matrices and kernels).",
+    )
     l1: Float = Field(
         0.0,
         ge=0,
@@ -231,11 +236,15 @@ class TrainConfig(BaseModel):
     # --- learning-rate schedule ---
     lr_scaling: LrScalingName = Field(
         "none",
-        description="Default 'none'. 'linear' multiplies lr by batch_size/base_batch_size, "
-        "'sqrt' by its square root, before anything else.",
+        description="Default 'none'. 'linear' multiplies lr by the effective batch "
+        "(batch_size × grad_accum_steps) / base_batch_size, 'sqrt' by its square root, "
+        "before anything else (min_lr is compared with the scaled lr).",
     )
     base_batch_size: Int = Field(
-        32, ge=1, le=65_536, description="Default 32. The batch size `lr` was tuned for."
+        32,
+        ge=1,
+        le=65_536,
+        description="Default 32. The effective batch size `lr` was tuned for.",
     )
     schedule: ScheduleName = Field(
         "constant", description="Default 'constant'. See hpo.training.schedules."
@@ -248,11 +257,11 @@ class TrainConfig(BaseModel):
         "'noam' uses it as its own warm-up.",
     )
     step_size: Float = Field(10.0, gt=0, description="Default 10. 'step': epochs between decays.")
-    gamma: Float = Field(
-        0.1,
+    gamma: Float | None = Field(
+        None,
         gt=0,
-        description="Default 0.1. Decay factor of step, multistep, exponential (per epoch) "
-        "and plateau.",
+        description="Default per schedule: 0.1 for step, multistep and plateau; 0.95 for "
+        "exponential (per epoch). Decay factor of those schedules.",
     )
     milestones: tuple[Float, ...] = Field(
         (10.0, 15.0), description="Default [10, 15]. 'multistep': epochs at which lr ×= gamma."
@@ -298,7 +307,11 @@ class TrainConfig(BaseModel):
         description="Default 'val_loss'. Watched metric; accuracy is maximized, others minimized.",
     )
     label_smoothing: Float = Field(
-        0.0, ge=0, lt=1, description="Default 0. Cross-entropy label smoothing."
+        0.0,
+        ge=0,
+        lt=1,
+        description="Default 0. Cross-entropy label smoothing of the training loss; the "
+        "reported train_loss and val_loss are unsmoothed, so they compare.",
     )
     augment_flip: bool = Field(
         False, description="Default false. Random horizontal flips (images only)."
@@ -310,7 +323,10 @@ class TrainConfig(BaseModel):
         0.0, ge=0, le=180, description="Default 0. Random rotations of up to ± degrees."
     )
     augment_noise: Float = Field(
-        0.0, ge=0, description="Default 0. Std of Gaussian noise added to inputs."
+        0.0,
+        ge=0,
+        description="Default 0. Std of Gaussian noise added to inputs (in pixel space for "
+        "images, before preprocessing).",
     )
 
     # --- gradients ---
@@ -331,7 +347,8 @@ class TrainConfig(BaseModel):
     # --- init and preprocessing ---
     init: InitName = Field(
         "default",
-        description="Default 'default' (PyTorch's own). Others also zero the biases.",
+        description="Default 'default' (PyTorch's own). Others also zero the biases; "
+        "kaiming_* use the gain of `activation`.",
     )
     init_std: Float = Field(0.01, gt=0, description="Default 0.01. Std of 'normal' init.")
     init_range: Float = Field(
@@ -339,7 +356,9 @@ class TrainConfig(BaseModel):
     )
     preprocess: PreprocessName = Field(
         "none",
-        description="Default 'none'. Fitted on the training split only, applied to both.",
+        description="Default 'none'. Fitted on the training split only, applied to every "
+        "split; on images standardize and minmax are per channel, and augmentation runs "
+        "in pixel space before it.",
     )
     whiten_eps: Float = Field(
         1e-5, ge=0, description="Default 1e-5. Added to each eigenvalue before whitening."
@@ -441,6 +460,12 @@ def _val_test(v: Mapping[str, Any]) -> list[Problem]:
     return []
 
 
+def _batch_norm(v: Mapping[str, Any]) -> list[Problem]:
+    if v["norm"] == "batch" and v["batch_size"] < 2:
+        return [("batch_size", "norm 'batch' needs batch_size >= 2")]
+    return []
+
+
 def _images_only(v: Mapping[str, Any]) -> list[Problem]:
     dataset = v["dataset"]
     if dataset not in BUILTIN_DATASETS or dataset in IMAGE_DATASETS:
@@ -486,6 +511,7 @@ CROSS_CHECKS: tuple[CrossCheck, ...] = (
         _min_lr,
     ),
     CrossCheck(("val_fraction", "test_fraction"), _val_test),
+    CrossCheck(("norm", "batch_size"), _batch_norm),
     CrossCheck(
         ("dataset", "model", "augment_flip", "augment_shift", "augment_rotate"), _images_only
     ),

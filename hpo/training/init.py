@@ -6,18 +6,23 @@ Variances the tests hold them to (fan_in/fan_out as torch counts them):
 ===============  ==========================================
 xavier_uniform   Var = 2/(fan_in + fan_out)  (gain 1)
 xavier_normal    Var = 2/(fan_in + fan_out)  (gain 1)
-kaiming_uniform  Var = 2/fan_in              (ReLU gain)
-kaiming_normal   Var = 2/fan_in              (ReLU gain)
+kaiming_uniform  Var = gain²/fan_in          (the activation's gain, below)
+kaiming_normal   Var = gain²/fan_in          (the activation's gain, below)
 orthogonal       WᵀW = I (or WWᵀ = I for wide matrices), gain 1
 normal           N(0, init_std²)
 uniform          U(−init_range, init_range): Var = init_range²/3
 ===============  ==========================================
+
+Kaiming's gain follows the model's `activation` (torch's `calculate_gain`): relu √2,
+leaky_relu √(2/(1+0.01²)) (torch's default slope), tanh 5/3, sigmoid 1; gelu has no
+closed form and takes ReLU's √2, which it approximates for positive inputs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Literal
 
 import torch
 from torch import nn
@@ -27,13 +32,27 @@ from hpo.training.registry import lookup
 WeightInit = Callable[[torch.Tensor], object]
 
 
-def _initializers(init_std: float, init_range: float) -> dict[str, WeightInit | None]:
+#: torch's name for each activation's gain, and the negative slope it needs.
+Nonlinearity = Literal["relu", "leaky_relu", "tanh", "sigmoid"]
+_GAIN: dict[str, tuple[Nonlinearity, float]] = {
+    "relu": ("relu", 0.0),
+    "gelu": ("relu", 0.0),
+    "leaky_relu": ("leaky_relu", 0.01),
+    "tanh": ("tanh", 0.0),
+    "sigmoid": ("sigmoid", 0.0),
+}
+
+
+def _initializers(
+    init_std: float, init_range: float, activation: str = "relu"
+) -> dict[str, WeightInit | None]:
+    nonlinearity, slope = lookup(_GAIN, "activation", activation)
     return {
         "default": None,
         "xavier_uniform": nn.init.xavier_uniform_,
         "xavier_normal": nn.init.xavier_normal_,
-        "kaiming_uniform": partial(nn.init.kaiming_uniform_, a=0.0, nonlinearity="relu"),
-        "kaiming_normal": partial(nn.init.kaiming_normal_, nonlinearity="relu"),
+        "kaiming_uniform": partial(nn.init.kaiming_uniform_, a=slope, nonlinearity=nonlinearity),
+        "kaiming_normal": partial(nn.init.kaiming_normal_, a=slope, nonlinearity=nonlinearity),
         "orthogonal": nn.init.orthogonal_,
         "normal": partial(nn.init.normal_, mean=0.0, std=init_std),
         "uniform": partial(nn.init.uniform_, a=-init_range, b=init_range),
@@ -45,14 +64,15 @@ INITIALIZERS: dict[str, WeightInit | None] = _initializers(init_std=0.01, init_r
 
 
 def create_initializer(
-    name: str, *, init_std: float = 0.01, init_range: float = 0.05
+    name: str, *, init_std: float = 0.01, init_range: float = 0.05, activation: str = "relu"
 ) -> Callable[[nn.Module], None]:
-    """A function that initializes a model in place with scheme `name`.
+    """A function that initializes a model in place with scheme `name`; Kaiming schemes
+    use the gain of the model's `activation`.
 
     `ValueError` listing the valid names if `name` is unknown.
     """
     lookup(INITIALIZERS, "init", name)
-    weight_init = _initializers(init_std, init_range)[name]
+    weight_init = _initializers(init_std, init_range, activation)[name]
 
     def apply(model: nn.Module) -> None:
         if weight_init is None:

@@ -44,7 +44,7 @@ from hpo.training.data import Dataset, load_dataset, split
 from hpo.training.device import autocast_for, resolve_device
 from hpo.training.init import create_initializer
 from hpo.training.models import create_model
-from hpo.training.optimizers import create_optimizer
+from hpo.training.optimizers import create_optimizer, param_groups
 from hpo.training.preprocessing import fit_preprocessor
 from hpo.training.regularization import (
     Augmenter,
@@ -100,6 +100,9 @@ class Session:
     """Everything one epoch of training needs, assembled once by `train`.
 
     Optional features are None when off so `train_one_epoch` skips their code entirely.
+    With augmentation, `train_x` stays in pixel space and `transform` (the fitted
+    preprocessing) runs on each augmented batch; otherwise `train_x` is preprocessed
+    once and `transform` is None.
     """
 
     model: nn.Module
@@ -108,20 +111,35 @@ class Session:
     loss_fn: LossFn
     train_x: torch.Tensor
     train_y: torch.Tensor
-    batch_size: int
-    accum_steps: int
+    plan: list[list[tuple[int, int]]]
     generator: torch.Generator
     autocast: Callable[[], AbstractContextManager[object]]
+    report_loss: LossFn | None = None
     augment: Augmenter | None = None
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None
     l1: tuple[list[torch.Tensor], float] | None = None
     clip: tuple[float, float] | None = None
 
 
-def train_one_epoch(s: Session) -> torch.Tensor:
-    """One pass over a fresh permutation of the training set; returns the mean loss as a
-    0-d tensor (not synced: the caller reads it once per epoch).
+def batch_plan(n: int, batch_size: int, accum_steps: int) -> list[list[tuple[int, int]]]:
+    """The optimizer steps of one epoch over `n` (permuted) rows, each a list of up to
+    `accum_steps` micro-batches ``(lo, hi)`` of `batch_size` rows.
 
-    Each optimizer step covers up to `accum_steps` micro-batches; each micro-batch's
+    A last micro-batch of a single row is merged into the one before it: BatchNorm
+    cannot normalize one sample, and a one-sample step is mostly noise.
+    """
+    bounds = [(lo, min(lo + batch_size, n)) for lo in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return [bounds[i : i + accum_steps] for i in range(0, len(bounds), accum_steps)]
+
+
+def train_one_epoch(s: Session) -> torch.Tensor:
+    """One pass over a fresh permutation of the training set; returns the mean reported
+    loss (without label smoothing) as a 0-d tensor, not synced: the caller reads it once
+    per epoch.
+
+    Each optimizer step covers the micro-batches of one `plan` entry; each micro-batch's
     loss is weighted by its share of the step's samples, so accumulated gradients equal
     those of one big batch.
     """
@@ -132,23 +150,25 @@ def train_one_epoch(s: Session) -> torch.Tensor:
     # sync point, and even an in-place add per step costs a kernel launch.
     losses: list[torch.Tensor] = []
     sizes: list[int] = []
-    step_samples = s.batch_size * s.accum_steps
-    for first in range(0, n, step_samples):
-        end = min(first + step_samples, n)
-        for lo in range(first, end, s.batch_size):
-            size = min(s.batch_size, end - lo)
-            idx = perm[lo : lo + size]
+    for step in s.plan:
+        step_samples = step[-1][1] - step[0][0]
+        for lo, hi in step:
+            idx = perm[lo:hi]
             xb, yb = s.train_x[idx], s.train_y[idx]
             if s.augment is not None:
-                xb = s.augment(xb)
+                xb = s.augment(xb)  # in pixel space: shifts pad with black, not with 0 = mean
+            if s.transform is not None:
+                xb = s.transform(xb)
             with s.autocast():
-                loss = s.loss_fn(s.model(xb), yb)
-            losses.append(loss.detach())
-            sizes.append(size)
+                out = s.model(xb)
+                loss = s.loss_fn(out, yb)
+            shown = loss if s.report_loss is None else s.report_loss(out.detach(), yb)
+            losses.append(shown.detach())
+            sizes.append(hi - lo)
             if s.l1 is not None:
                 loss = loss + l1_penalty(*s.l1)
-            if s.accum_steps > 1:
-                loss = loss * (size / (end - first))
+            if len(step) > 1:
+                loss = loss * ((hi - lo) / step_samples)
             loss.backward()
         if s.clip is not None:
             clip_gradients(s.model.parameters(), *s.clip)
@@ -157,6 +177,19 @@ def train_one_epoch(s: Session) -> torch.Tensor:
         s.optimizer.zero_grad(set_to_none=True)
     weights = torch.tensor(sizes, dtype=torch.float32, device=s.train_x.device)
     return (torch.stack(losses).float() * weights).sum() / n
+
+
+def loss_functions(regression: bool, label_smoothing: float) -> tuple[LossFn, LossFn | None]:
+    """(the loss training minimizes, the one it reports as `train_loss` when different).
+
+    Label smoothing changes only what is minimized: the reported `train_loss` is the
+    plain cross-entropy, comparable with `val_loss`. Regression minimizes and reports MSE.
+    """
+    if regression:
+        return _regression_loss, None
+    if label_smoothing > 0:
+        return partial(F.cross_entropy, label_smoothing=label_smoothing), F.cross_entropy
+    return F.cross_entropy, None
 
 
 @torch.inference_mode()
@@ -244,9 +277,24 @@ def train(
     dataset = _load_checked(cfg)
     regression = dataset.task == "regression"
     metric_names = METRICS_REGRESSION if regression else METRICS_CLASSIFICATION
+    watched, mode = keep_best or (cfg.early_stopping_metric, metric_mode(cfg.early_stopping_metric))
+    if watched not in metric_names:
+        raise ConfigError([("keep_best", f"must name one of {', '.join(metric_names)}")])
     splits = split(dataset, cfg.val_fraction, cfg.data_seed, cfg.test_fraction)
-    transform = fit_preprocessor(cfg.preprocess, splits.train_x, cfg.whiten_eps)
-    train_x, val_x = transform(splits.train_x).to(device), transform(splits.val_x).to(device)
+    transform = fit_preprocessor(cfg.preprocess, splits.train_x.to(device), cfg.whiten_eps)
+    augment = Augmenter(
+        flip=cfg.augment_flip,
+        shift=cfg.augment_shift,
+        rotate=cfg.augment_rotate,
+        noise=cfg.augment_noise,
+        generator=torch.Generator(device=device).manual_seed(cfg.seed),
+    )
+    # Augmentation works on pixels, so with it the training set stays raw and each
+    # augmented batch is preprocessed; without it, preprocess once.
+    train_x = splits.train_x.to(device)
+    if not augment.active:
+        train_x = transform(train_x)
+    val_x = transform(splits.val_x.to(device))
     train_y, val_y = splits.train_y.to(device), splits.val_y.to(device)
 
     # --- model, optimizer, schedule ---
@@ -254,11 +302,17 @@ def train(
     model = create_model(
         cfg.model, in_shape=tuple(train_x.shape[1:]), n_outputs=dataset.n_outputs, **params
     ).to(device)
-    create_initializer(cfg.init, init_std=cfg.init_std, init_range=cfg.init_range)(model)
-    lr = scaled_lr(cfg.lr, cfg.batch_size, cfg.base_batch_size, cfg.lr_scaling)
+    create_initializer(
+        cfg.init, init_std=cfg.init_std, init_range=cfg.init_range, activation=cfg.activation
+    )(model)
+    # Scaled for the samples behind one optimizer step, accumulation included.
+    effective_batch = cfg.batch_size * cfg.grad_accum_steps
+    lr = scaled_lr(cfg.lr, effective_batch, cfg.base_batch_size, cfg.lr_scaling)
     optimizer = create_optimizer(
         cfg.optimizer,
-        model.parameters(),
+        param_groups(
+            model, weight_decay=cfg.weight_decay, decay_norm_and_bias=cfg.decay_norm_and_bias
+        ),
         lr=lr,
         momentum=cfg.momentum,
         beta1=cfg.beta1,
@@ -266,34 +320,25 @@ def train(
         eps=cfg.eps,
         weight_decay=cfg.weight_decay,
     )
-    steps_per_epoch = math.ceil(train_x.shape[0] / (cfg.batch_size * cfg.grad_accum_steps))
+    plan = batch_plan(train_x.shape[0], cfg.batch_size, cfg.grad_accum_steps)
+    steps_per_epoch = len(plan)
     schedule = create_schedule(
         cfg.schedule, steps_per_epoch=steps_per_epoch, **{**params, "lr": lr}
     )
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    augment = Augmenter(
-        flip=cfg.augment_flip,
-        shift=cfg.augment_shift,
-        rotate=cfg.augment_rotate,
-        noise=cfg.augment_noise,
-        generator=generator,
-    )
+    loss_fn, report_loss = loss_functions(regression, cfg.label_smoothing)
     session = Session(
         model=model,
         optimizer=optimizer,
         stepper=LRStepper(optimizer, schedule, steps_per_epoch),
-        loss_fn=(
-            _regression_loss
-            if regression
-            else partial(F.cross_entropy, label_smoothing=cfg.label_smoothing)
-        ),
+        loss_fn=loss_fn,
+        report_loss=report_loss,
         train_x=train_x,
         train_y=train_y,
-        batch_size=cfg.batch_size,
-        accum_steps=cfg.grad_accum_steps,
-        generator=generator,
+        plan=plan,
+        generator=augment.generator,
         autocast=autocast,
         augment=augment if augment.active else None,
+        transform=transform if augment.active else None,
         l1=(l1_weights(model), cfg.l1) if cfg.l1 > 0 else None,
         clip=(
             (cfg.grad_clip_norm, cfg.grad_clip_value)
@@ -301,9 +346,6 @@ def train(
             else None
         ),
     )
-    watched, mode = keep_best or (cfg.early_stopping_metric, metric_mode(cfg.early_stopping_metric))
-    if watched not in metric_names:
-        raise ConfigError([("keep_best", f"must name one of {', '.join(metric_names)}")])
     sign = 1.0 if mode == "min" else -1.0
     stopper = EarlyStopping(
         cfg.early_stopping_patience,
@@ -350,7 +392,7 @@ def train(
         model.load_state_dict(kept)
         result.delivered = result.best
     if splits.test_x.shape[0] > 0:
-        test_x = transform(splits.test_x).to(device)
+        test_x = transform(splits.test_x.to(device))
         test_loss, test_metric = evaluate(
             model, test_x, splits.test_y.to(device), regression, autocast
         )

@@ -3,6 +3,11 @@
 Every builder takes the same keyword hyperparameters so a config feeds any of them; each
 uses only those that mean something for it. `weight_decay` is torch's own argument:
 coupled L2 (added to the gradient) everywhere except `adamw`, where it is decoupled.
+
+`param_groups` splits a model's parameters so that weight decay hits only weight
+matrices and kernels, not biases or normalization parameters (unless
+`decay_norm_and_bias`): shrinking a bias or a norm's scale towards 0 is not a
+regularizer, it only fights the layer's own normalization.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from torch.optim import Optimizer
 
 from hpo.training.registry import lookup
 
-Params = Iterable[torch.nn.Parameter]
+Params = Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]]
 OptimizerBuilder = Callable[..., Optimizer]
 
 
@@ -76,6 +81,21 @@ def _adamw(
     )
 
 
+def param_groups(
+    model: torch.nn.Module, *, weight_decay: float, decay_norm_and_bias: bool = False
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: weight matrices and kernels (≥ 2 dimensions) get
+    `weight_decay`; biases and normalization parameters (1-dimensional) get 0 unless
+    `decay_norm_and_bias`."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if decay_norm_and_bias:
+        return [{"params": params, "weight_decay": weight_decay}]
+    return [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+
+
 OPTIMIZERS: dict[str, OptimizerBuilder] = {
     "sgd": _sgd,
     "momentum": _momentum,
@@ -98,7 +118,8 @@ def create_optimizer(
     eps: float = 1e-8,
     weight_decay: float = 0.0,
 ) -> Optimizer:
-    """Build optimizer `name` over `params`; `ValueError` listing valid names if unknown."""
+    """Build optimizer `name` over `params` (parameters, or groups from `param_groups`,
+    whose own `weight_decay` wins); `ValueError` listing valid names if unknown."""
     builder = lookup(OPTIMIZERS, "optimizer", name)
     return builder(
         params,

@@ -1,8 +1,12 @@
 """Input preprocessing fitted on the training split only and applied to both splits.
 
-Each preprocessor is fitted on a 2-D matrix (samples × features); images are flattened
-first and reshaped back by `preprocess_splits`. Statistics use the population
-normalization (divide by n), so after fitting, the *training* split has exactly:
+Each preprocessor is fitted on a 2-D matrix (samples × features). For images (N, C, H, W),
+standardize and minmax are per *channel* (every pixel of a sample is an observation of
+its channel, so one affine map per channel: a pixel that is nearly constant over the
+data, like a digit's corner, is not blown up); whitening flattens each image and works
+per pixel, as a covariance over all pixels must. `fit_preprocessor` handles the shapes.
+Statistics use the population normalization (divide by n), so after fitting, the
+*training* split has exactly (per feature, or per channel for images):
 
 - standardize: mean 0, std 1 per feature (constant features are only centred);
 - minmax: min 0, max 1 per feature (constant features map to 0);
@@ -90,11 +94,29 @@ def create_preprocessor(name: str, train_x: torch.Tensor, **params: float) -> Tr
     return fitter(train_x)
 
 
+# Preprocessors that act per channel on images rather than per pixel.
+_PER_CHANNEL = frozenset({"standardize", "minmax"})
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    # (N, C, H, W) → (N·H·W, C): each pixel an observation of its channel.
+    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+
 def fit_preprocessor(name: str, train_x: torch.Tensor, whiten_eps: float = 1e-5) -> Transform:
-    """Fit `name` on `train_x` (any shape, samples first; flattened per sample to fit) and
-    return a transform for tensors of the same per-sample shape."""
+    """Fit `name` on `train_x` (samples first; images per channel for standardize and
+    minmax, otherwise flattened per sample) and return a transform for tensors of the
+    same per-sample shape."""
     if name == "none":
         return _none(train_x)
+    if train_x.ndim == 4 and name in _PER_CHANNEL:
+        per_channel = create_preprocessor(name, _channels_last(train_x))
+
+        def transform(z: torch.Tensor) -> torch.Tensor:
+            n, c, h, w = z.shape
+            return per_channel(_channels_last(z)).reshape(n, h, w, c).permute(0, 3, 1, 2)
+
+        return transform
     flat = create_preprocessor(name, train_x.flatten(1), whiten_eps=whiten_eps)
     return lambda z: flat(z.flatten(1)).reshape(z.shape)
 

@@ -109,18 +109,29 @@ class Augmenter:
         return x
 
     def _affine(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = x.shape
-        g, dev = self.generator, x.device
-        angle = (torch.rand(n, device=dev, generator=g) * 2 - 1) * math.radians(self.rotate)
+        n, g, dev = x.shape[0], self.generator, x.device
+        angles = (torch.rand(n, device=dev, generator=g) * 2 - 1) * math.radians(self.rotate)
         shifts = torch.randint(-self.shift, self.shift + 1, (n, 2), device=dev, generator=g)
-        cos, sin = angle.cos(), angle.sin()
-        theta = torch.zeros(n, 2, 3, device=dev, dtype=x.dtype)
-        theta[:, 0, 0], theta[:, 0, 1] = cos, -sin
-        theta[:, 1, 0], theta[:, 1, 1] = sin, cos
-        # affine_grid works in [-1, 1] coordinates: one pixel is 2/size; sampling at
-        # x - d moves the content by +d.
-        theta[:, 0, 2] = -2.0 * shifts[:, 0] / w
-        theta[:, 1, 2] = -2.0 * shifts[:, 1] / h
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        mode = "bilinear" if self.rotate > 0 else "nearest"
-        return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
+        return affine(x, angles, shifts, smooth=self.rotate > 0)
+
+
+def affine(
+    x: torch.Tensor, angles: torch.Tensor, shifts: torch.Tensor, *, smooth: bool = True
+) -> torch.Tensor:
+    """Rotate each image of `x` (N, C, H, W) by `angles[i]` radians about its centre
+    (counter-clockwise as displayed, row 0 on top: +90° is ``torch.rot90(x, 1, (-2, -1))``)
+    and move its content by `shifts[i] = (columns right, rows down)` whole pixels, padding
+    with zeros. Bilinear resampling when `smooth`, else nearest (exact for pure shifts).
+    """
+    n, _, h, w = x.shape
+    cos, sin = angles.cos(), angles.sin()
+    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
+    theta[:, 0, 0], theta[:, 0, 1] = cos, -sin
+    theta[:, 1, 0], theta[:, 1, 1] = sin, cos
+    # affine_grid works in [-1, 1] coordinates: one pixel is 2/size; sampling at
+    # x - d moves the content by +d.
+    theta[:, 0, 2] = -2.0 * shifts[:, 0] / w
+    theta[:, 1, 2] = -2.0 * shifts[:, 1] / h
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    mode = "bilinear" if smooth else "nearest"
+    return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)

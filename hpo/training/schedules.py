@@ -7,7 +7,7 @@ followed to the end. Each schedule is a pure ``lr_at(t)`` (α0 = the possibly re
 
 =================  ============================================================
 constant           α0
-step               α0·γ^⌊t/step_size⌋
+step               α0·γ^⌊t/step_size⌋ (exact at t = k·step_size, see `_decays`)
 multistep          α0·γ^(number of milestones ≤ t)
 exponential        α0·γ^t
 inverse_time       α0/(1 + decay_rate·t)
@@ -27,6 +27,10 @@ Warm-up (``warmup_epochs = w > 0``, every schedule but noam, which has its own):
 evaluated at the *end* of the step, so the first step does not waste itself on lr 0 and
 the last warm-up step reaches the schedule's starting value ``lr_at₀ = f(0)``. From
 ``t ≥ w`` on the schedule runs on ``t − w`` with horizon ``T − w``.
+
+`gamma` defaults per schedule when left unset (None): 0.1 for step, multistep and
+plateau (one decade per decay), 0.95 for exponential, which decays every epoch (0.1
+there would divide lr by 10 each epoch).
 """
 
 from __future__ import annotations
@@ -101,17 +105,34 @@ def _constant(*, lr: float) -> Schedule:
     return Schedule(lambda t: lr)
 
 
-def _step(*, lr: float, step_size: float, gamma: float) -> Schedule:
-    return Schedule(lambda t: lr * gamma ** math.floor(t / step_size))
+#: `gamma` when the config leaves it unset, by schedule (others: `DEFAULT_GAMMA`).
+GAMMA_DEFAULTS: dict[str, float] = {"exponential": 0.95}
+DEFAULT_GAMMA = 0.1
+# Relative slack for boundaries: t = k/steps_per_epoch and step_size are both rounded
+# binary fractions, so t/step_size at an exact boundary can land a hair below the integer.
+_BOUNDARY_TOLERANCE = 1e-9
 
 
-def _multistep(*, lr: float, milestones: Sequence[float], gamma: float) -> Schedule:
+def _decays(t: float, step_size: float) -> int:
+    """⌊t/step_size⌋, counting a boundary t = j·step_size as reached despite float error
+    (0.3/0.1 is 2.9999999999999996 in floats)."""
+    return math.floor(t / step_size * (1 + _BOUNDARY_TOLERANCE))
+
+
+def _step(*, lr: float, step_size: float, gamma: float | None) -> Schedule:
+    g = DEFAULT_GAMMA if gamma is None else gamma
+    return Schedule(lambda t: lr * g ** _decays(t, step_size))
+
+
+def _multistep(*, lr: float, milestones: Sequence[float], gamma: float | None) -> Schedule:
+    g = DEFAULT_GAMMA if gamma is None else gamma
     marks = sorted(milestones)
-    return Schedule(lambda t: lr * gamma ** sum(t >= m for m in marks))
+    return Schedule(lambda t: lr * g ** sum(t >= m * (1 - _BOUNDARY_TOLERANCE) for m in marks))
 
 
-def _exponential(*, lr: float, gamma: float) -> Schedule:
-    return Schedule(lambda t: lr * gamma**t)
+def _exponential(*, lr: float, gamma: float | None) -> Schedule:
+    g = GAMMA_DEFAULTS["exponential"] if gamma is None else gamma
+    return Schedule(lambda t: lr * g**t)
 
 
 def _inverse_time(*, lr: float, decay_rate: float) -> Schedule:
@@ -128,12 +149,14 @@ def _cosine(*, lr: float, horizon: float, min_lr: float) -> Schedule:
 
 def _cosine_restarts(*, lr: float, t0: float, t_mult: float, min_lr: float) -> Schedule:
     def lr_at(t: float) -> float:
-        # Walk the cycles rather than invert the geometric series: exact at the boundaries.
+        # Walk the cycles rather than invert the geometric series; the summed boundaries
+        # carry float error (1.6 + 2.4 + 3.6 > 7.6), so a boundary within tolerance counts
+        # as reached and the restart is not one step late.
         start, length = 0.0, t0
-        while t >= start + length:
+        while t >= (start + length) * (1 - _BOUNDARY_TOLERANCE):
             start += length
             length *= t_mult
-        return _cosine_at(t - start, length, lr, min_lr)
+        return _cosine_at(max(0.0, t - start), length, lr, min_lr)
 
     return Schedule(lr_at)
 
@@ -154,8 +177,8 @@ def _noam(*, lr: float, warmup_epochs: float, step_epochs: float) -> Schedule:
     return Schedule(lr_at)
 
 
-def _plateau(*, lr: float, gamma: float, patience: int) -> Schedule:
-    return Plateau(lr, gamma, patience)
+def _plateau(*, lr: float, gamma: float | None, patience: int) -> Schedule:
+    return Plateau(lr, DEFAULT_GAMMA if gamma is None else gamma, patience)
 
 
 SCHEDULES: dict[str, Callable[..., Schedule]] = {
@@ -233,7 +256,8 @@ class LRStepper:
 
 
 def scaled_lr(lr: float, batch_size: int, base_batch_size: int, rule: str) -> float:
-    """`lr` rescaled for `batch_size` by `rule` (none, linear, sqrt); see `LR_SCALING`."""
+    """`lr` rescaled by `rule` (none, linear, sqrt; see `LR_SCALING`) for `batch_size`, the
+    *effective* batch of one optimizer step (``batch_size × grad_accum_steps``)."""
     return lr * lookup(LR_SCALING, "lr_scaling", rule)(batch_size / base_batch_size)
 
 

@@ -120,6 +120,7 @@ def test_validate_value_does_not_run_cross_field_checks() -> None:
         ({"optimizer": "sgd", "lrr": 0.1}, "lrr", "Extra inputs"),
         ({"hidden": 10**400}, "hidden", "<= 65536"),
         ({"val_fraction": 0.5, "test_fraction": 0.5}, "test_fraction", "< 1"),
+        ({"norm": "batch", "batch_size": 1}, "batch_size", "batch_size >= 2"),
         (
             # min_lr is compared with the lr after scaling: 0.1 × (16·4/256) = 0.025.
             {

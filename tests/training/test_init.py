@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -64,3 +66,21 @@ def test_default_leaves_pytorch_init_and_conv_is_covered() -> None:
 def test_unknown_init_lists_valid_names() -> None:
     with pytest.raises(ValueError, match="must be one of default, xavier_uniform"):
         create_initializer("lecun")
+
+
+@pytest.mark.parametrize(
+    ("activation", "gain"),
+    [
+        ("relu", math.sqrt(2.0)),
+        ("tanh", 5 / 3),
+        ("sigmoid", 1.0),
+        ("leaky_relu", math.sqrt(2.0 / (1 + 0.01**2))),
+        ("gelu", math.sqrt(2.0)),  # no closed-form gain: ReLU's, which GELU approximates
+    ],
+)
+@pytest.mark.parametrize("name", ["kaiming_normal", "kaiming_uniform"])
+def test_kaiming_uses_the_activations_gain(name: str, activation: str, gain: float) -> None:
+    torch.manual_seed(0)
+    layer = nn.Linear(FAN_IN, FAN_OUT)
+    create_initializer(name, activation=activation)(layer)
+    assert layer.weight.var().item() == pytest.approx(gain**2 / FAN_IN, rel=0.02)

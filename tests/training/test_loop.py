@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 
 import pytest
@@ -10,7 +12,7 @@ from torch.nn import functional as F
 
 from hpo.training.config import ConfigError, build_config
 from hpo.training.data import load_dataset, split
-from hpo.training.loop import TrainResult, train
+from hpo.training.loop import TrainResult, batch_plan, evaluate, loss_functions, train
 
 SMALL = {"epochs": 3, "hidden": 32, "depth": 1, "lr": 0.01}
 
@@ -165,3 +167,91 @@ def test_test_split_metrics_come_once_from_the_delivered_model() -> None:
 def test_keep_best_must_name_a_reported_metric() -> None:
     with pytest.raises(ConfigError, match="keep_best"):
         train(SMALL, keep_best=("val_rmse", "min"))
+
+
+def test_batchnorm_survives_a_last_batch_of_one_sample() -> None:
+    # digits: 1438 training rows; 1438 = 3·479 + 1 leaves one sample for the last batch.
+    result = train({"norm": "batch", "batch_size": 3, "epochs": 1, "hidden": 8, "depth": 1})
+    assert math.isfinite(result.final["train_loss"])
+
+
+@pytest.mark.parametrize(
+    ("n", "batch", "accum"), [(10, 3, 1), (10, 3, 2), (7, 3, 2), (9, 3, 1), (1, 4, 1), (5, 4, 2)]
+)
+def test_batch_plan_covers_every_row_once_without_size_one_batches(
+    n: int, batch: int, accum: int
+) -> None:
+    plan = batch_plan(n, batch, accum)
+    bounds = [b for step in plan for b in step]
+    assert bounds[0][0] == 0 and bounds[-1][1] == n
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+    assert all(hi - lo >= 2 for lo, hi in bounds) or n == 1
+    assert all(1 <= len(step) <= accum for step in plan)
+
+
+def test_reported_train_loss_has_no_label_smoothing() -> None:
+    # lr ≈ 0: the model never moves, so the reported losses depend on the data alone;
+    # smoothing changes what is optimized, not what is reported.
+    still = {**SMALL, "epochs": 1, "optimizer": "sgd", "lr": 1e-30}
+    plain = train(still).final
+    smoothed = train({**still, "label_smoothing": 0.3}).final
+    assert smoothed["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-6)
+    assert smoothed["val_loss"] == pytest.approx(plain["val_loss"], rel=1e-6)
+
+
+def test_label_smoothed_training_loss_matches_its_formula() -> None:
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]])
+    y = torch.tensor([0, 1])
+    eps, k = 0.2, 3
+    logp = logits.log_softmax(-1)
+    nll = -logp[torch.arange(2), y]
+    want = ((1 - eps) * nll + eps * (-logp.sum(-1) / k)).mean()
+    optimized, reported = loss_functions(regression=False, label_smoothing=eps)
+    torch.testing.assert_close(optimized(logits, y), want)
+    assert reported is not None
+    torch.testing.assert_close(reported(logits, y), nll.mean())
+    plain, none = loss_functions(regression=False, label_smoothing=0.0)
+    torch.testing.assert_close(plain(logits, y), nll.mean())
+    assert none is None  # nothing extra to compute
+
+
+def test_augmentation_runs_in_pixel_space_before_per_channel_standardization(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hpo.training import loop
+
+    seen: list[torch.Tensor] = []
+    original = loop.create_model
+
+    def recording(*args: object, **kwargs: object) -> torch.nn.Module:
+        model = original(*args, **kwargs)  # type: ignore[arg-type]
+        model.register_forward_pre_hook(
+            lambda m, inputs: seen.append(inputs[0].detach().clone()) if m.training else None
+        )
+        return model
+
+    monkeypatch.setattr(loop, "create_model", recording)
+    config = {**SMALL, "epochs": 1, "preprocess": "standardize", "augment_shift": 2}
+    train(config)
+    cfg = build_config(config)
+    s = split(load_dataset(cfg), cfg.val_fraction, cfg.data_seed)
+    mean, std = s.train_x.mean(), s.train_x.std(correction=0)
+    x = torch.cat(seen)
+    # Shifted-in pixels are black (raw 0) standardized, never a raw 0 in z space; and
+    # one channel's statistics bound every input (per pixel, |z| reached 37).
+    assert int((x == 0).sum()) == 0
+    torch.testing.assert_close(x.min(), (0 - mean) / std)
+    assert x.max() <= (1 - mean) / std + 1e-5
+
+
+def test_evaluation_loss_is_plain_cross_entropy_and_accuracy_counts_argmax() -> None:
+    model = torch.nn.Linear(2, 3)
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 2.0]])
+    y = torch.tensor([0, 2, 1, 2])
+    logits = model(x).detach()
+    logp = logits - logits.exp().sum(1, keepdim=True).log()
+    want_loss = -logp[torch.arange(4), y].mean()
+    want_acc = (logits.argmax(1) == y).float().mean()
+    val_loss, val_acc = evaluate(model, x, y, False, contextlib.nullcontext)
+    torch.testing.assert_close(val_loss, want_loss)
+    torch.testing.assert_close(val_acc.float(), want_acc)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from hpo.training.loop import train
-from hpo.training.optimizers import create_optimizer
+from hpo.training.optimizers import create_optimizer, param_groups
 
 LRS = {
     "sgd": 0.2,
@@ -53,3 +55,104 @@ def test_weight_decay_coupled_for_sgd_decoupled_for_adamw() -> None:
 def test_unknown_optimizer_lists_valid_names() -> None:
     with pytest.raises(ValueError, match="must be one of sgd, momentum, nesterov"):
         create_optimizer("lion", [], lr=0.1)
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.LayerNorm(4), torch.nn.Linear(4, 2)
+    )
+
+
+@pytest.mark.parametrize("decay_all", [False, True])
+def test_weight_decay_spares_biases_and_norm_parameters_by_default(decay_all: bool) -> None:
+    model = _model()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    groups = param_groups(model, weight_decay=0.1, decay_norm_and_bias=decay_all)
+    opt = create_optimizer("sgd", groups, lr=1.0, weight_decay=0.1)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)  # only weight decay moves anything
+    opt.step()
+    for name, p in model.named_parameters():
+        is_matrix = name in ("0.weight", "3.weight")
+        factor = 0.9 if (is_matrix or decay_all) else 1.0
+        torch.testing.assert_close(p.detach(), before[name] * factor, msg=name)
+
+
+# --- one update of each optimizer against its closed form, written out by hand ---------
+# Two steps with different gradients: the second shows what each keeps between steps
+# (momentum buffers, squared-gradient sums and averages, Adam's bias corrections).
+W0 = [0.5, -1.5, 2.0]
+G1 = [0.3, -0.2, 1.0]
+G2 = [-0.4, 0.1, 0.5]
+LR, MU, B1, B2, EPS, WD = 0.1, 0.7, 0.8, 0.95, 1e-3, 0.05
+
+
+def _by_hand(name: str) -> list[float]:
+    """The weights after two steps, one coordinate at a time, in plain Python."""
+    out = []
+    for w, g1, g2 in zip(W0, G1, G2, strict=True):
+        if name == "sgd":
+            w = w - LR * g1
+            w = w - LR * g2
+        elif name == "momentum":
+            b = g1
+            w = w - LR * b
+            b = MU * b + g2
+            w = w - LR * b
+        elif name == "nesterov":
+            b = g1
+            w = w - LR * (g1 + MU * b)
+            b = MU * b + g2
+            w = w - LR * (g2 + MU * b)
+        elif name == "adagrad":
+            acc = g1 * g1
+            w = w - LR * g1 / (math.sqrt(acc) + EPS)
+            acc += g2 * g2
+            w = w - LR * g2 / (math.sqrt(acc) + EPS)
+        elif name == "rmsprop":  # beta2 is the squared-gradient decay
+            v = (1 - B2) * g1 * g1
+            w = w - LR * g1 / (math.sqrt(v) + EPS)
+            v = B2 * v + (1 - B2) * g2 * g2
+            w = w - LR * g2 / (math.sqrt(v) + EPS)
+        else:  # adam, adamw
+            m = v = 0.0
+            for t, g in ((1, g1), (2, g2)):
+                if name == "adamw":
+                    w = w * (1 - LR * WD)  # decoupled: not part of the gradient
+                m = B1 * m + (1 - B1) * g
+                v = B2 * v + (1 - B2) * g * g
+                m_hat, v_hat = m / (1 - B1**t), v / (1 - B2**t)
+                w = w - LR * m_hat / (math.sqrt(v_hat) + EPS)
+        out.append(w)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(LRS))
+def test_two_steps_match_the_closed_form(name: str) -> None:
+    w = torch.nn.Parameter(torch.tensor(W0, dtype=torch.float64))
+    opt = create_optimizer(
+        name,
+        [w],
+        lr=LR,
+        momentum=MU,
+        beta1=B1,
+        beta2=B2,
+        eps=EPS,
+        weight_decay=WD if name == "adamw" else 0.0,
+    )
+    for g in (G1, G2):
+        w.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+    torch.testing.assert_close(
+        w.detach(), torch.tensor(_by_hand(name), dtype=torch.float64), rtol=1e-12, atol=1e-12
+    )
+
+
+def test_coupled_weight_decay_is_added_to_the_gradient() -> None:
+    w = torch.nn.Parameter(torch.tensor(W0, dtype=torch.float64))
+    opt = create_optimizer("momentum", [w], lr=LR, momentum=MU, weight_decay=WD)
+    w.grad = torch.tensor(G1, dtype=torch.float64)
+    opt.step()
+    want = [w0 - LR * (g + WD * w0) for w0, g in zip(W0, G1, strict=True)]
+    torch.testing.assert_close(w.detach(), torch.tensor(want, dtype=torch.float64))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hpo.training.preprocessing import create_preprocessor, preprocess_splits
+from hpo.training.preprocessing import create_preprocessor, fit_preprocessor, preprocess_splits
 
 
 def _correlated(n: int = 3000, d: int = 6, seed: int = 0) -> torch.Tensor:
@@ -59,11 +59,29 @@ def test_statistics_come_from_the_training_split_only() -> None:
     torch.testing.assert_close(val_z, (val_x - mean) / std, atol=1e-4, rtol=1e-4)
 
 
-def test_images_are_flattened_then_reshaped_and_constant_pixels_survive() -> None:
+def test_images_keep_their_shape_and_constant_pixels_stay_moderate() -> None:
     x = torch.rand(100, 1, 4, 4)
     x[:, :, 0, 0] = 0.0  # a constant pixel, as in digits' border
     train_z, val_z = preprocess_splits("standardize", x[:80], x[80:])
     assert train_z.shape == (80, 1, 4, 4) and val_z.shape == (20, 1, 4, 4)
-    assert torch.isfinite(train_z).all() and torch.all(train_z[:, :, 0, 0] == 0)
+    # Per channel: the constant black pixel is the channel's black, −mean/std, for all.
+    mean, std = x[:80].mean(), x[:80].std(correction=0)
+    torch.testing.assert_close(train_z[:, :, 0, 0], torch.full((80, 1), float(-mean / std)))
     pca, _ = preprocess_splits("pca_whiten", x[:80], x[80:])
     assert torch.isfinite(pca).all()
+
+
+@pytest.mark.parametrize("name", ["standardize", "minmax"])
+def test_images_are_normalized_per_channel(name: str) -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(50, 3, 4, 4, generator=g) * torch.tensor([1.0, 5.0, 10.0]).view(1, 3, 1, 1)
+    x[:, :, 0, 0] = 0.0  # a pixel constant over samples, like digits' corners
+    z = fit_preprocessor(name, x)(x)
+    # One affine map per channel, from statistics over (samples, height, width).
+    for c in range(3):
+        xc = x[:, c]
+        if name == "standardize":
+            want = (xc - xc.mean()) / xc.std(correction=0)
+        else:
+            want = (xc - xc.min()) / (xc.max() - xc.min())
+        torch.testing.assert_close(z[:, c], want)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -10,6 +12,7 @@ from hpo.training.loop import train
 from hpo.training.regularization import (
     Augmenter,
     EarlyStopping,
+    affine,
     clip_gradients,
     l1_penalty,
     l1_weights,
@@ -146,3 +149,63 @@ def test_noise_has_the_asked_std_and_rotation_keeps_shape() -> None:
     assert _augmenter(noise=0.3)(x).std().item() == pytest.approx(0.3, rel=0.03)
     assert _augmenter(rotate=30.0)(torch.rand(4, 3, 8, 8)).shape == (4, 3, 8, 8)
     assert not _augmenter().active
+
+
+# A known, asymmetric 5×5 image: an L in the upper left.
+L_SHAPE = torch.tensor(
+    [
+        [0.0, 1.0, 0.0, 0.0, 0.0],
+        [0.0, 2.0, 0.0, 0.0, 0.0],
+        [0.0, 3.0, 4.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 0.0, 0.0],
+    ]
+).view(1, 1, 5, 5)
+
+
+def test_rotation_by_a_quarter_turn_is_rot90() -> None:
+    # The L turned counter-clockwise about the centre pixel (2, 2), written out by hand:
+    # the bar's top (1) goes to the left, its foot (4) points up.
+    want = torch.tensor(
+        [
+            [0.0, 0.0, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 4.0, 0.0, 0.0],
+            [1.0, 2.0, 3.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0, 0.0],
+        ]
+    )
+    got = affine(L_SHAPE, torch.tensor([math.pi / 2]), torch.zeros(1, 2, dtype=torch.long))
+    torch.testing.assert_close(got[0, 0], want, atol=1e-5, rtol=0)
+    half = affine(L_SHAPE, torch.tensor([math.pi]), torch.zeros(1, 2, dtype=torch.long))
+    torch.testing.assert_close(half[0, 0], L_SHAPE[0, 0].flip(0, 1), atol=1e-5, rtol=0)
+
+
+def test_shift_moves_content_right_and_down_padding_with_zeros() -> None:
+    got = affine(L_SHAPE, torch.zeros(1), torch.tensor([[2, 1]]), smooth=False)
+    want = torch.zeros(5, 5)
+    want[1:, 2:] = L_SHAPE[0, 0, :4, :3]  # everything 1 row down, 2 columns right
+    torch.testing.assert_close(got[0, 0], want, atol=0, rtol=0)
+
+
+def test_augmenter_shifts_are_drawn_over_the_whole_range() -> None:
+    x = torch.zeros(400, 1, 9, 9)
+    x[:, :, 4, 4] = 1.0
+    out = _augmenter(shift=2)(x)
+    offsets = {(r - 4, c - 4) for r, c in (out[:, 0] == 1.0).nonzero()[:, 1:].tolist()}
+    assert offsets == {(dr, dc) for dr in range(-2, 3) for dc in range(-2, 3)}
+
+
+def test_augmenter_rotates_within_the_asked_angle() -> None:
+    # A long bar through the centre: its angle after rotation tells the drawn angle.
+    x = torch.zeros(200, 1, 33, 33)
+    x[:, :, 16, 4:29] = 1.0
+    out = _augmenter(rotate=30.0)(x)[:, 0]
+    ys, xs = torch.meshgrid(torch.arange(33.0) - 16, torch.arange(33.0) - 16, indexing="ij")
+    # Principal axis of each image's mass: the bar's direction.
+    m = out.flatten(1)
+    sxx = (m * xs.flatten() ** 2).sum(1)
+    syy = (m * ys.flatten() ** 2).sum(1)
+    sxy = (m * (xs * ys).flatten()).sum(1)
+    angle = torch.rad2deg(0.5 * torch.atan2(2 * sxy, sxx - syy)).abs()
+    assert angle.max() <= 30.5 and angle.max() >= 25.0 and angle.mean() >= 10.0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import pytest
 import torch
 
+from hpo.training.config import build_config
 from hpo.training.loop import train
 from hpo.training.schedules import LRStepper, create_schedule, scaled_lr
 
@@ -43,11 +45,16 @@ def expected(k: int, f, warmup: float = 0.0) -> float:  # type: ignore[no-untype
 
 
 def sgdr(t: float, t0: float, mult: float, lo: float) -> float:
-    # Cycle boundaries t0, t0(1+m), t0(1+m+m²)…; found by explicit sums here.
-    start, length = 0.0, t0
-    while t >= start + length:
-        start, length = start + length, length * mult
-    return cos_curve(t - start, length, LR, lo)
+    """SGDR in closed form (Loshchilov & Hutter): cycle i starts at the geometric sum
+    S_i = t0·(mult^i − 1)/(mult − 1) (t0·i when mult = 1), so the cycle holding t is
+    i = ⌊log_mult(1 + t(mult − 1)/t0)⌋; no walk over the cycles."""
+    if mult == 1:
+        i = math.floor(t / t0)
+        start = t0 * i
+    else:
+        i = math.floor(math.log(1 + t * (mult - 1) / t0, mult) + 1e-12)
+        start = t0 * (mult**i - 1) / (mult - 1)
+    return cos_curve(t - start, t0 * mult**i, LR, lo)
 
 
 CASES = {
@@ -67,6 +74,14 @@ CASES = {
         {"t0": 2.0, "t_mult": 2.0, "min_lr": 0.001},
         lambda t: sgdr(t, 2.0, 2.0, 0.001),
     ),
+    "cosine_restarts:t_mult=1.5": (
+        {"t0": 1.6, "t_mult": 1.5, "min_lr": 0.0},
+        lambda t: sgdr(t, 1.6, 1.5, 0.0),
+    ),
+    "cosine_restarts:t_mult=1": (
+        {"t0": 3.0, "t_mult": 1.0, "min_lr": 0.002},
+        lambda t: sgdr(t, 3.0, 1.0, 0.002),
+    ),
 }
 
 
@@ -74,7 +89,7 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_trace_matches_closed_form(name: str, warmup: float) -> None:
     params, f = CASES[name]
-    got = trace(name, warmup, **params)
+    got = trace(name.partition(":")[0], warmup, **params)
     want = [expected(k, f, warmup) for k in range(STEPS)]
     assert got == pytest.approx(want, rel=1e-12, abs=1e-15)
 
@@ -122,7 +137,7 @@ def test_plateau_reduces_after_patience_epochs_without_improvement() -> None:
 
 
 def test_real_run_reports_the_formula_lr() -> None:
-    # digits: 1437 training samples, batch 128 → 12 steps per epoch.
+    # digits: 1438 training samples, batch 128 → 12 steps per epoch.
     seen: list[float] = []
     train(
         {
@@ -139,7 +154,7 @@ def test_real_run_reports_the_formula_lr() -> None:
         },
         report=lambda m: seen.append(m["lr"]),
     )
-    spe = math.ceil(1437 / 128)
+    spe = math.ceil(1438 / 128)
     last_steps = [(e + 1) * spe - 1 for e in range(4)]
     want = [0.1 if k / spe < 1 else 0.1 * 0.5 ** math.floor(k / spe - 1) for k in last_steps]
     assert seen == pytest.approx(want)
@@ -153,3 +168,55 @@ def test_lr_scaling(rule: str, factor: float) -> None:
 def test_unknown_schedule_lists_valid_names() -> None:
     with pytest.raises(ValueError, match="must be one of constant, step"):
         create_schedule("linear", lr=0.1, epochs=3, steps_per_epoch=2)
+
+
+@pytest.mark.parametrize(("step_size", "spe"), [("0.1", 10), ("0.3", 10), ("0.7", 10), ("1.1", 20)])
+def test_step_decays_exactly_at_fractional_boundaries(step_size: str, spe: int) -> None:
+    # The decay count at t = k/spe is ⌊t/step_size⌋ with step_size the decimal the user
+    # wrote, computed in exact rational arithmetic (t = j·step_size decays at that step).
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = create_schedule(
+        "step", lr=1.0, epochs=4, steps_per_epoch=spe, step_size=float(step_size), gamma=0.5
+    )
+    stepper = LRStepper(optimizer, schedule, spe)
+    for k in range(4 * spe):
+        decays = math.floor(Fraction(k, spe) / Fraction(step_size))
+        assert stepper.step() == 0.5**decays, (k, decays)
+
+
+@pytest.mark.parametrize(
+    ("name", "gamma_at_one_epoch"),
+    [("exponential", 0.95), ("step", 0.1), ("multistep", 0.1)],
+)
+def test_gamma_defaults_per_schedule(name: str, gamma_at_one_epoch: float) -> None:
+    cfg = build_config({"schedule": name, "lr": 1.0, "step_size": 1.0, "milestones": [1.0]})
+    schedule = create_schedule(name, steps_per_epoch=1, **cfg.model_dump())
+    assert schedule(1.0) == pytest.approx(gamma_at_one_epoch)
+
+
+def test_plateau_gamma_defaults_to_a_tenth() -> None:
+    cfg = build_config({"schedule": "plateau", "lr": 1.0, "patience": 0})
+    schedule = create_schedule("plateau", steps_per_epoch=1, **cfg.model_dump())
+    schedule.end_epoch(1.0)
+    schedule.end_epoch(1.0)  # no improvement, patience 0: one reduction
+    assert schedule(2.0) == pytest.approx(0.1)
+
+
+def test_lr_scaling_uses_the_effective_batch() -> None:
+    # 16 × 4 accumulated = 64 samples per step = base 64: the lr stays as written.
+    seen: list[float] = []
+    config = {
+        "epochs": 1,
+        "hidden": 8,
+        "depth": 1,
+        "lr": 0.01,
+        "lr_scaling": "linear",
+        "batch_size": 16,
+        "grad_accum_steps": 4,
+        "base_batch_size": 64,
+    }
+    train(config, report=lambda m: seen.append(m["lr"]))
+    assert seen == [pytest.approx(0.01)]
+    seen.clear()
+    train({**config, "lr_scaling": "sqrt", "grad_accum_steps": 16}, lambda m: seen.append(m["lr"]))
+    assert seen == [pytest.approx(0.02)]
