@@ -272,3 +272,100 @@ def test_the_time_limit_counts_the_whole_life_across_resumes(
     assert repo.count_trials(study.id)["completed"] == 0
     assert "time limit reached" in repo.list_events(study.id, kind="completed")[0].message
     repo.close()
+
+
+def test_a_runner_takes_over_a_killed_hpo_run_once_its_lease_lapses(
+    ray_session: None, db_url: str, tmp_path: Path
+) -> None:
+    import ray
+
+    from hpo.execution.runner import Runner
+
+    path = _spec_file(
+        tmp_path,
+        name="orphan",
+        budget={"trials": 5, "max_epochs": 3, "concurrency": 2},
+        fixed={"sleep_s": 0.3},
+    )
+    repo = Repository(db_url)
+    driver = _hpo("run", str(path), "--db", db_url, "--json")
+    try:
+
+        def started() -> bool:
+            studies = repo.list_studies()
+            return bool(studies) and repo.count_trials(studies[0].id)["completed"] >= 1
+
+        _wait(started, 180, driver)
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(30)
+    finally:
+        _kill_group(driver)
+    (study,) = repo.list_studies()
+    runner = Runner(
+        db_url,
+        lease_s=5,
+        heartbeat_s=1,
+        ray_address=str(ray.get_runtime_context().gcs_address),
+    )
+    # Within the dead driver's lease nothing is claimable; once it lapses the runner
+    # takes the study (a new token) and its driver finishes it.
+    assert runner.run_once() is None
+    time.sleep(3.5)
+    assert runner.run_once() == study.id
+    final = repo.get_study(study.id)
+    assert (final.status, final.lease_token) == ("completed", 2)
+    counts = repo.count_trials(study.id)
+    assert counts["running"] == 0 and counts["completed"] == 5
+    repo.close()
+
+
+@pytest.mark.postgres
+def test_lost_postgresql_connections_mid_study_lose_no_metric_row(
+    make_pg_database: Any, tmp_path: Path
+) -> None:
+    url = make_pg_database()
+    path = _spec_file(
+        tmp_path,
+        name="pg-drops",
+        budget={"trials": 4, "max_epochs": 6, "concurrency": 2},
+        fixed={"sleep_s": 0.4},
+    )
+    repo = Repository(url)
+    driver = _hpo("run", str(path), "--db", url, "--json", env=dict(os.environ))
+    database = sa.make_url(url).database
+    kills = 0
+    try:
+
+        def reporting() -> bool:
+            studies = repo.list_studies()
+            return bool(studies) and any(t.epochs_run >= 1 for t in repo.list_trials(studies[0].id))
+
+        _wait(reporting, 180, driver)
+        # Drop every connection of the driver to its database, a few times mid-study,
+        # as a server restart would.
+        admin = sa.create_engine(url.rsplit("/", 1)[0] + "/postgres")
+        for _ in range(4):
+            with admin.begin() as conn:
+                kills += len(
+                    conn.execute(
+                        sa.text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = :db AND pid <> pg_backend_pid()"
+                        ),
+                        {"db": database},
+                    ).all()
+                )
+            time.sleep(1.0)
+        admin.dispose()
+        _, err = driver.communicate(timeout=300)
+    finally:
+        _kill_group(driver)
+    assert kills > 0
+    assert driver.returncode == 0, err
+    (study,) = repo.list_studies()
+    assert study.status == "completed"
+    trials = repo.list_trials(study.id)
+    assert [t.status for t in trials] == ["completed"] * 4
+    for trial in trials:
+        assert [m.step for m in repo.trial_metrics(trial.id)] == [1, 2, 3, 4, 5, 6]
+    repo.close()
