@@ -202,6 +202,7 @@ def run(
 ) -> None:
     """Run a whole search on Ray Tune, every trial and metric written to the database."""
     from hpo.spec import apply_overrides, load_spec
+    from hpo.storage.errors import LeaseHeldError
 
     if (spec_path is None) == (resume is None):
         fail("give a SPEC to start a study, or --resume STUDY_ID to continue one")
@@ -234,9 +235,10 @@ def run(
                     load_function(spec.trainable.function)
                 except ImportError as exc:
                     fail(f"trainable.function: {exc}")
-            from hpo.service import submit_study
+            from hpo.execution.driver import create_claimed_study
 
-            study_id = submit_study(repo, spec, owner=None).id
+            # Created already claimed by this process: no runner can take it meanwhile.
+            study_id = create_claimed_study(repo, spec).id
         if not as_json:
             err.print(
                 f"study {study_id}: {repo.get_study(study_id).name}  (db: {repo.url})",
@@ -251,6 +253,8 @@ def run(
             fail(f"interrupted; continue with: hpo run --resume {study_id}", code=130)
         except SpecError:
             raise
+        except LeaseHeldError as exc:
+            fail(str(exc), code=1)
         except Exception as exc:
             fail(f"study {study_id} failed: {type(exc).__name__}: {exc}", code=1)
     _show_result(repo, final, as_json=as_json)

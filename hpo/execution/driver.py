@@ -6,6 +6,27 @@ closes trials a dead driver left `running`, runs the remaining trials on Ray, an
 the study `completed`. A `kill -9` of this process loses nothing that was written; running
 `run_study` again on the same study continues it.
 
+One fenced driver per study: `run_study` first takes the study's lease (`acquire_lease`:
+on the database's clock; refused with who holds it and until when while another live
+lease does), renews it from a heartbeat thread (`LeaseKeeper`), and carries its fencing
+token on every write. When the lease is lost (another driver took the study over after
+this one could not renew it), Ray is stopped at once and nothing more is written.
+A runner's driver child adopts its runner's lease (``HPO_LEASE_OWNER`` and
+``HPO_LEASE_TOKEN`` in its environment); ``hpo run SPEC`` creates its study already
+claimed (`create_claimed_study`).
+
+Resume continues, never replays: the sampler is rebuilt with `continued_seed(study seed,
+trials proposed so far)` and told every past trial as it ended (completed, pruned with
+its history, failed), so no config is proposed twice after any number of crashes.
+
+Outages: the repository retries transient errors for its window; past it the study goes
+back to ``queued`` (best effort) or is left to its lapsing lease, never ``failed``.
+
+Honest endings: a study that cannot start (a bad sampler option, resources the cluster
+does not have) ends ``failed`` with the reason; one whose every trial failed ends
+``failed`` naming the first error; the time limit counts from the study's first start,
+across resumes (by the database's clock).
+
 Cancellation: whoever cancels a study only sets its ``cancel_requested`` flag (the driver
 stays the study's one writer). The driver polls the flag while Ray runs (`CancelWatch`,
 at most once a second), stops every trial, closes those that had not finished as
@@ -14,10 +35,12 @@ at most once a second), stops every trial, closes those that had not finished as
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import logging
 import os
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -30,17 +53,24 @@ from ray.tune.stopper import Stopper
 import hpo
 from hpo.errors import SpecError
 from hpo.execution.recorder import Progress, ResultWriter, StudyRecorder
+from hpo.execution.runner import LEASE_OWNER_ENV, LEASE_TOKEN_ENV
 from hpo.execution.schedulers import create_scheduler
 from hpo.execution.searcher import SamplerSearcher
 from hpo.execution.trainables import make_trainable
 from hpo.samplers import create_sampler
-from hpo.samplers.base import Sampler
+from hpo.samplers.base import Sampler, TrialState, continued_seed
 from hpo.spec import StudySpec, load_spec
+from hpo.storage.errors import LeaseLostError, StorageError
 from hpo.storage.repository import Repository, StudyRecord
 
 log = logging.getLogger(__name__)
 
 FINISHED = ("completed", "pruned")
+# The lease of `hpo run`'s driver (a runner's child adopts its runner's): renewed every
+# HEARTBEAT_S, so a driver killed with -9 is taken over within LEASE_S.
+LEASE_S = float(os.environ.get("HPO_LEASE_S", "30"))
+HEARTBEAT_S = 5.0
+_OWN_ID = f"hpo-run@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 CANCELLED_ERROR = "cancelled"
 # How often a running driver reads the study's cancel flag: cancelling takes effect within
 # about this long, at the cost of one primary-key read per interval.
@@ -83,14 +113,93 @@ def space_params(spec: StudySpec, config: dict[str, Any]) -> dict[str, Any]:
 def _warm_start(
     sampler: Sampler, spec: StudySpec, repo: Repository, study_id: int
 ) -> tuple[int, int]:
-    """Teach the sampler every finished trial; return (finished, all trials so far)."""
-    finished = total = 0
-    for trial in repo.iter_trials(study_id):
-        total += 1
+    """Teach the sampler every past trial as it ended; return (finished, all trials)."""
+    trials = list(repo.iter_trials(study_id))
+    pruned = [t.id for t in trials if t.status == "pruned"]
+    histories = repo.metric_series(pruned, spec.objective.metric) if pruned else {}
+    finished = 0
+    for trial in trials:
         if trial.status in FINISHED:
             finished += 1
-            sampler.observe(space_params(spec, trial.config), trial.last_value)
-    return finished, total
+        if trial.status == "running":
+            continue
+        state: TrialState = "failed" if trial.status == "failed" else trial.status  # type: ignore[assignment]
+        sampler.observe(
+            space_params(spec, trial.config),
+            trial.objective_value,
+            state=state,
+            history=histories.get(trial.id, []),
+            attempts=trial.attempt,
+        )
+    return finished, len(trials)
+
+
+def worker_id() -> str:
+    """Who this driver is, as lease owner: a runner's child inherits its runner's id."""
+    return os.environ.get(LEASE_OWNER_ENV) or _OWN_ID
+
+
+def create_claimed_study(
+    repo: Repository, spec: StudySpec, *, owner: str | None = None
+) -> StudyRecord:
+    """Store `spec` as a study already claimed by this process (``hpo run SPEC``), so no
+    runner can take it before its driver starts."""
+    return repo.create_study(
+        spec.name,
+        spec.dump(),
+        objective_metric=spec.objective.metric,
+        objective_mode=spec.objective.mode,
+        n_trials_target=spec.budget.trials,
+        owner=owner,
+        lease_owner=worker_id(),
+        lease_s=LEASE_S,
+    )
+
+
+class LeaseKeeper:
+    """Renews the driver's lease every `heartbeat_s` on its own thread; `lost` once a
+    renewal finds the lease taken (or the database unreachable past its retry window).
+    Renewal does not require an unexpired lease, only an unchanged token: a driver that
+    outlived an outage keeps its study unless another driver took it meanwhile."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        study_id: int,
+        worker: str,
+        token: int,
+        *,
+        lease_s: float = 30.0,
+        heartbeat_s: float = 5.0,
+    ) -> None:
+        self._repo, self._study_id, self._worker, self.token = repo, study_id, worker, token
+        self._lease_s, self._heartbeat_s = lease_s, heartbeat_s
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"hpo-lease-{study_id}", daemon=True)
+
+    def start(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._heartbeat_s):
+            try:
+                held = self._repo.renew_lease(
+                    self._study_id, self._worker, self._lease_s, token=self.token
+                )
+            except StorageError as exc:
+                self.lost = f"the database stayed unreachable: {exc}"
+                log.error("study %s: %s", self._study_id, self.lost)
+                return
+            if not held:
+                self.lost = "another driver took the study over"
+                log.error("study %s: lease lost (%s); stopping", self._study_id, self.lost)
+                return
 
 
 class CancelWatch(Stopper):
@@ -101,22 +210,33 @@ class CancelWatch(Stopper):
     trial (`__call__` is False): a trial stopped that way would end as completed.
     """
 
-    def __init__(self, repo: Repository, study_id: int, poll_s: float = CANCEL_POLL_S) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        study_id: int,
+        poll_s: float = CANCEL_POLL_S,
+        *,
+        keeper: LeaseKeeper | None = None,
+    ) -> None:
         self._repo: Repository | None = repo
         self._study_id = study_id
         self._poll_s = poll_s
         self._next_poll = 0.0
         self.cancelled = False
+        self._keeper = keeper
+        self.writer: ResultWriter | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its run config for `Tuner.restore` (never used by hpo); the
         # repository's engine cannot travel.
-        return {**self.__dict__, "_repo": None}
+        return {**self.__dict__, "_repo": None, "_keeper": None, "writer": None}
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         return False
 
     def stop_all(self) -> bool:
+        if self.must_stop:
+            return True
         now = time.monotonic()
         if not self.cancelled and self._repo is not None and now >= self._next_poll:
             self._next_poll = now + self._poll_s
@@ -124,6 +244,12 @@ class CancelWatch(Stopper):
             if self.cancelled:
                 log.info("study %s: cancel requested, stopping its trials", self._study_id)
         return self.cancelled
+
+    @property
+    def must_stop(self) -> bool:
+        """The lease is lost or the writer cannot store results: stop every trial now."""
+        lost = self._keeper is not None and self._keeper.lost is not None
+        return lost or (self.writer is not None and self.writer.failed)
 
 
 def run_study(
@@ -133,15 +259,56 @@ def run_study(
     ray_address: str | None = None,
     progress: Progress | None = None,
     on_step: Callable[[], None] | None = None,
+    lease_s: float | None = None,
+    heartbeat_s: float | None = None,
 ) -> StudyRecord:
     """Run (or continue) study `study_id` until it has `budget.trials` finished trials,
     its grid is exhausted or its time limit passes, or it is cancelled. Returns the final
-    study record (status ``completed``, or ``cancelled``)."""
-    study = repo.get_study(study_id)
+    study record (``completed``, ``failed`` or ``cancelled``).
+
+    Raises `LeaseHeldError` while another driver's live lease holds the study,
+    `LeaseLostError` when the lease is lost midway (nothing more was written), and
+    `StorageError` when the database stayed away past its window (the study is left
+    ``queued``, or to its lapsing lease)."""
+    lease_s = LEASE_S if lease_s is None else lease_s
+    heartbeat_s = min(HEARTBEAT_S, lease_s / 3) if heartbeat_s is None else heartbeat_s
+    worker = worker_id()
+    inherited = os.environ.get(LEASE_TOKEN_ENV)
+    study = repo.acquire_lease(
+        study_id, worker, lease_s, token=int(inherited) if inherited else None
+    )
+    keeper = LeaseKeeper(
+        repo, study_id, worker, study.lease_token, lease_s=lease_s, heartbeat_s=heartbeat_s
+    ).start()
+    try:
+        return _drive(repo, study, keeper, ray_address, progress, on_step)
+    except LeaseLostError:
+        raise
+    except StorageError:
+        # The database was away past its window: hand the study back, resumable.
+        with contextlib.suppress(StorageError):
+            repo.close_running_trials(
+                study_id, error="the database was unavailable", token=keeper.token
+            )
+            repo.set_study_status(study_id, "queued", token=keeper.token)
+        raise
+    finally:
+        keeper.stop()
+
+
+def _drive(
+    repo: Repository,
+    study: StudyRecord,
+    keeper: LeaseKeeper,
+    ray_address: str | None,
+    progress: Progress | None,
+    on_step: Callable[[], None] | None,
+) -> StudyRecord:
+    study_id, token = study.id, keeper.token
     try:
         spec = load_spec(study.spec)
     except SpecError as exc:
-        repo.set_study_status(study_id, "failed", error=f"invalid spec: {exc}")
+        repo.set_study_status(study_id, "failed", error=f"invalid spec: {exc}", token=token)
         raise
     last_epoch = spec.budget.max_epochs
     closed = repo.close_running_trials(
@@ -149,67 +316,118 @@ def run_study(
         status="failed",
         error="its driver stopped before the trial finished",
         done_at_step=last_epoch,
+        token=token,
     )
     if study.cancel_requested:
         # Cancelled while queued-and-claimed, or while a driver that died was running it.
-        return _cancel(repo, study_id, last_epoch)
-    # A runner sets a study `running` when it claims it, before this driver starts: the
-    # log, not the status, tells whether the study ever started.
+        return _cancel(repo, study_id, last_epoch, token)
+    # The claim sets a study `running` before this driver starts: the log, not the
+    # status, tells whether the study ever started.
     resumed = closed > 0 or bool(repo.list_events(study_id, kind="started", limit=1))
-    repo.set_study_status(study_id, "running")
     if resumed:
         repo.add_event(
-            study_id, "resumed", f"study resumed; {closed} interrupted trial(s) closed"
+            study_id,
+            "resumed",
+            f"study resumed by {study.lease_owner}; {closed} interrupted trial(s) closed",
+            token=token,
         )
     else:
         repo.add_event(
             study_id,
             "started",
             f"study started ({spec.strategy.sampler} + {spec.strategy.scheduler})",
+            token=token,
         )
 
     objective = spec.objective
-    sampler = create_sampler(
-        spec.strategy.sampler,
-        spec.space,
-        mode=objective.mode,
-        seed=spec.strategy.seed,
-        **spec.strategy.options,
-    )
+    proposed = study.last_trial_number
+    try:
+        sampler = create_sampler(
+            spec.strategy.sampler,
+            spec.space,
+            mode=objective.mode,
+            seed=continued_seed(spec.strategy.seed, proposed),
+            max_attempts=spec.budget.max_failures + 1,
+            **spec.strategy.options,
+        )
+    except ValueError as exc:
+        return _fail(repo, study_id, f"the sampler cannot start: {exc}", token)
     finished, total = _warm_start(sampler, spec, repo, study_id)
     remaining = spec.budget.trials - finished
     progress = progress or Progress(target=spec.budget.trials, mode=objective.mode)
     progress.counts["completed"] = finished
     if remaining <= 0 or sampler.finished:
-        return _complete(repo, study_id, "nothing left to run")
+        return _complete(repo, study_id, "nothing left to run", token)
+    time_left = _time_left(spec, study)
+    if time_left is not None and time_left <= 0:
+        return _complete(repo, study_id, "time limit reached", token)
 
-    watch = CancelWatch(repo, study_id)
+    watch = CancelWatch(repo, study_id, keeper=keeper)
     try:
         ensure_ray(ray_address)
-        outcome = _fit(repo, study_id, spec, sampler, progress, remaining, total, on_step, watch)
+        missing = _missing_resources(spec)
+        if missing:
+            return _fail(repo, study_id, missing, token)
+        outcome = _fit(
+            repo, study_id, spec, sampler, progress, remaining, total, on_step, watch, time_left
+        )
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM: the trials die with this process; the study waits to resume.
         closed = repo.close_running_trials(
-            study_id, status="failed", error="interrupted", done_at_step=last_epoch
+            study_id, status="failed", error="interrupted", done_at_step=last_epoch, token=token
         )
-        repo.set_study_status(study_id, "queued")
+        repo.set_study_status(study_id, "queued", token=token)
         repo.add_event(
             study_id,
             "interrupted",
             f"driver interrupted; {closed} running trial(s) closed; "
             f"continue with `hpo run --resume {study_id}`",
+            token=token,
         )
+        raise
+    except StorageError:
         raise
     except Exception as exc:
         repo.close_running_trials(
-            study_id, status="failed", error=f"the study failed: {exc}", done_at_step=last_epoch
+            study_id,
+            status="failed",
+            error=f"the study failed: {exc}",
+            done_at_step=last_epoch,
+            token=token,
         )
-        repo.set_study_status(study_id, "failed", error=f"{type(exc).__name__}: {exc}")
-        repo.add_event(study_id, "failed", f"study failed: {type(exc).__name__}: {exc}")
+        repo.set_study_status(study_id, "failed", error=f"{type(exc).__name__}: {exc}", token=token)
+        repo.add_event(
+            study_id, "failed", f"study failed: {type(exc).__name__}: {exc}", token=token
+        )
         raise
     if watch.cancelled:
-        return _cancel(repo, study_id, last_epoch)
-    return _complete(repo, study_id, outcome)
+        return _cancel(repo, study_id, last_epoch, token)
+    return _complete(repo, study_id, outcome, token)
+
+
+def _time_left(spec: StudySpec, study: StudyRecord) -> float | None:
+    """Seconds of the time limit left, counted from the study's first start (the claim
+    stamps `started_at` once and `heartbeat_at` now, both by the database's clock)."""
+    limit = spec.budget.time_limit_s
+    if limit is None or study.started_at is None or study.heartbeat_at is None:
+        return limit
+    return limit - (study.heartbeat_at - study.started_at).total_seconds()
+
+
+def _missing_resources(spec: StudySpec) -> str | None:
+    """Why no trial of `spec` could ever be placed on this cluster, or None."""
+    import ray
+
+    total = ray.cluster_resources()
+    wanted = {"CPU": spec.resources.cpu, "GPU": spec.resources.gpu}
+    short = [
+        f"{name.lower()} {amount:g} (the cluster has {total.get(name, 0):g})"
+        for name, amount in wanted.items()
+        if amount > total.get(name, 0)
+    ]
+    if not short:
+        return None
+    return "resources cannot be satisfied: each trial asks for " + ", ".join(short)
 
 
 def _fit(
@@ -222,13 +440,17 @@ def _fit(
     first_index: int,
     on_step: Callable[[], None] | None,
     watch: CancelWatch,
+    time_left: float | None,
 ) -> str:
     from ray import tune
 
     budget, objective = spec.budget, spec.objective
+    assert watch._keeper is not None
+    token = watch._keeper.token
     scheduler = create_scheduler(spec.strategy.scheduler, spec)
-    deadline = time.monotonic() + budget.time_limit_s if budget.time_limit_s else None
-    writer = ResultWriter(repo, study_id)
+    deadline = time.monotonic() + time_left if time_left is not None else None
+    writer = ResultWriter(repo, study_id, token=token, attempts=budget.max_failures + 1)
+    watch.writer = writer
     recorder = StudyRecorder(
         spec,
         writer,
@@ -242,18 +464,25 @@ def _fit(
     trainable = tune.with_resources(
         make_trainable(spec), {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     )
+    searcher = SamplerSearcher(
+        sampler,
+        spec,
+        first_index=first_index,
+        scheduler=scheduler,
+        data_seed=_takes_data_seed(spec),
+    )
     with tempfile.TemporaryDirectory(prefix=f"hpo-study{study_id}-") as ray_dir:
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
                 metric=objective.metric,
                 mode=objective.mode,
-                search_alg=SamplerSearcher(sampler, spec, first_index=first_index),
+                search_alg=searcher,
                 scheduler=scheduler,
                 num_samples=remaining,
                 max_concurrent_trials=budget.concurrency,
                 reuse_actors=True,
-                time_budget_s=budget.time_limit_s,
+                time_budget_s=time_left,
             ),
             run_config=tune.RunConfig(
                 name=f"study-{study_id}",
@@ -264,11 +493,19 @@ def _fit(
                 verbose=0,
             ),
         )
+        lost = False
         try:
             _quiet_ray_logs()
             tuner.fit()
         finally:
-            writer.close()
+            lost = watch._keeper.lost is not None or writer.lease_lost is not None
+            writer.close(abandon=lost or writer.unavailable is not None)
+    if lost:
+        raise LeaseLostError(
+            f"study {study_id}: {watch._keeper.lost or writer.lease_lost}; this driver stopped"
+        )
+    if writer.unavailable is not None:
+        raise writer.unavailable
     # Ray ends the trials still running at its time budget, or when the study is
     # cancelled, without a per-trial callback; nothing may stay `running` once the driver
     # is done.
@@ -277,7 +514,7 @@ def _fit(
     last_epoch = budget.max_epochs
     if watch.cancelled:
         repo.close_running_trials(
-            study_id, status="failed", error=CANCELLED_ERROR, done_at_step=last_epoch
+            study_id, status="failed", error=CANCELLED_ERROR, done_at_step=last_epoch, token=token
         )
         return "cancelled"
     if deadline is not None and time.monotonic() >= deadline:
@@ -286,6 +523,7 @@ def _fit(
             status="pruned",
             error="stopped by the study's time limit",
             done_at_step=last_epoch,
+            token=token,
         )
         return "time limit reached"
     repo.close_running_trials(
@@ -293,8 +531,19 @@ def _fit(
         status="failed",
         error="Ray ended the trial without a result",
         done_at_step=last_epoch,
+        token=token,
     )
     return "budget reached"
+
+
+def _takes_data_seed(spec: StudySpec) -> bool:
+    """Whether a trial's config may carry `data_seed`: a user function takes any key; the
+    built-in core once its config knows the field (issue 8)."""
+    if spec.trainable.function is not None:
+        return True
+    from hpo.training.config import TrainConfig
+
+    return "data_seed" in TrainConfig.model_fields
 
 
 def _torch_version() -> str | None:
@@ -305,25 +554,47 @@ def _torch_version() -> str | None:
         return None
 
 
-def _complete(repo: Repository, study_id: int, why: str) -> StudyRecord:
+def _complete(repo: Repository, study_id: int, why: str, token: int) -> StudyRecord:
     counts = repo.count_trials(study_id)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if n)
-    repo.set_study_status(study_id, "completed")
-    repo.add_event(study_id, "completed", f"study completed: {why} ({summary or 'no trials'})")
+    if counts["failed"] and not counts["completed"] and not counts["pruned"]:
+        first = repo.list_trials(study_id, status="failed", limit=1)[0]
+        headline = (first.error or "no error recorded").strip().splitlines()[0]
+        return _fail(
+            repo,
+            study_id,
+            f"every trial failed; the first (trial {first.number}): {headline}",
+            token,
+        )
+    repo.set_study_status(study_id, "completed", token=token)
+    repo.add_event(
+        study_id,
+        "completed",
+        f"study completed: {why} ({summary or 'no trials'})",
+        token=token,
+    )
     return repo.get_study(study_id)
 
 
-def _cancel(repo: Repository, study_id: int, last_epoch: int) -> StudyRecord:
+def _fail(repo: Repository, study_id: int, reason: str, token: int) -> StudyRecord:
+    """End the study ``failed`` with `reason` (it cannot start, or every trial failed)."""
+    repo.set_study_status(study_id, "failed", error=reason, token=token)
+    repo.add_event(study_id, "failed", f"study failed: {reason}", token=token)
+    return repo.get_study(study_id)
+
+
+def _cancel(repo: Repository, study_id: int, last_epoch: int, token: int) -> StudyRecord:
     closed = repo.close_running_trials(
-        study_id, status="failed", error=CANCELLED_ERROR, done_at_step=last_epoch
+        study_id, status="failed", error=CANCELLED_ERROR, done_at_step=last_epoch, token=token
     )
     counts = repo.count_trials(study_id)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if n)
-    repo.set_study_status(study_id, "cancelled")
+    repo.set_study_status(study_id, "cancelled", token=token)
     repo.add_event(
         study_id,
         "cancelled",
         f"study cancelled; {closed} running trial(s) stopped ({summary or 'no trials'})",
+        token=token,
     )
     return repo.get_study(study_id)
 

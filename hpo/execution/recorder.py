@@ -9,6 +9,13 @@ Durability: a trial is marked finished only after all its results are written (t
 ahead of it in the queue), so a finished trial's metrics are never lost. A running trial's
 latest results are at most one batch window (20 ms) plus one write behind when the
 driver is killed.
+
+Outages and fencing: every write carries the driver's lease token. A transient database
+error is retried inside the repository for its window (``HPO_STORAGE_RETRY_S``); the
+writer never drops a batch it has not written: while the database is away the queue
+grows and Ray's trials keep running. Past the window the writer keeps its batch, reports
+`unavailable`, and the driver stops the study (back to ``queued``). When the lease is lost
+(`LeaseLostError`) the writer stops writing at once: nothing it holds may be stored.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from hpo.execution.schedulers import pruned_at
 from hpo.execution.searcher import finite
 from hpo.execution.trainables import PROVENANCE_KEYS
 from hpo.spec import StudySpec
+from hpo.storage.errors import LeaseLostError, StorageUnavailableError
 from hpo.storage.repository import Repository, ResultRow, TrialStatus
 
 log = logging.getLogger(__name__)
@@ -92,6 +100,12 @@ class _Result:
 
 
 @dataclass(frozen=True)
+class _Retried:
+    key: str
+    error: str
+
+
+@dataclass(frozen=True)
 class _Finished:
     key: str
     status: TrialStatus
@@ -106,28 +120,52 @@ _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\
 
 
 class ResultWriter:
-    """Owns the repository writes of one study on its own thread (see module docstring)."""
+    """Owns the repository writes of one study on its own thread (see module docstring).
 
-    def __init__(self, repo: Repository, study_id: int) -> None:
+    `token` is the driver's lease token, carried by every write; `attempts` the attempts a
+    trial gets in all (``max_failures + 1``), for the retry events.
+    """
+
+    def __init__(
+        self, repo: Repository, study_id: int, *, token: int | None = None, attempts: int = 1
+    ) -> None:
         self._repo = repo
         self._study_id = study_id
+        self._token = token
+        self._attempts = attempts
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._trial_ids: dict[str, int] = {}
         self._error: BaseException | None = None
+        self._abandon = threading.Event()
+        # Set once the database stayed away past the retry window, or the lease was lost.
+        self.unavailable: StorageUnavailableError | None = None
+        self.lease_lost: LeaseLostError | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"hpo-writer-{study_id}", daemon=True
         )
         self._thread.start()
+
+    @property
+    def failed(self) -> bool:
+        """Whether the driver must stop: the writer cannot store what Ray reports."""
+        return self._error is not None or self.unavailable is not None
 
     def put(self, item: object) -> None:
         if self._error is not None:
             raise RuntimeError("the result writer failed; see the log") from self._error
         self._queue.put(item)
 
-    def close(self) -> None:
-        """Write everything queued, then stop. Raises what the writer thread failed with."""
+    def close(self, *, abandon: bool = False) -> None:
+        """Write everything queued, then stop. Raises what the writer thread failed with.
+
+        With `abandon` (the database is gone past its window, or the lease is lost), stop
+        after the write in progress: what is left is never stored by this driver."""
+        if abandon:
+            self._abandon.set()
         self._queue.put(_STOP)
-        self._thread.join()
+        # An abandoning writer may sit in a retry of the unreachable database: a daemon
+        # thread, left behind after a short wait.
+        self._thread.join(5.0 if abandon else None)
         if self._error is not None:
             raise self._error
 
@@ -143,21 +181,42 @@ class ResultWriter:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            if batch[-1] is _STOP:
+            if _STOP in batch:
                 stop = True
-                batch.pop()
+                batch = [item for item in batch if item is not _STOP]
+            if not self._write_keeping(batch):
+                return
+
+    def _write_keeping(self, batch: list[object]) -> bool:
+        """Write `batch`, trying again past each retry window until it is written or the
+        driver abandons it; False when the writer must stop."""
+        while True:
+            if self.lease_lost is not None or self._abandon.is_set():
+                return False
             try:
                 self._write(batch)
+                self.unavailable = None
+                return True
+            except LeaseLostError as exc:
+                log.error("study %s: lease lost, writing stops: %s", self._study_id, exc)
+                self.lease_lost = exc
+                return False
+            except StorageUnavailableError as exc:
+                # Keep the batch: the driver stops the study; the batch is written if the
+                # database comes back before it gives up.
+                log.error("study %s: database unavailable: %s", self._study_id, exc)
+                self.unavailable = exc
             except BaseException as exc:  # keep the driver informed, never die silently
                 log.exception("writing results of study %s failed", self._study_id)
                 self._error = exc
-                return
+                return False
 
     def _write(self, batch: list[object]) -> None:
-        repo, study = self._repo, self._study_id
+        repo, study, token = self._repo, self._study_id, self._token
         for item in batch:
             # Keys carry this run's id, so a key not seen in this run is a new trial
-            # (a trial Ray retries keeps its key and its row).
+            # (a trial Ray retries keeps its key and its row). Creating is idempotent on
+            # the key, so a batch written again after an outage creates nothing twice.
             if isinstance(item, _Started) and item.key not in self._trial_ids:
                 trial = repo.create_trial(
                     study,
@@ -165,26 +224,42 @@ class ResultWriter:
                     seed=item.seed,
                     ray_trial_id=item.key,
                     provenance=item.provenance,
+                    token=token,
                 )
                 self._trial_ids[item.key] = trial.id
                 repo.add_event(
-                    study, "trial_started", f"trial {trial.number} started", trial_id=trial.id
+                    study,
+                    "trial_started",
+                    f"trial {trial.number} started",
+                    trial_id=trial.id,
+                    token=token,
                 )
-        rows = []
+        # Results and retries keep their order: a retry's new attempt takes only the
+        # results reported after it.
+        rows: list[ResultRow] = []
         for item in batch:
             if isinstance(item, _Result) and item.key in self._trial_ids:
                 trial_id = self._trial_ids[item.key]
                 if item.provenance:
-                    repo.add_provenance(trial_id, item.provenance)
+                    repo.add_provenance(trial_id, item.provenance, token=token)
                 rows.append(ResultRow(trial_id, item.step, item.metrics, item.objective))
+            elif isinstance(item, _Retried) and item.key in self._trial_ids:
+                if rows:
+                    repo.record_results(rows, token=token)
+                    rows = []
+                repo.start_attempt(
+                    self._trial_ids[item.key], error=item.error, of=self._attempts, token=token
+                )
         if rows:
-            repo.record_results(rows)
+            repo.record_results(rows, token=token)
         for item in batch:
             if isinstance(item, _Finished) and item.key in self._trial_ids:
                 trial_id = self._trial_ids[item.key]
-                repo.finish_trial(trial_id, item.status, error=item.error)
-                message = f"trial {item.key} {item.status} after {item.epochs} epochs"
-                repo.add_event(study, f"trial_{item.status}", message, trial_id=trial_id)
+                if repo.finish_trial(trial_id, item.status, error=item.error, token=token):
+                    message = f"trial {item.key} {item.status} after {item.epochs} epochs"
+                    repo.add_event(
+                        study, f"trial_{item.status}", message, trial_id=trial_id, token=token
+                    )
 
 
 class StudyRecorder(Callback):
@@ -262,6 +337,12 @@ class StudyRecorder(Callback):
         ):
             status, error = "pruned", "stopped by the study's time limit"
         self._finish(trial, status, error, epochs)
+
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        # Ray retries the trial (max_failures): the same trial, a new attempt.
+        self._epochs.pop(trial.trial_id, None)
+        self._writer.put(_Retried(self.key(trial), _error_text(trial)))
+        self._progress.counts["running"] -= 1  # on_trial_start counts it again
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._finish(trial, "failed", _error_text(trial), self._epochs.pop(trial.trial_id, 0))

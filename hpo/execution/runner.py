@@ -44,6 +44,11 @@ from dataclasses import dataclass, field
 
 from hpo.storage.repository import Repository, StorageError, StudyRecord
 
+# The environment through which a driver child adopts its runner's lease (driver.py reads
+# them; kept here too so that the runner never imports Ray).
+LEASE_OWNER_ENV = "HPO_LEASE_OWNER"
+LEASE_TOKEN_ENV = "HPO_LEASE_TOKEN"
+
 __all__ = ["Runner", "install_signal_handlers", "start_runners", "stop_runners"]
 
 log = logging.getLogger(__name__)
@@ -75,6 +80,7 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
 class _Child:
     study_id: int
     process: subprocess.Popen[bytes]
+    token: int
     lease_lost: bool = False
     last_beat: float = field(default_factory=time.monotonic)
 
@@ -178,7 +184,7 @@ class Runner:
             return None
         log.info("runner %s: claimed study %s (%s)", self.worker_id, study.id, study.name)
         try:
-            child = _Child(study.id, self._spawn(study.id))
+            child = _Child(study.id, self._spawn(study.id, study.lease_token), study.lease_token)
         except OSError:
             log.exception("runner %s: cannot start a driver for study %s", self.worker_id, study.id)
             self._expire(study.id)
@@ -187,7 +193,7 @@ class Runner:
             self._children[study.id] = child
         return study
 
-    def _spawn(self, study_id: int) -> subprocess.Popen[bytes]:
+    def _spawn(self, study_id: int, token: int) -> subprocess.Popen[bytes]:
         command = [
             sys.executable,
             "-m",
@@ -203,10 +209,14 @@ class Runner:
             command += ["--ray-address", self.ray_address]
         # The child's output goes where the runner's does (a service's log); --json keeps
         # it to one document at the end instead of a progress bar.
+        # The child adopts this runner's lease (and its fencing token) instead of claiming
+        # the study again: it is the runner's driver, not a rival.
+        env = {**os.environ, LEASE_OWNER_ENV: self.worker_id, LEASE_TOKEN_ENV: str(token)}
         return subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
+            env=env,
             preexec_fn=_die_with_parent(os.getpid()),
         )
 
@@ -224,7 +234,9 @@ class Runner:
 
     def _heartbeat(self, child: _Child) -> None:
         try:
-            if self.repo.renew_lease(child.study_id, self.worker_id, self.lease_s):
+            if self.repo.renew_lease(
+                child.study_id, self.worker_id, self.lease_s, token=child.token
+            ):
                 return
             study = self.repo.get_study(child.study_id)
         except StorageError:

@@ -3,7 +3,14 @@
 Samplers speak our small ask/tell interface (`hpo.samplers.base.Sampler`); Ray asks a
 `Searcher` for `suggest(trial_id)` and reports `on_trial_complete(trial_id, result, error)`.
 The adapter also turns sampled params into the trial's full config (base config from the
-spec + params + a per-trial seed), so every trial's config is complete and reproducible.
+spec + params + a per-trial seed + the study's data seed), so every trial's config is
+complete and reproducible.
+
+What a sampler learns at the end of a trial: its state (``failed`` on error, ``pruned``
+when the scheduler stopped it before its budget, else ``completed``), its one objective
+value (``objective.value``: the last report's, or the best one's) and its history of
+(step, objective) reports, so TPE hears a pruned trial as PRUNED with its intermediate
+values. A retried trial's history restarts with its new attempt.
 """
 
 from __future__ import annotations
@@ -11,9 +18,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
 
-from hpo.samplers.base import Sampler
+from hpo.execution.schedulers import pruned_at
+from hpo.samplers.base import Sampler, TrialState
 from hpo.spec import StudySpec
 
 
@@ -39,18 +48,49 @@ def trial_seed(study_seed: int | None, index: int) -> int | None:
     return (study_seed * 1_000_003 + index) % (2**31 - 1)
 
 
+def study_data_seed(spec: StudySpec) -> int:
+    """The study-level data seed every trial shares: the split and any generated data
+    depend on it, never on the trial's own seed. The strategy seed, or 0."""
+    return spec.strategy.seed if spec.strategy.seed is not None else 0
+
+
+def one_value(history: list[tuple[int, float | None]], kind: str, mode: str) -> float | None:
+    """A trial's one objective value from its (step, value) reports: the last step's for
+    ``last``, the best finite one for ``best`` (None if there is none)."""
+    if not history:
+        return None
+    if kind == "last":
+        return max(history, key=lambda r: r[0])[1]
+    values = [v for _, v in history if v is not None]
+    if not values:
+        return None
+    return min(values) if mode == "min" else max(values)
+
+
 class SamplerSearcher(Searcher):
     """Ray `Searcher` over an hpo `Sampler`.
 
     `first_index` is how many trials the study already has (on resume), so the seeds of
-    new trials continue the sequence instead of repeating it.
+    new trials continue the sequence instead of repeating it. `scheduler` tells a pruned
+    trial from one that ran its budget.
     """
 
-    def __init__(self, sampler: Sampler, spec: StudySpec, *, first_index: int = 0) -> None:
+    def __init__(
+        self,
+        sampler: Sampler,
+        spec: StudySpec,
+        *,
+        first_index: int = 0,
+        scheduler: TrialScheduler | None = None,
+        data_seed: bool = True,
+    ) -> None:
         super().__init__(metric=spec.objective.metric, mode=spec.objective.mode)
         self._sampler = sampler
         self._spec = spec
         self._index = first_index
+        self._scheduler = scheduler
+        self._data_seed = data_seed
+        self._history: dict[str, list[tuple[int, float | None]]] = {}
 
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
@@ -65,7 +105,10 @@ class SamplerSearcher(Searcher):
             return Searcher.FINISHED if self._sampler.finished else None
         seed = trial_seed(self._spec.strategy.seed, self._index)
         self._index += 1
-        return self._spec.trial_config(params, seed)
+        config = self._spec.trial_config(params, seed)
+        if self._data_seed:
+            config.setdefault("data_seed", study_data_seed(self._spec))
+        return config
 
     def save(self, checkpoint_path: str) -> None:
         """Nothing to save: a resumed study rebuilds its sampler from the database."""
@@ -73,8 +116,29 @@ class SamplerSearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         """See `save`."""
 
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        history = self._history.setdefault(trial_id, [])
+        if history and step < history[-1][0]:
+            history.clear()  # a retried trial starts a new attempt
+        if history and step == history[-1][0]:
+            history.pop()  # the same report again (Ray's final result)
+        history.append((step, finite(result.get(self._spec.objective.metric))))
+
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
-        value = None if error or not result else finite(result.get(self._spec.objective.metric))
-        self._sampler.tell(trial_id, value)
+        if result and not error:
+            self.on_trial_result(trial_id, result)
+        history = self._history.pop(trial_id, [])
+        state: TrialState = "completed"
+        if error or not result:
+            state = "failed"
+        elif (
+            self._scheduler is not None
+            and pruned_at(self._scheduler, trial_id, self._spec.budget.max_epochs) is not None
+        ):
+            state = "pruned"
+        objective = self._spec.objective
+        value = one_value(history, objective.value, objective.mode)
+        self._sampler.tell(trial_id, value, state=state, history=history)

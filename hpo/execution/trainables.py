@@ -19,7 +19,15 @@ Report = Callable[[Mapping[str, Any]], None]
 UserFunction = Callable[[dict[str, Any], Report], Any]
 
 # Keys the trainable adds to its first result; the driver moves them into provenance.
-PROVENANCE_KEYS = ("hpo_node_id", "hpo_hostname", "hpo_device")
+PROVENANCE_KEYS = (
+    "hpo_node_id",
+    "hpo_hostname",
+    "hpo_device",
+    # Reported by the training core with its first result (issue 8): the study-level
+    # data seed that drew the split, and a short hash of the validation rows.
+    "hpo_data_seed",
+    "hpo_split_hash",
+)
 
 
 def load_function(path: str) -> Callable[..., Any]:

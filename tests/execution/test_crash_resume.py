@@ -55,7 +55,36 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def test_kill_9_then_resume(db_url: str, tmp_path: Path) -> None:
+# A short lease, so that a killed driver's study can be resumed within the test.
+LEASE_ENV = {**os.environ, "HPO_LEASE_S": "4"}
+
+
+def _metric_rows(repo: Repository, trial_ids: Any) -> set[tuple[Any, ...]]:
+    return {
+        (m.trial_id, m.attempt, m.step, m.name, m.value)
+        for tid in trial_ids
+        for m in repo.trial_metrics(tid, all_attempts=True)
+    }
+
+
+def _kill_midway(repo: Repository, driver: subprocess.Popen[str], completed: int) -> None:
+    try:
+
+        def progressed() -> bool:
+            studies = repo.list_studies()
+            if not studies:
+                return False
+            counts = repo.count_trials(studies[0].id)
+            return counts["completed"] >= completed and counts["running"] >= 1
+
+        _wait_for(progressed, 180, driver)
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(30)
+    finally:
+        _kill_group(driver)
+
+
+def test_kill_9_twice_then_resume_continues_without_replaying(db_url: str, tmp_path: Path) -> None:
     spec = branin_spec(
         name="crash",
         budget={"trials": 8, "max_epochs": 3, "concurrency": 2},
@@ -64,34 +93,31 @@ def test_kill_9_then_resume(db_url: str, tmp_path: Path) -> None:
     path = tmp_path / "crash.yaml"
     path.write_text(yaml.safe_dump(spec))
     repo = Repository(db_url)
-    driver = _hpo("run", str(path), "--db", db_url, "--json")
-    try:
-
-        def progressed() -> bool:
-            studies = repo.list_studies()
-            if not studies:
-                return False
-            counts = repo.count_trials(studies[0].id)
-            return counts.get("completed", 0) >= 2 and counts.get("running", 0) >= 1
-
-        _wait_for(progressed, 180, driver)
-        os.kill(driver.pid, signal.SIGKILL)
-        driver.wait(30)
-    finally:
-        _kill_group(driver)
-
+    _kill_midway(repo, _hpo("run", str(path), "--db", db_url, "--json", env=LEASE_ENV), 2)
     (study,) = repo.list_studies()
+    dead_owner = repo.get_study(study.id).lease_owner
+    assert dead_owner is not None and dead_owner.startswith("hpo-run@")
+
+    # The dead driver's lease is still live: a resume now is refused, naming it.
+    early = _hpo("run", "--resume", str(study.id), "--db", db_url, "--json", env=LEASE_ENV)
+    _, err = early.communicate(timeout=120)
+    assert early.returncode == 1 and dead_owner in err and "lease until" in err, err
+    assert repo.get_study(study.id).lease_owner == dead_owner
+
+    time.sleep(4.5)  # the lease lapses
+    _kill_midway(
+        repo,
+        _hpo("run", "--resume", str(study.id), "--db", db_url, "--json", env=LEASE_ENV),
+        4,
+    )
     before_trials = {t.id: t for t in repo.list_trials(study.id, limit=100)}
-    before_metrics = {
-        (m.trial_id, m.step, m.name, m.value)
-        for t in before_trials.values()
-        for m in repo.trial_metrics(t.id)
-    }
+    before_metrics = _metric_rows(repo, before_trials)
     interrupted = {t.id for t in before_trials.values() if t.status == "running"}
     completed_before = {t.id for t in before_trials.values() if t.status == "completed"}
-    assert interrupted and completed_before and before_metrics
+    assert interrupted and len(completed_before) >= 4 and before_metrics
 
-    resume = _hpo("run", "--resume", str(study.id), "--db", db_url, "--json")
+    time.sleep(4.5)
+    resume = _hpo("run", "--resume", str(study.id), "--db", db_url, "--json", env=LEASE_ENV)
     try:
         out, err = resume.communicate(timeout=300)
     finally:
@@ -102,9 +128,12 @@ def test_kill_9_then_resume(db_url: str, tmp_path: Path) -> None:
 
     after = {t.id: t for t in repo.list_trials(study.id, limit=100)}
     statuses = [t.status for t in after.values()]
-    assert "running" not in statuses
+    assert statuses.count("running") == 0
     assert statuses.count("completed") + statuses.count("pruned") == 8
-    # Completed trials were not re-run: same rows, same epochs, no duplicates.
+    # No config proposed twice, across two crashes and three drivers.
+    points = [(t.config["x1"], t.config["x2"]) for t in after.values()]
+    assert len(set(points)) == len(points)
+    # Completed trials were not re-run: same rows, same epochs.
     for tid in completed_before:
         assert after[tid].status == "completed"
         assert after[tid].epochs_run == before_trials[tid].epochs_run
@@ -112,13 +141,14 @@ def test_kill_9_then_resume(db_url: str, tmp_path: Path) -> None:
     for tid in interrupted:
         assert after[tid].status == "failed"
         assert "driver stopped" in (after[tid].error or "")
-    after_metrics = {
-        (m.trial_id, m.step, m.name, m.value)
-        for t in after.values()
-        for m in repo.trial_metrics(t.id)
-    }
+    # Nothing lost: every row stored before the last kill is still there, unchanged; and
+    # every finished trial has exactly its epochs' rows (the key forbids duplicates).
+    after_metrics = _metric_rows(repo, after)
     assert before_metrics <= after_metrics
-    assert "resumed" in [e.kind for e in repo.list_events(study.id, limit=1000)]
+    for trial in after.values():
+        if trial.status == "completed":
+            assert len(repo.trial_metrics(trial.id)) == 3
+    assert [e.kind for e in repo.list_events(study.id, limit=1000)].count("resumed") == 2
     repo.close()
 
 
