@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import hpo
 from api import dashboard
+from api.deps import storable_query
 from api.middleware import BodySizeLimit, LocalOnly
 from api.models import StudyCreate
 from api.routes import api_router, health, studies
@@ -61,18 +62,19 @@ def create_app(db_url: str | None = None, *, settings: Settings | None = None) -
         "every trial and metric.",
         openapi_url=f"{API_PREFIX}/openapi.json",
         lifespan=lifespan,
+        dependencies=[Depends(storable_query)],
     )
     app.state.settings = settings
     app.state.events_poll_s = 0.5
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     async def auth_enabled() -> bool:
         return await run_in_threadpool(service.auth_enabled, app.state.repo)
 
-    # Added last, so it runs first: a refused request costs no body read.
     app.add_middleware(
         LocalOnly, auth_enabled=auth_enabled, body_types=studies.JSON_TYPES | studies.YAML_TYPES
     )
+    # Added last, so it runs first: an oversized body is refused before anything else.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     for exc_type, handler in _HANDLERS.items():
         app.add_exception_handler(exc_type, handler)
     app.include_router(api_router, prefix=API_PREFIX)

@@ -65,3 +65,15 @@ def current_user(
 
 
 CurrentUser = Annotated[User | None, Depends(current_user)]
+
+
+def storable_query(request: Request) -> None:
+    """Refuse (422) a query value holding NUL, which PostgreSQL text cannot hold: it
+    would otherwise reach a query as a driver error (503). Every route depends on this."""
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value or "\x00" in name:
+            shown = name.replace("\x00", "\\x00")
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                detail=[{"field": f"query.{shown}", "message": "NUL is not allowed"}],
+            )

@@ -75,22 +75,69 @@ def _parse_body(body: bytes, content_type: str) -> Any:
         raise _spec_error("body", "is not UTF-8 text") from None
     try:
         if content_type in YAML_TYPES:
-            return parse_text(text)
-        try:
-            data = json.loads(
-                text,
-                parse_int=lambda s: read_number(s, int),
-                parse_float=lambda s: read_number(s, float),
-            )
-        except json.JSONDecodeError as exc:
-            raise _spec_error(
-                "body", f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-            ) from None
+            data: Any = parse_text(text)
+        else:
+            data = _parse_json(text)
     except RecursionError:
         raise _spec_error("body", "nested too deeply") from None
     if not isinstance(data, dict):
         raise _spec_error("body", "a spec must be an object of fields (name, objective, …)")
+    if errors := _unstorable_text(data):
+        raise SpecError(errors)
     return data
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(
+            text,
+            parse_int=lambda s: read_number(s, int),
+            parse_float=lambda s: read_number(s, float),
+        )
+    except json.JSONDecodeError as exc:
+        raise _spec_error(
+            "body", f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+
+
+def _unstorable_text(data: dict[str, Any]) -> list[FieldError]:
+    """A field for each string (key or value) that no database stores: NUL (PostgreSQL
+    text cannot hold it) or a lone surrogate (not UTF-8). One pass over the document."""
+    errors = []
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            items: Any = node.items()
+        elif isinstance(node, list):
+            items = ((str(i), v) for i, v in enumerate(node))
+        else:
+            continue
+        for key, value in items:
+            where = f"{path}.{_shown(key)}" if path else _shown(key)
+            if _unstorable(key) or _unstorable(value):
+                errors.append(FieldError(where, "text with NUL or invalid Unicode"))
+            else:
+                stack.append((where, value))
+    return errors
+
+
+def _unstorable(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    if "\x00" in value:
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _shown(key: Any) -> str:
+    # The key as a field path can print and encode (its bad characters escaped).
+    text = str(key)
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
 
 
 def _load(

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from hpo.cli.render import fail
+from hpo.cli.render import fail, literal
 from hpo.config import get_settings
 from hpo.errors import SpecError
 
@@ -71,6 +71,9 @@ def connect(server: str | None, token: str | None) -> Iterator[Any]:
         with Client(server, token) as remote:
             yield remote
     except ApiError as exc:
-        lines = "\n".join(f"  {f}: {m}" if f else f"  {m}" for f, m in exc.problems)
+        # The server's words, shown literally (a message may echo what a user submitted).
+        lines = "\n".join(
+            f"  {literal(f)}: {literal(m)}" if f else f"  {literal(m)}" for f, m in exc.problems
+        )
         where = f"server answered {exc.status}" if exc.status else "no answer"
         fail(f"{where}:\n{lines}", code=2 if exc.client_error else 1)

@@ -12,7 +12,18 @@ import typer
 import yaml
 
 from hpo.cli.common import DbOption, JsonOption, open_repo, user_errors
-from hpo.cli.render import epoch_printer, err, fail, fmt, out, print_json, trials_table
+from hpo.cli.render import (
+    epoch_printer,
+    err,
+    fail,
+    fmt,
+    literal,
+    out,
+    print_json,
+    print_yaml,
+    show,
+    trials_table,
+)
 from hpo.config import get_settings
 from hpo.errors import SpecError
 
@@ -121,9 +132,9 @@ def _retrain(ref: str, db: str | None, *, as_json: bool) -> None:
         return
     label = f"{done.metric}, {done.how} epoch"
     diff = "" if done.difference is None else f"  (difference {done.difference:.3g})"
-    out.print(
-        f"trial {study_id}/{number}: {label} = {fmt(done.value)}; stored {fmt(done.stored)}{diff}",
-        highlight=False,
+    show(
+        f"trial {study_id}/{number}: {literal(label)} = {fmt(done.value)}; "
+        f"stored {fmt(done.stored)}{diff}"
     )
 
 
@@ -240,9 +251,8 @@ def run(
             # Created already claimed by this process: no runner can take it meanwhile.
             study_id = create_claimed_study(repo, spec).id
         if not as_json:
-            err.print(
-                f"study {study_id}: {repo.get_study(study_id).name}  (db: {repo.url})",
-                highlight=False,
+            show(
+                f"study {study_id}: {repo.get_study(study_id).name}  (db: {repo.url})", console=err
             )
         signal.signal(signal.SIGTERM, _interrupt)
         try:
@@ -288,7 +298,7 @@ def _run_with_progress(repo: Any, study_id: int, ray_address: str | None, *, qui
         TextColumn("[bold]trials"),
         BarColumn(bar_width=24),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
+        TextColumn("{task.fields[detail]}", markup=False),
         TimeElapsedColumn(),
         console=err,
         transient=False,
@@ -303,7 +313,7 @@ def _run_with_progress(repo: Any, study_id: int, ray_address: str | None, *, qui
             task,
             completed=done,
             detail=f"run {c['running']} pruned {c['pruned']} failed {c['failed']} "
-            f"best {spec.objective.metric}={best}",
+            f"best {literal(spec.objective.metric)}={best}",
         )
 
     with bar:
@@ -324,13 +334,11 @@ def _show_result(repo: Any, study: Any, *, as_json: bool) -> None:
     trials_table(top, study, title=f"top trials of study {study.id} ({study.status})")
     best = repo.best_trial(study.id)
     if best is None:
-        out.print("no trial finished with a finite objective value")
+        show("no trial finished with a finite objective value")
         return
-    out.print(
-        f"\n[bold]best trial #{best.number}[/]: {study.objective_metric} = {fmt(best.best_value)}",
-        highlight=False,
-    )
-    out.print(yaml.safe_dump(best.config, sort_keys=True).rstrip(), highlight=False)
+    out.print()
+    show(f"best trial #{best.number}: {study.objective_metric} = {fmt(best.best_value)}")
+    print_yaml(best.config)
 
 
 def db_upgrade(db: DbOption = None) -> None:
@@ -342,7 +350,7 @@ def db_upgrade(db: DbOption = None) -> None:
         before = migrations.current_revision(url)
         migrations.upgrade(url)
         after = migrations.current_revision(url)
-    out.print(f"database at revision {after} (was {before or 'empty'})", highlight=False)
+    show(f"database at revision {after} (was {before or 'empty'})")
 
 
 def runner(
@@ -377,7 +385,7 @@ def runner(
         max_studies=max_studies,
     )
     install_signal_handlers(worker)
-    err.print(f"runner {worker.worker_id} on {url}", highlight=False)
+    show(f"runner {worker.worker_id} on {url}", console=err)
     worker.run_forever()
 
 

@@ -22,11 +22,13 @@ from hpo.cli.render import (
     Remote,
     err,
     fail,
-    out,
+    for_terminal,
+    literal,
     print_best,
     print_json,
     remote_studies_table,
     remote_study,
+    show,
     studies_table,
     trials_table,
 )
@@ -135,7 +137,7 @@ def best(
         print_json(document)
         return
     print_best(trial, value_label(study))
-    out.print(f"reproduce: {document['reproduce']}", highlight=False)
+    show(f"reproduce: {literal(document['reproduce'])}")
 
 
 def export(
@@ -160,24 +162,26 @@ def export(
             fail("--optuna-storage reads the database directly; give --db instead of --server")
         if format not in ("csv", "json"):
             fail(f"--format: must be csv or json, not {format!r}")
-        target = output.open("w", newline="") if output else sys.stdout
+        target = output.open("w", newline="") if output else for_terminal(sys.stdout)
         try:
             with connect(server, token) as client:
                 client.export(study_id, format, target)
         finally:
             if output:
                 target.close()
+            else:
+                target.flush()
         return
     with user_errors():
         repo = open_repo(db)
         study = repo.get_study(study_id)
         if optuna_storage:
             name = exporter.to_optuna(repo, study, optuna_storage)
-            err.print(f"wrote Optuna study '{name}' to {optuna_storage}", highlight=False)
+            show(f"wrote Optuna study '{name}' to {optuna_storage}", console=err)
             return
         if format not in ("csv", "json"):
             fail(f"--format: must be csv or json, not {format!r}")
-        stream = output.open("w", newline="") if output else sys.stdout
+        stream = output.open("w", newline="") if output else for_terminal(sys.stdout)
         try:
             if format == "csv":
                 exporter.to_csv(repo, study, stream)
@@ -186,3 +190,5 @@ def export(
         finally:
             if output:
                 stream.close()
+            else:
+                stream.flush()

@@ -20,7 +20,7 @@ from hpo.cli.common import (
     open_repo,
     user_errors,
 )
-from hpo.cli.render import Remote, err, fail, fmt, out, print_best, print_json
+from hpo.cli.render import Remote, err, fail, fmt, literal, print_best, print_json, show
 from hpo.config import get_settings
 
 
@@ -110,14 +110,13 @@ def status(
         print_json(study)
         return
     counts = "  ".join(f"{k} {v}" for k, v in study["trial_counts"].items())
-    out.print(
-        f"study {study['id']} {study['name']}: {study['status']}  "
-        f"(target {fmt(study['trials_target'])}; {counts})\n"
-        f"best {study['objective']['metric']} = {fmt(study['best_value'])}",
-        highlight=False,
+    show(
+        f"study {study['id']} {literal(study['name'])}: {literal(study['status'])}  "
+        f"(target {fmt(study['trials_target'])}; {literal(counts)})\n"
+        f"best {literal(study['objective']['metric'])} = {fmt(study['best_value'])}"
     )
     if study["error"]:
-        out.print(f"error: {study['error']}", highlight=False)
+        show(f"error: {literal(study['error'], newlines=True)}")
 
 
 def watch(
@@ -137,7 +136,7 @@ def watch(
             TextColumn("[bold]trials"),
             BarColumn(bar_width=24),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"),
+            TextColumn("{task.fields[detail]}", markup=False),
             TimeElapsedColumn(),
             console=err,
         )
@@ -148,8 +147,10 @@ def watch(
             bar.update(
                 task,
                 completed=c["completed"] + c["pruned"],
-                detail=f"{doc['status']}  run {c['running']} pruned {c['pruned']} "
-                f"failed {c['failed']} best {metric}={fmt(doc['best_value'])}",
+                detail=literal(
+                    f"{doc['status']}  run {c['running']} pruned {c['pruned']} "
+                    f"failed {c['failed']} best {metric}={fmt(doc['best_value'])}"
+                ),
             )
 
         ending = study["status"]
@@ -167,9 +168,10 @@ def watch(
             study = client.study(study_id)
             refresh(study)
         if study["status"] != "completed":
-            fail(f"study {study_id} {study['status']}: {study['error'] or ending}", code=1)
+            reason = literal(study["error"] or ending, newlines=True)
+            fail(f"study {study_id} {literal(study['status'])}: {reason}", code=1)
         if study["best_trial"] is None:
-            fail(f"study {study_id} has no finished trial with a finite {metric}", code=1)
+            fail(f"study {study_id} has no finished trial with a finite {literal(metric)}", code=1)
         print_best(Remote(study["best_trial"]), metric)
 
 
@@ -183,6 +185,6 @@ def cancel(
         study = client.cancel(study_id)
     if study["status"] == "running":
         # The driver owns the study: it stops the trials and marks the study cancelled.
-        out.print(f"study {study['id']}: cancel requested; its trials stop within seconds")
+        show(f"study {study['id']}: cancel requested; its trials stop within seconds")
     else:
-        out.print(f"study {study['id']}: {study['status']}", highlight=False)
+        show(f"study {study['id']}: {literal(study['status'])}")

@@ -76,9 +76,12 @@ def test_bad_yaml(http: httpx.Client) -> None:
 
 
 def test_wrong_or_missing_content_type(http: httpx.Client) -> None:
-    for headers in ({"Content-Type": "text/plain"}, {}):
-        response = http.post("/studies", content=b"name: x", headers=headers)
-        assert "unsupported content type" in _problems(response, 415)["header.Content-Type"]
+    missing = http.post("/studies", content=b"name: x")
+    assert "unsupported content type" in _problems(missing, 415)["header.Content-Type"]
+    # This server has no tokens: a body no web form could send is required (see
+    # test_local_mode.py), so a wrong type is a 403 here and a 415 with a token.
+    wrong = http.post("/studies", content=b"name: x", headers={"Content-Type": "text/plain"})
+    assert "JSON or YAML" in _problems(wrong, 403)["header.Content-Type"]
 
 
 def test_unknown_field_and_missing_fields(http: httpx.Client) -> None:
@@ -157,6 +160,19 @@ def test_yaml_dates_and_timestamps_are_text(http: httpx.Client, value: str) -> N
     assert response.json()["name"] == value
     wrong = _post_yaml(http, f"name: n\n{_BRANIN_YAML_HEAD}budget: {{trials: {value}}}\n")
     assert "budget.trials" in _problems(wrong, 422)
+
+
+@pytest.mark.parametrize("bad", ["\\u0000", "\\ud800", "\\udfff\\ud800"])
+def test_text_no_database_can_store_is_refused_by_field(http: httpx.Client, bad: str) -> None:
+    """NUL (PostgreSQL text cannot hold it) and lone surrogates (not UTF-8) were a 503 or a
+    500 from the database driver; they are refused at the edge, naming the field."""
+    text = json.dumps(_spec(name="n", description="d"))
+    named = _post_json_text(http, text.replace('"name": "n"', f'"name": "n{bad}"'))
+    assert "name" in _problems(named, 422)
+    keyed = _post_json_text(http, text.replace('"x1"', f'"x{bad}"'))
+    assert any(field.startswith("space.x") for field in _problems(keyed, 422))
+    yaml_text = f'name: "a{bad.replace(chr(92) * 2, chr(92))}"\n{_BRANIN_YAML_HEAD}'
+    assert "name" in _problems(_post_yaml(http, yaml_text), 422)
 
 
 def test_huge_grid(http: httpx.Client) -> None:
@@ -258,7 +274,8 @@ def test_declared_length_refused_before_the_body_is_sent(base_url: str) -> None:
     host, port = base_url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=5) as conn:
         conn.sendall(
-            b"POST /api/v1/studies HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /api/v1/studies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\n"
             b"Content-Length: 1000000000\r\n\r\n"
         )
         answer = conn.recv(4096)
@@ -273,3 +290,12 @@ def test_bad_query_and_path_values(http: httpx.Client) -> None:
     assert "header.Last-Event-ID" in _problems(events, 422)
     sort = http.get("/studies/1/trials", params={"sort": "s" * 101})
     assert sort.status_code in (404, 422)
+
+
+def test_nul_in_query_values_is_a_422(http: httpx.Client) -> None:
+    """NUL reached PostgreSQL from query parameters (owner, sort) as a 503."""
+    problems = _problems(http.get("/studies", params={"owner": "a\x00b"}), 422)
+    assert "query.owner" in problems
+    seeded = http.post("/studies", json=BRANIN_SPEC).json()["id"]
+    sort = http.get(f"/studies/{seeded}/trials", params={"sort": "param:x\x00"})
+    assert "query.sort" in _problems(sort, 422)

@@ -127,6 +127,12 @@ def test_with_a_token_the_guard_steps_aside(db_url: str) -> None:
         auth = {"Authorization": f"Bearer {token}", "Host": "hpo.example.org"}
         with httpx.Client(base_url=url, timeout=10) as http:
             assert http.get("/api/v1/studies", headers=auth).status_code == 200
+            plain = http.post(
+                "/api/v1/studies",
+                content=b"name: x",
+                headers={**auth, "Content-Type": "text/plain", "Origin": "http://evil.example"},
+            )
+            assert plain.status_code == 415, plain.text
             assert (
                 http.get("/api/v1/studies", headers={"Host": "hpo.example.org"}).status_code == 401
             )
