@@ -46,9 +46,25 @@ def value_label(study: StudyRecord) -> str:
 
 
 def reproduce_command(study_id: int, number: int, db: str | None = None) -> str:
-    """The command that retrains trial `number` from the database and checks its value."""
+    """The command that retrains trial `number` from the database and checks its value.
+
+    `--db` is added for a database other than the default (HPO_DATABASE_URL or
+    ./hpo.db), with any password masked: a command printed to a terminal or a log must
+    not carry a credential."""
+    from hpo.config import get_settings
+
     command = f"hpo train --trial {study_id}/{number}"
-    return f"{command} --db {shlex.quote(db)}" if db else command
+    if not db or db == get_settings().database_url:
+        return command
+    return f"{command} --db {shlex.quote(_masked(db))}"
+
+
+def _masked(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 def best_document(study: StudyRecord, trial: TrialRecord, db: str | None = None) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from hpo.cli.render import (
     fmt,
     literal,
     out,
+    print_best,
     print_json,
-    print_yaml,
     show,
     trials_table,
 )
@@ -325,20 +325,20 @@ def _run_with_progress(repo: Any, study_id: int, ray_address: str | None, *, qui
 
 
 def _show_result(repo: Any, study: Any, *, as_json: bool) -> None:
-    from hpo.documents import study_document
+    from hpo.documents import reproduce_command, study_document, value_label
 
     if as_json:
         print_json(study_document(repo, study))
         return
-    top = repo.list_trials(study.id, sort="best_value", limit=10)
+    top = repo.list_trials(study.id, sort="objective_value", limit=10)
     trials_table(top, study, title=f"top trials of study {study.id} ({study.status})")
     best = repo.best_trial(study.id)
     if best is None:
         show("no trial finished with a finite objective value")
         return
     out.print()
-    show(f"best trial #{best.number}: {study.objective_metric} = {fmt(best.best_value)}")
-    print_yaml(best.config)
+    print_best(best, value_label(study))
+    show(f"reproduce: {literal(reproduce_command(study.id, best.number, repo.url))}")
 
 
 def db_upgrade(db: DbOption = None) -> None:

@@ -99,9 +99,18 @@ def _add_row(table: Table, *cells: str) -> None:
     table.add_row(*(Text(literal(cell)) for cell in cells))
 
 
+def trial_value(trial: Any) -> Any:
+    """A trial's one value, from a repository record (`objective_value`) or a server's
+    document (`value`)."""
+    value = getattr(trial, "objective_value", None)
+    return getattr(trial, "value", None) if value is None else value
+
+
 def trials_table(trials: list[Any], study: Any, *, title: str) -> None:
     space = list(study.spec.get("space", {}))
-    columns = ["#", "status", "epochs", f"best {study.objective_metric}", *space]
+    how = study.spec.get("objective", {}).get("value", "last")
+    value = f"{study.objective_metric}, {how} epoch"
+    columns = ["#", "status", "epochs", value, "best epoch", *space]
     table = _table(title, columns, right=frozenset(columns) - {"status"})
     for t in trials:
         _add_row(
@@ -109,6 +118,7 @@ def trials_table(trials: list[Any], study: Any, *, title: str) -> None:
             str(t.number),
             t.status,
             str(t.epochs_run),
+            fmt(trial_value(t)),
             fmt(t.best_value),
             *(fmt(t.config.get(p)) for p in space),
         )
@@ -134,12 +144,9 @@ def studies_table(rows: list[Any]) -> None:
 
 def print_best(trial: Any, label: str) -> None:
     """The best trial's one value, labelled ("val_accuracy, last epoch"), then its config."""
-    value = getattr(trial, "value", None)
-    if value is None:
-        value = getattr(trial, "objective_value", None)
     status = literal(trial.status)
     show(
-        f"best trial #{trial.number} ({status}): {literal(label)} = {fmt(value)}"
+        f"best trial #{trial.number} ({status}): {literal(label)} = {fmt(trial_value(trial))}"
         f"  (best epoch: {fmt(trial.best_value)})"
     )
     print_yaml(trial.config)
