@@ -99,6 +99,9 @@ class BestTrialPublic(TrialPublic):
     """The best trial, its value labelled and the command that retrains it."""
 
     value_label: str = Field(description='What `value` is, e.g. "val_accuracy, last epoch".')
+    test_metrics: dict[str, float] | None = Field(
+        None, description="Held-out test split (test_fraction), scored once after the search."
+    )
     reproduce: str = Field(description="Retrains this trial from the database (`hpo train`).")
 
 

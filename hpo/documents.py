@@ -72,6 +72,8 @@ def best_document(study: StudyRecord, trial: TrialRecord, db: str | None = None)
     return {
         **trial_document(trial),
         "value_label": value_label(study),
+        # On the held-out test split (`test_fraction`), scored once after the search.
+        "test_metrics": trial.provenance.get("test_metrics"),
         "reproduce": reproduce_command(study.id, trial.number, db),
     }
 

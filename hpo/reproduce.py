@@ -15,14 +15,14 @@ import contextlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from hpo.spec import StudySpec
 from hpo.storage.repository import Repository
 
 Report = Callable[[Mapping[str, Any]], None]
 
-__all__ = ["Reproduction", "objective_value", "parse_trial_ref", "reproduce_trial"]
+__all__ = ["Reproduction", "objective_value", "parse_trial_ref", "reproduce_trial", "test_best"]
 
 
 class _Enough(Exception):
@@ -41,6 +41,9 @@ class Reproduction:
     value: float | None
     history: list[dict[str, float]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    # The delivered model's metrics on the held-out test split (`test_fraction` > 0 and
+    # the built-in core only): never seen by the search that chose this trial.
+    test: dict[str, float] = field(default_factory=dict)
 
     @property
     def difference(self) -> float | None:
@@ -97,7 +100,7 @@ def reproduce_trial(
     budget = int(config.get("epochs", spec.budget.max_epochs))
     # A pruned trial is replayed to the epoch the scheduler stopped it at; a completed one
     # runs until the core itself ends it (its budget, or early stopping).
-    stop_after = trial.epochs_run if trial.status == "pruned" and trial.epochs_run else budget
+    pruned = trial.status == "pruned" and 0 < trial.epochs_run < budget
     history: list[dict[str, float]] = []
 
     def collect(metrics: Mapping[str, Any]) -> None:
@@ -105,11 +108,12 @@ def reproduce_trial(
         history.append(row)
         if report is not None:
             report(metrics)
-        if len(history) >= stop_after:
+        if pruned and len(history) >= trial.epochs_run:
             raise _Enough
 
+    test: dict[str, float] = {}
     with contextlib.suppress(_Enough):
-        _run(spec, config, collect)
+        test = _run(spec, config, collect, keep_best=(metric, mode) if how == "best" else None)
     stored = trial.objective_value
     return Reproduction(
         study_id=study_id,
@@ -120,15 +124,49 @@ def reproduce_trial(
         value=objective_value(history, metric, mode, how),
         history=history,
         config=config,
+        test=test,
     )
 
 
-def _run(spec: StudySpec, config: dict[str, Any], report: Report) -> None:
+def _run(
+    spec: StudySpec,
+    config: dict[str, Any],
+    report: Report,
+    *,
+    keep_best: tuple[str, Literal["min", "max"]] | None,
+) -> dict[str, float]:
+    """Train as the trial did; the delivered model's test metrics (built-in core only)."""
     if spec.trainable.function is not None:
         from hpo import references
 
         references.load(spec.trainable.function)(dict(config), report)
-        return
+        return {}
     from hpo.training.loop import train
 
-    train(config, report)
+    return dict(train(config, report, keep_best=keep_best).test)
+
+
+def test_best(repo: Repository, study_id: int) -> Reproduction | None:
+    """Evaluate the study's best trial once on the held-out test split, and store it.
+
+    Runs only when the best trial's config holds out a test split (`test_fraction` > 0):
+    the trial is retrained exactly as it ran, and the delivered model's test metrics are
+    stored in its provenance under ``test_metrics`` (with an event), labelled as held
+    out. Selection never saw them: they are computed after the search has chosen.
+    """
+    best = repo.best_trial(study_id)
+    if best is None or not float(best.config.get("test_fraction", 0) or 0) > 0:
+        return None
+    done = reproduce_trial(repo, study_id, best.number)
+    if done.test:
+        repo.add_provenance(best.id, {"test_metrics": done.test})
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(done.test.items()))
+        repo.add_event(
+            study_id,
+            "tested",
+            f"best trial #{best.number} on the held-out test split "
+            f"(never used for selection): {shown}",
+            trial_id=best.id,
+            data={"number": best.number, **done.test},
+        )
+    return done

@@ -268,6 +268,7 @@ def best_trial(study_id: StudyId, repo: RepoDep, user: CurrentUser) -> BestTrial
     return BestTrialPublic(
         **TrialPublic.of(trial).model_dump(),
         value_label=value_label(study),
+        test_metrics=trial.provenance.get("test_metrics"),
         reproduce=reproduce_command(study.id, trial.number),
     )
 

@@ -149,6 +149,10 @@ def print_best(trial: Any, label: str) -> None:
         f"best trial #{trial.number} ({status}): {literal(label)} = {fmt(trial_value(trial))}"
         f"  (best epoch: {fmt(trial.best_value)})"
     )
+    test = (getattr(trial, "provenance", None) or {}).get("test_metrics")
+    if isinstance(test, dict) and test:
+        shown = ", ".join(f"{literal(k)} {fmt(v)}" for k, v in sorted(test.items()))
+        show(f"held-out test split (never used for selection): {shown}")
     print_yaml(trial.config)
 
 

@@ -566,6 +566,7 @@ def _complete(repo: Repository, study_id: int, why: str, token: int) -> StudyRec
             f"every trial failed; the first (trial {first.number}): {headline}",
             token,
         )
+    _test_best(repo, study_id, token)
     repo.set_study_status(study_id, "completed", token=token)
     repo.add_event(
         study_id,
@@ -574,6 +575,25 @@ def _complete(repo: Repository, study_id: int, why: str, token: int) -> StudyRec
         token=token,
     )
     return repo.get_study(study_id)
+
+
+def _test_best(repo: Repository, study_id: int, token: int) -> None:
+    """Score the chosen trial once on the held-out test split, when the study has one
+    (`test_fraction`): after selection, so the search never saw it. A failure here is an
+    event, not a failed study: the search itself succeeded."""
+    from hpo.reproduce import test_best
+
+    try:
+        test_best(repo, study_id)
+    except StorageError:
+        raise
+    except Exception as exc:
+        repo.add_event(
+            study_id,
+            "test_failed",
+            f"test evaluation failed: {type(exc).__name__}: {exc}",
+            token=token,
+        )
 
 
 def _fail(repo: Repository, study_id: int, reason: str, token: int) -> StudyRecord:

@@ -22,7 +22,7 @@ WINE: dict[str, Any] = {
         "lr": {"loguniform": [1e-3, 0.3]},
         "optimizer": {"choice": ["sgd", "adam"]},
     },
-    "fixed": {"hidden": 16, "preprocess": "standardize", "batch_size": 32},
+    "fixed": {"hidden": 16, "preprocess": "standardize", "batch_size": 32, "test_fraction": 0.2},
 }
 
 
@@ -63,6 +63,14 @@ def test_one_split_and_an_exact_reproduce_command(run_spec: Any, db_url: str, ho
     assert best["value"] == pytest.approx(best_value, abs=0)
     assert best["value_label"] == f"val_loss, {how} epoch"
     assert best["reproduce"].startswith(f"hpo train --trial {study.id}/{best['number']}")
+
+    # The held-out test split: scored once, on the chosen trial only, after the search;
+    # no trial ever reported a test metric, so neither sampler nor scheduler saw one.
+    assert set(best["test_metrics"]) == {"test_loss", "test_accuracy"}
+    assert 0 <= best["test_metrics"]["test_accuracy"] <= 1
+    assert not any(m.name.startswith("test_") for t in trials for m in repo.trial_metrics(t.id))
+    assert [t.number for t in trials if "test_metrics" in t.provenance] == [best["number"]]
+    assert [e.kind for e in repo.list_events(study.id, kind="tested")] == ["tested"]
 
     # The reproduce command retrains from the database alone and gets the stored value.
     again = _hpo("train", "--trial", f"{study.id}/{best['number']}", "--db", db_url, "--json")
