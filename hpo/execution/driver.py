@@ -449,7 +449,7 @@ def _fit(
     token = watch._keeper.token
     scheduler = create_scheduler(spec.strategy.scheduler, spec)
     deadline = time.monotonic() + time_left if time_left is not None else None
-    writer = ResultWriter(repo, study_id, token=token, attempts=budget.max_failures + 1)
+    writer = ResultWriter(repo, study_id, token=token)
     watch.writer = writer
     recorder = StudyRecorder(
         spec,

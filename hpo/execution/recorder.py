@@ -1,9 +1,10 @@
 """The study's one writer of results: a Ray Tune callback that feeds a writer thread.
 
 Ray calls the callback on its driver loop; the callback only enqueues. The writer thread
-drains the queue and writes everything that has piled up in one pass (trials started,
-results, trials finished, in that order), so under load writes batch themselves and
-persistence never stalls Ray's loop, while a quiet study still writes each result at once.
+drains the queue and writes everything that has piled up in ONE transaction
+(`Repository.write_batch`: trials started, results, retries, trials finished, in that
+order), so under load writes batch themselves and persistence never stalls Ray's loop,
+while a quiet study still writes each result at once.
 
 Durability: a trial is marked finished only after all its results are written (they are
 ahead of it in the queue), so a finished trial's metrics are never lost. A running trial's
@@ -39,7 +40,8 @@ from hpo.execution.searcher import finite
 from hpo.execution.trainables import PROVENANCE_KEYS
 from hpo.spec import StudySpec
 from hpo.storage.errors import LeaseLostError, StorageUnavailableError
-from hpo.storage.repository import Repository, ResultRow, TrialStatus
+from hpo.storage.records import BatchItem, KeyedResult, NewTrial, Retry, TrialEnd
+from hpo.storage.repository import Repository, TrialStatus
 
 log = logging.getLogger(__name__)
 
@@ -82,37 +84,6 @@ class Progress:
             self.best = value
 
 
-@dataclass(frozen=True)
-class _Started:
-    key: str
-    config: dict[str, Any]
-    seed: int | None
-    provenance: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class _Result:
-    key: str
-    step: int
-    metrics: dict[str, float]
-    objective: float | None
-    provenance: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class _Retried:
-    key: str
-    error: str
-
-
-@dataclass(frozen=True)
-class _Finished:
-    key: str
-    status: TrialStatus
-    error: str | None
-    epochs: int
-
-
 _STOP = object()
 BATCH_WINDOW_S = 0.02
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -122,17 +93,13 @@ _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\
 class ResultWriter:
     """Owns the repository writes of one study on its own thread (see module docstring).
 
-    `token` is the driver's lease token, carried by every write; `attempts` the attempts a
-    trial gets in all (``max_failures + 1``), for the retry events.
+    `token` is the driver's lease token, carried by every write.
     """
 
-    def __init__(
-        self, repo: Repository, study_id: int, *, token: int | None = None, attempts: int = 1
-    ) -> None:
+    def __init__(self, repo: Repository, study_id: int, *, token: int | None = None) -> None:
         self._repo = repo
         self._study_id = study_id
         self._token = token
-        self._attempts = attempts
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._trial_ids: dict[str, int] = {}
         self._error: BaseException | None = None
@@ -212,54 +179,15 @@ class ResultWriter:
                 return False
 
     def _write(self, batch: list[object]) -> None:
-        repo, study, token = self._repo, self._study_id, self._token
-        for item in batch:
-            # Keys carry this run's id, so a key not seen in this run is a new trial
-            # (a trial Ray retries keeps its key and its row). Creating is idempotent on
-            # the key, so a batch written again after an outage creates nothing twice.
-            if isinstance(item, _Started) and item.key not in self._trial_ids:
-                trial = repo.create_trial(
-                    study,
-                    config=item.config,
-                    seed=item.seed,
-                    ray_trial_id=item.key,
-                    provenance=item.provenance,
-                    token=token,
-                )
-                self._trial_ids[item.key] = trial.id
-                repo.add_event(
-                    study,
-                    "trial_started",
-                    f"trial {trial.number} started",
-                    trial_id=trial.id,
-                    token=token,
-                )
-        # Results and retries keep their order: a retry's new attempt takes only the
-        # results reported after it.
-        rows: list[ResultRow] = []
-        for item in batch:
-            if isinstance(item, _Result) and item.key in self._trial_ids:
-                trial_id = self._trial_ids[item.key]
-                if item.provenance:
-                    repo.add_provenance(trial_id, item.provenance, token=token)
-                rows.append(ResultRow(trial_id, item.step, item.metrics, item.objective))
-            elif isinstance(item, _Retried) and item.key in self._trial_ids:
-                if rows:
-                    repo.record_results(rows, token=token)
-                    rows = []
-                repo.start_attempt(
-                    self._trial_ids[item.key], error=item.error, of=self._attempts, token=token
-                )
-        if rows:
-            repo.record_results(rows, token=token)
-        for item in batch:
-            if isinstance(item, _Finished) and item.key in self._trial_ids:
-                trial_id = self._trial_ids[item.key]
-                if repo.finish_trial(trial_id, item.status, error=item.error, token=token):
-                    message = f"trial {item.key} {item.status} after {item.epochs} epochs"
-                    repo.add_event(
-                        study, f"trial_{item.status}", message, trial_id=trial_id, token=token
-                    )
+        # One transaction for the whole pass (trials started, results, retries, ends): a
+        # batch is stored entirely or not at all, so writing it again after an outage
+        # stores nothing twice.
+        items = [item for item in batch if isinstance(item, BatchItem)]
+        if items:
+            created = self._repo.write_batch(
+                self._study_id, items, self._trial_ids, token=self._token
+            )
+            self._trial_ids.update(created)
 
 
 class StudyRecorder(Callback):
@@ -301,7 +229,7 @@ class StudyRecorder(Callback):
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         config = dict(trial.config)
-        self._writer.put(_Started(self.key(trial), config, config.get("seed"), dict(self._static)))
+        self._writer.put(NewTrial(self.key(trial), config, config.get("seed"), dict(self._static)))
         self._progress.counts["running"] += 1
 
     def on_trial_result(
@@ -322,7 +250,7 @@ class StudyRecorder(Callback):
         objective = finite(result.get(self._metric))
         self._epochs[trial.trial_id] = step
         self._progress.observe(objective)
-        self._writer.put(_Result(self.key(trial), step, metrics, objective, provenance))
+        self._writer.put(KeyedResult(self.key(trial), step, metrics, objective, provenance))
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         epochs = self._epochs.pop(trial.trial_id, 0)
@@ -341,14 +269,17 @@ class StudyRecorder(Callback):
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         # Ray retries the trial (max_failures): the same trial, a new attempt.
         self._epochs.pop(trial.trial_id, None)
-        self._writer.put(_Retried(self.key(trial), _error_text(trial)))
+        attempts = self._spec.budget.max_failures + 1
+        self._writer.put(Retry(self.key(trial), _error_text(trial), attempts))
         self._progress.counts["running"] -= 1  # on_trial_start counts it again
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._finish(trial, "failed", _error_text(trial), self._epochs.pop(trial.trial_id, 0))
 
     def _finish(self, trial: Any, status: TrialStatus, error: str | None, epochs: int) -> None:
-        self._writer.put(_Finished(self.key(trial), status, error, epochs))
+        key = self.key(trial)
+        message = f"trial {key} {status} after {epochs} epochs"
+        self._writer.put(TrialEnd(key, status, error, message))
         self._progress.counts["running"] -= 1
         self._progress.counts[status] += 1
 

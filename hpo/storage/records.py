@@ -16,12 +16,17 @@ __all__ = [
     "STUDY_STATUSES",
     "TRIAL_COLUMN_SORTS",
     "TRIAL_STATUSES",
+    "BatchItem",
     "EventRecord",
+    "KeyedResult",
     "MetricRecord",
+    "NewTrial",
     "ObjectiveMode",
     "ResultRow",
+    "Retry",
     "StudyRecord",
     "StudyStatus",
+    "TrialEnd",
     "TrialRecord",
     "TrialStatus",
 ]
@@ -152,3 +157,49 @@ def _now() -> datetime:
 def _check(value: str, allowed: Sequence[str], what: str) -> None:
     if value not in allowed:
         raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(allowed)}")
+
+
+# -- what a driver's writer hands `Repository.write_batch` (trials named by driver key) --
+
+
+@dataclass(frozen=True)
+class NewTrial:
+    """A trial the driver started: stored ``running`` with the study's next number."""
+
+    key: str
+    config: dict[str, Any]
+    seed: int | None
+    provenance: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class KeyedResult:
+    """One report of trial `key`, with facts to merge into its provenance (if any)."""
+
+    key: str
+    step: int
+    metrics: Mapping[str, float]
+    objective: float | None
+    provenance: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Ray retries trial `key` after `error`: its next attempt (of `of` in all) begins."""
+
+    key: str
+    error: str
+    of: int
+
+
+@dataclass(frozen=True)
+class TrialEnd:
+    """Trial `key` ended with `status`; `message` is its event's line."""
+
+    key: str
+    status: TrialStatus
+    error: str | None
+    message: str
+
+
+BatchItem = NewTrial | KeyedResult | Retry | TrialEnd

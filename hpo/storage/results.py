@@ -26,8 +26,13 @@ from hpo.storage.models import Event, Metric, Study, Trial
 from hpo.storage.records import (
     BEST_ELIGIBLE_STATUSES,
     TRIAL_STATUSES,
+    BatchItem,
     EventRecord,
+    KeyedResult,
+    NewTrial,
     ResultRow,
+    Retry,
+    TrialEnd,
     TrialRecord,
     TrialStatus,
     _check,
@@ -88,49 +93,61 @@ class ResultsMixin(RepositoryBase):
         Idempotent on `ray_trial_id`: a call re-sent after a lost commit acknowledgement
         returns the trial the first one stored.
         """
-        bump = (
+        with self._session(write=True) as session:
+            _fence(session, study_id, token)
+            return self._create_trial_in(
+                session, study_id, config, seed, ray_trial_id, provenance, token
+            )
+
+    @staticmethod
+    def _create_trial_in(
+        session: Session,
+        study_id: int,
+        config: dict[str, Any],
+        seed: int | None,
+        ray_trial_id: str | None,
+        provenance: dict[str, Any],
+        token: int | None,
+    ) -> TrialRecord:
+        if ray_trial_id is not None:
+            existing = session.scalars(
+                sa.select(Trial).where(
+                    Trial.study_id == study_id, Trial.ray_trial_id == ray_trial_id
+                )
+            ).one_or_none()
+            if existing is not None:
+                return _record(TrialRecord, existing)
+        number = session.execute(
             sa.update(Study)
             .where(Study.id == study_id)
             .values(last_trial_number=Study.last_trial_number + 1)
             .returning(Study.last_trial_number)
+        ).scalar_one_or_none()
+        if number is None:
+            raise NotFoundError(f"no study with id {study_id}")
+        trial = Trial(
+            study_id=study_id,
+            number=number,
+            ray_trial_id=ray_trial_id,
+            status="running",
+            config=config,
+            seed=seed,
+            started_at=_now(),
+            epochs_run=0,
+            final_metrics={},
+            provenance=provenance,
+            attempt=1,
+            lease_token=token,
         )
-        with self._session(write=True) as session:
-            _fence(session, study_id, token)
-            if ray_trial_id is not None:
-                existing = session.scalars(
-                    sa.select(Trial).where(
-                        Trial.study_id == study_id, Trial.ray_trial_id == ray_trial_id
-                    )
-                ).one_or_none()
-                if existing is not None:
-                    return _record(TrialRecord, existing)
-            number = session.execute(bump).scalar_one_or_none()
-            if number is None:
-                raise NotFoundError(f"no study with id {study_id}")
-            trial = Trial(
-                study_id=study_id,
-                number=number,
-                ray_trial_id=ray_trial_id,
-                status="running",
-                config=config,
-                seed=seed,
-                started_at=_now(),
-                epochs_run=0,
-                final_metrics={},
-                provenance=provenance,
-                attempt=1,
-                lease_token=token,
-            )
-            session.add(trial)
-            session.flush()
-            return _record(TrialRecord, trial)
+        session.add(trial)
+        session.flush()
+        return _record(TrialRecord, trial)
 
     def start_attempt(self, trial_id: int, *, error: str, of: int, token: int | None = None) -> int:
         """Start the next attempt of a running trial that Ray retries after `error`; its
         summary starts afresh (the earlier attempts' metric rows stay, under their own
         attempt number). Logs "attempt N of `of` after: <error>". Returns N, or 0 if the
         trial is no longer running under `token` (refused)."""
-        headline = error.strip().splitlines()[0] if error.strip() else "an error"
         with self._session(write=True) as session:
             study_id = session.execute(
                 sa.select(Trial.study_id).where(Trial.id == trial_id)
@@ -138,32 +155,39 @@ class ResultsMixin(RepositoryBase):
             if study_id is None:
                 raise NotFoundError(f"no trial with id {trial_id}")
             _fence(session, study_id, token)
-            attempt = session.execute(
-                sa.update(Trial)
-                .where(Trial.id == trial_id, _running_under(token))
-                .values(
-                    attempt=Trial.attempt + 1,
-                    epochs_run=0,
-                    last_value=None,
-                    best_value=None,
-                    objective_value=None,
-                    final_metrics={},
-                )
-                .returning(Trial.attempt)
-            ).scalar_one_or_none()
-            if attempt is None:
-                return 0
-            session.add(
-                Event(
-                    study_id=study_id,
-                    trial_id=trial_id,
-                    kind="trial_retried",
-                    message=f"attempt {attempt} of {of} after: {headline}",
-                    data={"attempt": attempt, "of": of, "error": error[-2000:]},
-                    created_at=_now(),
-                )
+            return self._start_attempt_in(session, study_id, trial_id, error, of, token)
+
+    @staticmethod
+    def _start_attempt_in(
+        session: Session, study_id: int, trial_id: int, error: str, of: int, token: int | None
+    ) -> int:
+        headline = error.strip().splitlines()[0] if error.strip() else "an error"
+        attempt = session.execute(
+            sa.update(Trial)
+            .where(Trial.id == trial_id, _running_under(token))
+            .values(
+                attempt=Trial.attempt + 1,
+                epochs_run=0,
+                last_value=None,
+                best_value=None,
+                objective_value=None,
+                final_metrics={},
             )
-            return int(attempt)
+            .returning(Trial.attempt)
+        ).scalar_one_or_none()
+        if attempt is None:
+            return 0
+        session.add(
+            Event(
+                study_id=study_id,
+                trial_id=trial_id,
+                kind="trial_retried",
+                message=f"attempt {attempt} of {of} after: {headline}",
+                data={"attempt": attempt, "of": of, "error": error[-2000:]},
+                created_at=_now(),
+            )
+        )
+        return int(attempt)
 
     def add_provenance(
         self, trial_id: int, provenance: Mapping[str, Any], *, token: int | None = None
@@ -190,6 +214,19 @@ class ResultsMixin(RepositoryBase):
         if not results:
             return 0
         trial_ids = sorted({r.trial_id for r in results})
+        with self._session(write=True) as session:
+            if token is not None:
+                study_ids = session.execute(
+                    sa.select(Trial.study_id).where(Trial.id.in_(trial_ids)).distinct()
+                ).scalars()
+                for study_id in sorted(study_ids):
+                    _fence(session, study_id, token)
+            return self._record_results_in(session, results, token)
+
+    def _record_results_in(
+        self, session: Session, results: Sequence[ResultRow], token: int | None
+    ) -> int:
+        trial_ids = sorted({r.trial_id for r in results})
         summaries = (
             sa.select(
                 Trial.id,
@@ -206,38 +243,31 @@ class ResultsMixin(RepositoryBase):
             .where(Trial.id.in_(trial_ids), _running_under(token))
             .with_for_update(of=Trial)
         )
-        with self._session(write=True) as session:
-            if token is not None:
-                study_ids = session.execute(
-                    sa.select(Trial.study_id).where(Trial.id.in_(trial_ids)).distinct()
-                ).scalars()
-                for study_id in sorted(study_ids):
-                    _fence(session, study_id, token)
-            current = {row.id: row for row in session.execute(summaries)}
-            missing = set(trial_ids) - current.keys()
-            if token is None and missing:
-                raise NotFoundError(f"no trials with ids {sorted(missing)}")
-            kept = [r for r in results if r.trial_id in current]
-            rows = [
-                {
-                    "trial_id": r.trial_id,
-                    "attempt": current[r.trial_id].attempt,
-                    "step": r.step,
-                    "name": name,
-                    "value": _finite(value),
-                }
-                for r in kept
-                for name, value in r.metrics.items()
-            ]
-            for start in range(0, len(rows), _INSERT_CHUNK):
-                session.execute(self._upsert_metrics(rows[start : start + _INSERT_CHUNK]))
-            by_trial: dict[int, list[ResultRow]] = {tid: [] for tid in current}
-            for result in kept:
-                by_trial[result.trial_id].append(result)
-            updates = [self._summarise(current[tid], reports) for tid, reports in by_trial.items()]
-            if updates:
-                session.execute(sa.update(Trial), updates)
-            return len(results) - len(kept)
+        current = {row.id: row for row in session.execute(summaries)}
+        missing = set(trial_ids) - current.keys()
+        if token is None and missing:
+            raise NotFoundError(f"no trials with ids {sorted(missing)}")
+        kept = [r for r in results if r.trial_id in current]
+        rows = [
+            {
+                "trial_id": r.trial_id,
+                "attempt": current[r.trial_id].attempt,
+                "step": r.step,
+                "name": name,
+                "value": _finite(value),
+            }
+            for r in kept
+            for name, value in r.metrics.items()
+        ]
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            session.execute(self._upsert_metrics(rows[start : start + _INSERT_CHUNK]))
+        by_trial: dict[int, list[ResultRow]] = {tid: [] for tid in current}
+        for result in kept:
+            by_trial[result.trial_id].append(result)
+        updates = [self._summarise(current[tid], reports) for tid, reports in by_trial.items()]
+        if updates:
+            session.execute(sa.update(Trial), updates)
+        return len(results) - len(kept)
 
     def _upsert_metrics(self, rows: list[dict[str, Any]]) -> sa.Executable:
         dialect = self.engine.dialect.name
@@ -291,14 +321,97 @@ class ResultsMixin(RepositoryBase):
             if study_id is None:
                 raise NotFoundError(f"no trial with id {trial_id}")
             _fence(session, study_id, token)
-            closed = session.execute(
-                sa.update(Trial)
-                .where(Trial.id == trial_id, _running_under(token))
-                .values(status=status, error=error, finished_at=_now())
-            ).rowcount  # type: ignore[attr-defined]
+            closed = self._finish_in(session, trial_id, status, error, token)
             if closed:
                 self._update_study_best(session, study_id)
-            return bool(closed)
+            return closed
+
+    @staticmethod
+    def _finish_in(
+        session: Session, trial_id: int, status: str, error: str | None, token: int | None
+    ) -> bool:
+        closed = session.execute(
+            sa.update(Trial)
+            .where(Trial.id == trial_id, _running_under(token))
+            .values(status=status, error=error, finished_at=_now())
+        ).rowcount  # type: ignore[attr-defined]
+        return bool(closed)
+
+    def write_batch(
+        self,
+        study_id: int,
+        items: Sequence[BatchItem],
+        trial_ids: Mapping[str, int],
+        *,
+        token: int | None = None,
+    ) -> dict[str, int]:
+        """Everything a driver's writer collected, in ONE transaction (one fence check):
+        new trials (`NewTrial`, with their ``trial_started`` event), reports (`KeyedResult`,
+        with provenance to merge), retries (`Retry`: a new attempt takes only the reports
+        after it) and ends (`TrialEnd`, with their event), in that order, plus one update
+        of the study's best. Items name trials by their driver key (``ray_trial_id``);
+        `trial_ids` maps the keys already stored. Returns the keys of the trials created
+        here. Every part keeps the rules of its one-at-a-time method (idempotent trial
+        creation, upserted metrics, writes refused for trials not running under `token`).
+        """
+        created: dict[str, int] = {}
+        with self._session(write=True) as session:
+            _fence(session, study_id, token)
+            for item in items:
+                if isinstance(item, NewTrial) and item.key not in trial_ids:
+                    trial = self._create_trial_in(
+                        session, study_id, item.config, item.seed, item.key, item.provenance, token
+                    )
+                    created[item.key] = trial.id
+                    session.add(
+                        Event(
+                            study_id=study_id,
+                            trial_id=trial.id,
+                            kind="trial_started",
+                            message=f"trial {trial.number} started",
+                            created_at=_now(),
+                        )
+                    )
+            ids = {**trial_ids, **created}
+            rows: list[ResultRow] = []
+            provenance: dict[int, dict[str, Any]] = {}
+            for item in items:
+                if isinstance(item, KeyedResult) and item.key in ids:
+                    tid = ids[item.key]
+                    rows.append(ResultRow(tid, item.step, item.metrics, item.objective))
+                    if item.provenance:
+                        provenance.setdefault(tid, {}).update(item.provenance)
+                elif isinstance(item, Retry) and item.key in ids:
+                    if rows:
+                        self._record_results_in(session, rows, token)
+                        rows = []
+                    self._start_attempt_in(
+                        session, study_id, ids[item.key], item.error, item.of, token
+                    )
+            if rows:
+                self._record_results_in(session, rows, token)
+            for tid, facts in provenance.items():
+                row = session.get(Trial, tid, with_for_update=True)
+                if row is not None:
+                    row.provenance = {**row.provenance, **facts}
+            closed = False
+            for item in items:
+                if isinstance(item, TrialEnd) and item.key in ids:
+                    tid = ids[item.key]
+                    if self._finish_in(session, tid, item.status, item.error, token):
+                        closed = True
+                        session.add(
+                            Event(
+                                study_id=study_id,
+                                trial_id=tid,
+                                kind=f"trial_{item.status}",
+                                message=item.message,
+                                created_at=_now(),
+                            )
+                        )
+            if closed:
+                self._update_study_best(session, study_id)
+        return created
 
     def close_running_trials(
         self,

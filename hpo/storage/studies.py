@@ -262,7 +262,8 @@ class StudiesMixin(RepositoryBase):
         fencing token; a ``failed`` or ``cancelled`` study is taken too (resumed).
 
         With `token`, adopt a lease `worker` already holds under that token (a runner's
-        driver child) instead of claiming anew. Raises `LeaseHeldError` (who, until when)
+        driver child) instead of claiming anew; a live lease of `worker` itself is adopted
+        too (``hpo run SPEC`` created the study claimed). Raises `LeaseHeldError` (who, until when)
         while another live lease holds the study, `LeaseLostError` if the lease to adopt
         is gone, `NotFoundError` for a missing study, `ValueError` for a completed one.
         """
@@ -273,8 +274,14 @@ class StudiesMixin(RepositoryBase):
                 raise NotFoundError(f"no study with id {study_id}")
             if study.status == "completed":
                 raise ValueError(f"study {study_id} is already completed")
+            live = (
+                study.status == "running"
+                and study.lease_expires_at is not None
+                and study.lease_expires_at >= now
+            )
+            if token is None and live and study.lease_owner == worker:
+                token = study.lease_token  # its own lease (a study it created claimed)
             if token is not None:
-                live = study.lease_expires_at is not None and study.lease_expires_at >= now
                 if study.lease_owner != worker or study.lease_token != token or not live:
                     raise LeaseLostError(
                         f"study {study_id}: the lease of {worker} (token {token}) is gone"
@@ -282,12 +289,7 @@ class StudiesMixin(RepositoryBase):
                 study.lease_expires_at = now + timedelta(seconds=lease_s)
                 study.heartbeat_at = now
             else:
-                held = (
-                    study.status == "running"
-                    and study.lease_expires_at is not None
-                    and study.lease_expires_at >= now
-                )
-                if held:
+                if live:
                     raise LeaseHeldError(study_id, study.lease_owner, study.lease_expires_at)
                 for name, value in self._claim_values(worker, lease_s, now).items():
                     if name == "lease_token":

@@ -215,3 +215,49 @@ def test_past_the_window_the_error_is_a_storage_error(tmp_path: Path) -> None:
             assert isinstance(info.value, StorageError)
         finally:
             locker.wait()
+
+
+def test_a_writer_pass_is_one_transaction_stored_whole_or_not_at_all(repo: Repository) -> None:
+    from hpo.storage.records import KeyedResult, NewTrial, Retry, TrialEnd
+
+    study = make_study(repo, lease_owner="d", lease_s=30)
+    token = study.lease_token
+    items = [
+        NewTrial("a", {"x": 1}, 1, {"hpo_version": "t"}),
+        NewTrial("b", {"x": 2}, 2, {}),
+        KeyedResult("a", 1, {"loss": 0.9}, 0.9, {"hostname": "h"}),
+        KeyedResult("b", 1, {"loss": 0.8}, 0.8, {}),
+        Retry("b", "OSError: gone", 2),
+        KeyedResult("b", 1, {"loss": 0.7}, 0.7, {}),
+        KeyedResult("a", 2, {"loss": 0.5}, 0.5, {}),
+        TrialEnd("a", "completed", None, "trial a completed after 2 epochs"),
+    ]
+    commits: list[int] = []
+    sa.event.listen(repo.engine, "commit", lambda conn: commits.append(1))
+    created = repo.write_batch(study.id, items, {}, token=token)
+    assert len(commits) == 1
+    assert sorted(created) == ["a", "b"]
+    a, b = repo.get_trial(study.id, 1), repo.get_trial(study.id, 2)
+    assert (a.status, a.epochs_run, a.objective_value) == ("completed", 2, 0.5)
+    assert a.provenance == {"hpo_version": "t", "hostname": "h"}
+    assert (b.status, b.attempt, b.last_value) == ("running", 2, 0.7)
+    assert [(m.attempt, m.value) for m in repo.trial_metrics(b.id, all_attempts=True)] == [
+        (1, 0.8),
+        (2, 0.7),
+    ]
+    assert repo.get_study(study.id).best_trial_id == a.id
+    kinds = [e.kind for e in repo.list_events(study.id)]
+    assert kinds == ["trial_started", "trial_started", "trial_retried", "trial_completed"]
+
+    # Once the lease is someone else's, a whole pass is refused: nothing of it is stored.
+    with repo.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE studies SET lease_token = lease_token + 1"))
+    with pytest.raises(LeaseLostError):
+        repo.write_batch(
+            study.id,
+            [NewTrial("c", {}, 3, {}), KeyedResult("b", 2, {"loss": 0.1}, 0.1, {})],
+            created,
+            token=token,
+        )
+    assert repo.get_study(study.id).last_trial_number == 2
+    assert repo.get_trial(study.id, 2).epochs_run == 1
