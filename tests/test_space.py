@@ -242,3 +242,20 @@ def test_condition_problems_are_found() -> None:
         {"a": {"choice": [1], "when": {"b": [1]}}, "b": {"choice": [1], "when": {"a": [1]}}}
     )
     assert "cycle" in check_space(cyclic)[0].message
+
+
+def test_int_without_step_takes_every_integer() -> None:
+    param = Param.model_validate({"int": [0, 10]})
+    rng = random.Random(0)
+    assert {sample_value(param, rng) for _ in range(2000)} == set(range(11))
+
+
+def test_log_int_gives_each_integer_its_share_of_the_log_range() -> None:
+    # Integer k stands for [k − ½, k + ½]: P(k) = ln((k+½)/(k−½)) / ln((high+½)/(low−½)).
+    param = Param.model_validate({"int": [1, 100], "log": True})
+    rng = random.Random(1)
+    draws = [sample_value(param, rng) for _ in range(20000)]
+    total = math.log(100.5 / 0.5)
+    for k in (1, 2, 10):
+        want = math.log((k + 0.5) / (k - 0.5)) / total
+        assert draws.count(k) / len(draws) == pytest.approx(want, abs=0.01), k
