@@ -242,3 +242,73 @@ def test_condition_problems_are_found() -> None:
         {"a": {"choice": [1], "when": {"b": [1]}}, "b": {"choice": [1], "when": {"a": [1]}}}
     )
     assert "cycle" in check_space(cyclic)[0].message
+
+
+def test_int_without_step_takes_every_integer() -> None:
+    param = Param.model_validate({"int": [0, 10]})
+    rng = random.Random(0)
+    assert {sample_value(param, rng) for _ in range(2000)} == set(range(11))
+
+
+def test_log_int_gives_each_integer_its_share_of_the_log_range() -> None:
+    # Integer k stands for [k − ½, k + ½]: P(k) = ln((k+½)/(k−½)) / ln((high+½)/(low−½)).
+    param = Param.model_validate({"int": [1, 100], "log": True})
+    rng = random.Random(1)
+    draws = [sample_value(param, rng) for _ in range(20000)]
+    total = math.log(100.5 / 0.5)
+    for k in (1, 2, 10):
+        want = math.log((k + 0.5) / (k - 0.5)) / total
+        assert draws.count(k) / len(draws) == pytest.approx(want, abs=0.01), k
+
+
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [
+        ({"uniform": [2, 4], "grid_points": 5}, [2.0, 2.5, 3.0, 3.5, 4.0]),
+        # Even points 1, 4/3, 5/3, 2 snapped to the step's multiples from low.
+        ({"uniform": [1, 2], "step": 0.25, "grid_points": 4}, [1.0, 1.25, 1.75, 2.0]),
+        ({"int": [10, 20], "grid_points": 3}, [10, 15, 20]),
+        # 10, 15, 20 snapped to 10 + 3k inside the bounds: 10, 16, 19.
+        ({"int": [10, 20], "step": 3, "grid_points": 3}, [10, 16, 19]),
+        ({"int": [1, 100], "log": True, "grid_points": 3}, [1, 10, 100]),
+        ({"loguniform": [0.001, 0.1], "grid_points": 3}, [0.001, 0.01, 0.1]),
+    ],
+)
+def test_grid_values_of_ranges(raw: dict, want: list) -> None:
+    got = grid_values(Param.model_validate(raw))
+    assert got == pytest.approx(want, rel=1e-12)
+    assert all(type(g) is type(w) for g, w in zip(got, want, strict=True))
+
+
+def test_a_range_without_grid_points_cannot_be_enumerated() -> None:
+    with pytest.raises(ValueError, match="grid_points"):
+        grid_values(Param.model_validate({"uniform": [0, 1]}))
+
+
+def test_contains_knows_types_bounds_and_steps() -> None:
+    p = Param.model_validate({"int": [10, 20], "step": 3})
+    assert p.contains(13) and p.contains(19)
+    assert not p.contains(True) and not p.contains(14) and not p.contains(13.0)
+    assert not p.contains(22) and not p.contains(7) and not p.contains("13")
+    u = Param.model_validate({"uniform": [0.5, 1.5]})
+    assert u.contains(1) and u.contains(0.5) and not u.contains(1.6) and not u.contains(False)
+
+
+def test_dump_writes_what_a_user_writes() -> None:
+    assert Param.model_validate({"int": [1, 5]}).dump() == {"int": [1, 5]}
+    assert Param.model_validate({"int": [1, 8], "log": True}).dump() == {
+        "int": [1, 8],
+        "log": True,
+    }
+
+
+def test_check_space_names_self_dependence_and_cycles() -> None:
+    errs = check_space(parse_space({"a": {"choice": [1, 2], "when": {"a": [1]}}}))
+    assert [(e.path, e.message) for e in errs] == [
+        ("space.a.when.a", "a parameter cannot depend on itself")
+    ]
+    cyclic = parse_space(
+        {"a": {"choice": [1], "when": {"b": [1]}}, "b": {"choice": [1], "when": {"a": [1]}}}
+    )
+    (err,) = check_space(cyclic)
+    assert err.path == "space" and "condition cycle through" in err.message

@@ -68,8 +68,11 @@ def _model() -> torch.nn.Module:
 def test_weight_decay_spares_biases_and_norm_parameters_by_default(decay_all: bool) -> None:
     model = _model()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    groups = param_groups(model, weight_decay=0.1, decay_norm_and_bias=decay_all)
-    opt = create_optimizer("sgd", groups, lr=1.0, weight_decay=0.1)
+    if decay_all:
+        groups = param_groups(model, weight_decay=0.1, decay_norm_and_bias=True)
+    else:
+        groups = param_groups(model, weight_decay=0.1)  # the default spares them
+    opt = create_optimizer("sgd", groups, lr=1.0)  # each group's own weight_decay rules
     for p in model.parameters():
         p.grad = torch.zeros_like(p)  # only weight decay moves anything
     opt.step()
@@ -149,10 +152,18 @@ def test_two_steps_match_the_closed_form(name: str) -> None:
     )
 
 
-def test_coupled_weight_decay_is_added_to_the_gradient() -> None:
-    w = torch.nn.Parameter(torch.tensor(W0, dtype=torch.float64))
-    opt = create_optimizer("momentum", [w], lr=LR, momentum=MU, weight_decay=WD)
-    w.grad = torch.tensor(G1, dtype=torch.float64)
-    opt.step()
-    want = [w0 - LR * (g + WD * w0) for w0, g in zip(W0, G1, strict=True)]
-    torch.testing.assert_close(w.detach(), torch.tensor(want, dtype=torch.float64))
+@pytest.mark.parametrize("name", sorted(set(LRS) - {"adamw"}))
+def test_coupled_weight_decay_is_added_to_the_gradient(name: str) -> None:
+    # Coupled L2: a step with (g, wd) is the step with gradient g + wd·w and no decay.
+    def after(grad: list[float], weight_decay: float) -> torch.Tensor:
+        w = torch.nn.Parameter(torch.tensor(W0, dtype=torch.float64))
+        opt = create_optimizer(
+            name, [w], lr=LR, momentum=MU, beta1=B1, beta2=B2, eps=EPS, weight_decay=weight_decay
+        )
+        w.grad = torch.tensor(grad, dtype=torch.float64)
+        opt.step()
+        return w.detach()
+
+    decayed = [g + WD * w0 for w0, g in zip(W0, G1, strict=True)]
+    torch.testing.assert_close(after(G1, WD), after(decayed, 0.0), rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(after(G1, WD), after(G1, 0.0))

@@ -85,3 +85,22 @@ def test_images_are_normalized_per_channel(name: str) -> None:
         else:
             want = (xc - xc.min()) / (xc.max() - xc.min())
         torch.testing.assert_close(z[:, c], want)
+
+
+def test_constant_features_are_only_centred() -> None:
+    x = torch.cat([torch.rand(50, 2), torch.full((50, 1), 7.0)], dim=1)
+    z = create_preprocessor("standardize", x)(x)
+    assert torch.all(z[:, 2] == 0) and torch.isfinite(z).all()
+    assert torch.all(create_preprocessor("minmax", x)(x)[:, 2] == 0)
+
+
+@pytest.mark.parametrize("name", ["pca_whiten", "zca_whiten"])
+def test_whiten_eps_damps_each_direction_by_lambda_over_lambda_plus_eps(name: str) -> None:
+    x = _correlated().double()
+    eps = 2.0
+    eigvals = torch.linalg.eigvalsh(_cov(x))
+    z = fit_preprocessor(name, x, whiten_eps=eps)(x)
+    got = torch.linalg.eigvalsh(_cov(z))
+    torch.testing.assert_close(got, (eigvals / (eigvals + eps)).sort().values, rtol=1e-6, atol=1e-9)
+    _, val = preprocess_splits(name, x, x[:10], whiten_eps=eps)
+    torch.testing.assert_close(val, z[:10])

@@ -209,3 +209,54 @@ def test_augmenter_rotates_within_the_asked_angle() -> None:
     sxy = (m * (xs * ys).flatten()).sum(1)
     angle = torch.rad2deg(0.5 * torch.atan2(2 * sxy, sxx - syy)).abs()
     assert angle.max() <= 30.5 and angle.max() >= 25.0 and angle.mean() >= 10.0
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [{"flip": True}, {"shift": 2}, {"rotate": 20.0}, {"noise": 0.1}],
+)
+def test_augmentation_draws_only_from_its_own_generator(opts: dict) -> None:
+    x = torch.rand(16, 1, 8, 8)
+    torch.manual_seed(1)
+    a = _augmenter(**opts)(x)
+    torch.manual_seed(2)  # the global RNG must not matter
+    b = _augmenter(**opts)(x)
+    assert torch.equal(a, b)
+
+
+def test_noise_is_added_with_the_generators_normal_draws() -> None:
+    x = torch.rand(4, 1, 5, 5, dtype=torch.float64)
+    want = x + 0.3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=x.dtype)
+    torch.testing.assert_close(_augmenter(noise=0.3)(x), want, rtol=0, atol=0)
+
+
+def test_one_pixel_shifts_and_small_rotations_are_applied() -> None:
+    x = torch.zeros(200, 1, 9, 9)
+    x[:, :, 4, 4] = 1.0
+    out = _augmenter(shift=1)(x)
+    offsets = {(r - 4, c - 4) for r, c in (out[:, 0] == 1.0).nonzero()[:, 1:].tolist()}
+    assert offsets == {(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)}
+    bar = torch.zeros(8, 1, 33, 33)
+    bar[:, :, 16, 4:29] = 1.0
+    assert not torch.equal(_augmenter(rotate=0.8)(bar), bar)
+
+
+def test_rotations_go_both_ways() -> None:
+    x = torch.zeros(200, 1, 33, 33)
+    x[:, :, 16, 4:29] = 1.0
+    out = _augmenter(rotate=30.0)(x)[:, 0]
+    ys, xs = torch.meshgrid(torch.arange(33.0) - 16, torch.arange(33.0) - 16, indexing="ij")
+    m = out.flatten(1)
+    sxy = (m * (xs * ys).flatten()).sum(1)
+    sxx, syy = (m * xs.flatten() ** 2).sum(1), (m * ys.flatten() ** 2).sum(1)
+    angle = torch.rad2deg(0.5 * torch.atan2(2 * sxy, sxx - syy))
+    assert angle.min() < -20 and angle.max() > 20
+
+
+def test_rotation_resamples_bilinearly_shifts_exactly() -> None:
+    ones = torch.ones(1, 1, 8, 8)
+    turned = affine(ones, torch.tensor([math.pi / 4]), torch.zeros(1, 2, dtype=torch.long))
+    # Bilinear: the corners cut by the turn fade out through values between 0 and 1.
+    assert ((turned > 0.01) & (turned < 0.99)).any()
+    nearest = affine(ones, torch.tensor([math.pi / 4]), torch.zeros(1, 2), smooth=False)
+    assert set(nearest.unique().tolist()) <= {0.0, 1.0}

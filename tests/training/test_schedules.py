@@ -61,8 +61,8 @@ CASES = {
     "constant": ({}, lambda t: LR),
     "step": ({"step_size": 3.0, "gamma": 0.5}, lambda t: LR * 0.5 ** math.floor(t / 3)),
     "multistep": (
-        {"milestones": (2.0, 7.0), "gamma": 0.1},
-        lambda t: LR * (1 if t < 2 else 0.1 if t < 7 else 0.01),
+        {"milestones": (7.0, 2.0), "gamma": 0.3},
+        lambda t: LR * (1 if t < 2 else 0.3 if t < 7 else 0.09),
     ),
     "exponential": ({"gamma": 0.8}, lambda t: LR * 0.8**t),
     "inverse_time": ({"decay_rate": 0.5}, lambda t: LR / (1 + 0.5 * t)),
@@ -85,7 +85,8 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("warmup", [0.0, 2.0, 1.4])
+# 1.3 and 0.7 end mid-step (the ramp is capped at 1); 0.7 and 1.0 are short warm-ups.
+@pytest.mark.parametrize("warmup", [0.0, 2.0, 1.4, 1.3, 1.0, 0.7])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_trace_matches_closed_form(name: str, warmup: float) -> None:
     params, f = CASES[name]
@@ -220,3 +221,34 @@ def test_lr_scaling_uses_the_effective_batch() -> None:
     seen.clear()
     train({**config, "lr_scaling": "sqrt", "grad_accum_steps": 16}, lambda m: seen.append(m["lr"]))
     assert seen == [pytest.approx(0.02)]
+
+
+@pytest.mark.parametrize("patience", [0, 1, 3])
+@pytest.mark.parametrize("warmup", [0.0, 1.0])
+def test_plateau_matches_torchs_reduce_on_plateau(patience: int, warmup: float) -> None:
+    # torch's ReduceLROnPlateau (threshold 0, mode min) is the independent reference;
+    # long flat stretches check the count after a reduction, and warm-up must pass
+    # every loss on to the schedule it wraps.
+    losses = [1.0, 0.9, 0.9, 0.9, 0.9, 0.9, 0.8, 0.85, 0.8, 0.8, 0.8, 0.8, 0.7, 0.7, 0.7]
+    ref_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR)
+    ref = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        ref_opt, mode="min", factor=0.5, patience=patience, threshold=0.0
+    )
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR)
+    schedule = create_schedule(
+        "plateau",
+        lr=LR,
+        epochs=len(losses) + 1,
+        steps_per_epoch=1,
+        warmup_epochs=warmup,
+        gamma=0.5,
+        patience=patience,
+    )
+    stepper = LRStepper(optimizer, schedule, 1)
+    assert stepper.last_lr == schedule(0.0)
+    for epoch, loss in enumerate(losses):
+        got = stepper.step()
+        if epoch >= warmup:
+            assert got == pytest.approx(ref_opt.param_groups[0]["lr"]), epoch
+        stepper.end_epoch(loss)
+        ref.step(loss)
