@@ -13,13 +13,19 @@ start, schema creation) are measured and reported separately, not in the per-tri
 figure.
 
     .venv/bin/python benchmarks/trial_overhead.py --trials 50 --rounds 3
+    .venv/bin/python benchmarks/trial_overhead.py --pg postgresql://postgres@127.0.0.1:5432
 
-Last line: one JSON object; `ratio` = hpo / ray (goal <= 1.0, moonshot 0.5).
+With `--pg SERVER` the hpo arm persists to a fresh PostgreSQL database on that server
+(created and dropped by the run) instead of a SQLite file. The hpo arm also counts its
+committed transactions (`transactions_per_trial`).
+
+Last line: one JSON object; `ratio` = hpo / ray (goal <= 1.0, issue 9's goal 0.5).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -27,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 REPORTS = 10
@@ -67,20 +75,27 @@ def arm_ray(trials: int, concurrency: int, quiet: bool) -> dict[str, float]:
     return {"seconds": seconds, "startup": startup}
 
 
-def arm_hpo(trials: int, concurrency: int) -> dict[str, float]:
+def arm_hpo(trials: int, concurrency: int, pg: str | None = None) -> dict[str, float]:
     import ray
+    import sqlalchemy as sa
 
     from hpo.execution.driver import run_study
     from hpo.spec import load_spec
     from hpo.storage.repository import Repository
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _database(tmp, pg) as url:
         t0 = time.perf_counter()
         ray.init(num_cpus=concurrency, include_dashboard=False, log_to_driver=False)
         ray_start = time.perf_counter() - t0
         t0 = time.perf_counter()
-        repo = Repository(f"sqlite:///{tmp}/bench.db")
+        repo = Repository(url)
         schema = time.perf_counter() - t0
+        commits = [0]
+
+        def count(conn: object) -> None:
+            commits[0] += 1
+
+        sa.event.listen(repo.engine, "commit", count)
         spec = load_spec(
             {
                 "name": "overhead",
@@ -99,14 +114,40 @@ def arm_hpo(trials: int, concurrency: int) -> dict[str, float]:
             n_trials_target=trials,
         )
         t0 = time.perf_counter()
+        commits[0] = 0
         final = run_study(repo, study.id)
         seconds = time.perf_counter() - t0
+        transactions = commits[0]
         counts = repo.count_trials(study.id)
         rows = sum(len(repo.trial_metrics(t.id)) for t in repo.iter_trials(study.id))
         assert final.status == "completed" and counts["completed"] == trials, counts
         assert rows == trials * REPORTS, rows  # every report of `value` is in the database
         repo.close()
-    return {"seconds": seconds, "startup": ray_start + schema, "schema": schema}
+    return {
+        "seconds": seconds,
+        "startup": ray_start + schema,
+        "schema": schema,
+        "transactions": transactions,
+    }
+
+
+@contextlib.contextmanager
+def _database(tmp: str, pg: str | None) -> Iterator[str]:
+    """A fresh SQLite file, or a fresh database on the PostgreSQL server `pg`."""
+    if pg is None:
+        yield f"sqlite:///{tmp}/bench.db"
+        return
+    import psycopg
+
+    name = f"hpo_bench_{uuid.uuid4().hex[:8]}"
+    server = pg.rstrip("/")
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://{server.split('://', 1)[1]}/{name}"
+    finally:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def arm_optuna(trials: int) -> dict[str, float]:
@@ -132,7 +173,7 @@ def arm_optuna(trials: int) -> dict[str, float]:
     return {"seconds": seconds, "startup": startup}
 
 
-def _child(arm: str, trials: int, concurrency: int) -> dict[str, float]:
+def _child(arm: str, trials: int, concurrency: int, pg: str | None) -> dict[str, float]:
     out = subprocess.run(
         [
             sys.executable,
@@ -143,6 +184,7 @@ def _child(arm: str, trials: int, concurrency: int) -> dict[str, float]:
             str(trials),
             "--concurrency",
             str(concurrency),
+            *(["--pg", pg] if pg else []),
         ],
         capture_output=True,
         text=True,
@@ -160,10 +202,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--arm", choices=["hpo", "ray", "ray_quiet", "optuna"])
+    parser.add_argument("--pg", help="PostgreSQL server URL for the hpo arm (default SQLite)")
     args = parser.parse_args()
     if args.arm:
         if args.arm == "hpo":
-            result = arm_hpo(args.trials, args.concurrency)
+            result = arm_hpo(args.trials, args.concurrency, args.pg)
         elif args.arm == "optuna":
             result = arm_optuna(args.trials)
         else:
@@ -175,7 +218,7 @@ def main() -> None:
     runs: dict[str, list[dict[str, float]]] = {a: [] for a in arms}
     for r in range(args.rounds):
         for arm in arms if r % 2 == 0 else reversed(arms):
-            runs[arm].append(_child(arm, args.trials, args.concurrency))
+            runs[arm].append(_child(arm, args.trials, args.concurrency, args.pg))
             print(f"round {r + 1} {arm:10s} {runs[arm][-1]['seconds']:.2f} s", file=sys.stderr)
     med = {a: statistics.median(x["seconds"] for x in runs[a]) for a in arms}
     startup = {a: statistics.median(x["startup"] for x in runs[a]) for a in arms}
@@ -187,6 +230,10 @@ def main() -> None:
         json.dumps(
             {
                 "trials": args.trials,
+                "hpo_database": "postgresql" if args.pg else "sqlite",
+                "transactions_per_trial": round(
+                    statistics.median(x["transactions"] for x in runs["hpo"]) / args.trials, 2
+                ),
                 "reports_per_trial": REPORTS,
                 "concurrency": args.concurrency,
                 "rounds": args.rounds,

@@ -102,6 +102,9 @@ class GPSampler(Sampler):
     again; once the GP has observations it is also told as the worst value seen, so the
     model steers away from it. A pruned trial is told its one value. `observe` does the
     same for trials of an earlier run; configs outside the space are skipped.
+    Fitting: `observe` only queues, and the next `ask` or `tell` fits everything queued
+    in one skopt call, so a resume's past trials cost one GP fit, not one each. Fits still
+    run on the caller's thread (Ray's event loop, through the searcher).
     `optimizer` is the skopt `Optimizer` (None when every parameter is single-valued), for
     inspection only.
     """
@@ -128,7 +131,17 @@ class GPSampler(Sampler):
         self._sign = 1.0 if mode == "min" else -1.0
         self._pending: dict[str, Point] = {}
         self._failed: list[Point] = []
-        self.optimizer: Optimizer | None = self._new_optimizer(seed) if self._names else None
+        self._opt: Optimizer | None = self._new_optimizer(seed) if self._names else None
+        # Observations not yet fitted: `observe` (a resume's past trials) only collects,
+        # and the next `tell`, `ask` or look at `optimizer` fits them all at once.
+        self._unfit: list[tuple[Point, float]] = []
+
+    @property
+    def optimizer(self) -> Optimizer | None:
+        """The skopt `Optimizer` with every observation fitted (None when every
+        parameter is single-valued), for inspection."""
+        self._fit_deferred()
+        return self._opt
 
     def ask(self, key: str) -> dict[str, Any] | None:
         if self.optimizer is None:  # every parameter is single-valued
@@ -146,9 +159,10 @@ class GPSampler(Sampler):
         history: History = (),
     ) -> None:
         point = self._pending.pop(key, None)
-        if point is None or self.optimizer is None:
+        if point is None or self._opt is None:
             return
         self._learn(self._canonical(point, self._config(point)), value, state)
+        self._fit_deferred()
 
     def observe(
         self,
@@ -159,7 +173,7 @@ class GPSampler(Sampler):
         history: History = (),
         attempts: int = 1,
     ) -> None:
-        if self.optimizer is None or not self.fits(config):
+        if self._opt is None or not self.fits(config):
             return
         point = [
             self._codecs[name].coordinate(config[name]) if name in config else None
@@ -168,18 +182,29 @@ class GPSampler(Sampler):
         self._learn(self._canonical(point, config), value, state)
 
     def _learn(self, point: Point, value: float | None, state: TrialState) -> None:
-        assert self.optimizer is not None
+        """Queue one observation (fitted by `_fit_deferred`)."""
+        assert self._opt is not None
         value = finite(value)
         if state == "failed" or value is None:
             self._failed.append(point)
-            if not self.optimizer.yi:
+            seen = list(self._opt.yi) + [y for _, y in self._unfit]
+            if not seen:
                 return
             # The worst value seen so far: the model learns to look elsewhere.
-            told = max(self.optimizer.yi)
+            told = max(seen)
         else:
             told = self._sign * value
+        self._unfit.append((point, told))
+
+    def _fit_deferred(self) -> None:
+        """Tell skopt every queued observation in one call: one GP fit, however many
+        (a resume's 40 past trials cost one fit, not 40)."""
+        if not self._unfit or self._opt is None:
+            return
+        points, values = [p for p, _ in self._unfit], [y for _, y in self._unfit]
+        self._unfit = []
         with threadpool_limits(1, user_api="blas"):
-            self.optimizer.tell(point, told)
+            self._opt.tell(points, values)
 
     def _canonical(self, point: Point, config: Mapping[str, Any]) -> Point:
         """`point` with each parameter inactive under `config` at its fixed stand-in."""

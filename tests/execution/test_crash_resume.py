@@ -176,3 +176,74 @@ def test_sigterm_leaves_the_study_resumable(db_url: str, tmp_path: Path) -> None
     assert repo.count_trials(study.id)["running"] == 0
     assert "interrupted" in [e.kind for e in repo.list_events(study.id, limit=1000)]
     repo.close()
+
+
+def test_kill_9_at_random_moments_repeated_loses_and_duplicates_nothing(
+    db_url: str, tmp_path: Path
+) -> None:
+    import random
+
+    seed = int(os.environ.get("HPO_KILL_SEED", time.time_ns() % 10_000))
+    rng = random.Random(seed)
+    trials, epochs = 16, 3
+    spec = branin_spec(
+        name="random-kills",
+        budget={"trials": trials, "max_epochs": epochs, "concurrency": 2},
+        fixed={"sleep_s": 0.3},
+    )
+    path = tmp_path / "kills.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    env = {**os.environ, "HPO_LEASE_S": "2"}
+    repo = Repository(db_url)
+    kills = 0
+    for round_ in range(4):
+        args = ["run", str(path)] if round_ == 0 else ["run", "--resume", "1"]
+        driver = _hpo(*args, "--db", db_url, "--json", env=env)
+        try:
+            # A random moment: anywhere from Ray's start-up to the middle of the trials.
+            deadline = time.monotonic() + rng.uniform(2.0, 10.0)
+            while time.monotonic() < deadline and driver.poll() is None:
+                time.sleep(0.05)
+            if driver.poll() is None:
+                os.kill(driver.pid, signal.SIGKILL)
+                kills += 1
+            driver.wait(30)
+        finally:
+            _kill_group(driver)
+        time.sleep(2.5)  # the dead driver's lease lapses
+    final = _hpo("run", "--resume", "1", "--db", db_url, "--json", env=env)
+    try:
+        out, err = final.communicate(timeout=300)
+    finally:
+        _kill_group(final)
+    assert final.returncode == 0, err
+    assert json.loads(out)["status"] == "completed"
+
+    study = repo.get_study(1)
+    every = repo.list_trials(1, limit=1000)
+    counts = repo.count_trials(1)
+    points = [(t.config["x1"], t.config["x2"]) for t in every]
+    rows = [
+        (m.trial_id, m.attempt, m.step, m.name)
+        for t in every
+        for m in repo.trial_metrics(t.id, all_attempts=True)
+    ]
+    summary = {
+        "seed": seed,
+        "kills": kills,
+        "trials": len(every),
+        "interrupted": sum("driver stopped" in (t.error or "") for t in every),
+        "metric_rows": len(rows),
+        "duplicate_rows": len(rows) - len(set(rows)),
+        "duplicate_configs": len(points) - len(set(points)),
+        "running": counts["running"],
+    }
+    print("kill -9 at random moments:", json.dumps(summary))
+    assert counts["running"] == 0
+    assert counts["completed"] + counts["pruned"] == trials
+    assert summary["duplicate_configs"] == 0 and summary["duplicate_rows"] == 0
+    assert [t.number for t in every] == list(range(1, study.last_trial_number + 1))
+    for trial in every:  # nothing lost: a finished trial has every epoch's row
+        if trial.status == "completed":
+            assert [m.step for m in repo.trial_metrics(trial.id)] == list(range(1, epochs + 1))
+    repo.close()

@@ -72,3 +72,22 @@ def test_a_continued_seed_is_fresh_reproducible_and_keeps_a_fresh_study() -> Non
     before = [first.ask(str(i)) for i in range(6)]
     after = [resumed.ask(str(i)) for i in range(6)]
     assert not {tuple(c.items()) for c in before if c} & {tuple(c.items()) for c in after if c}
+
+
+def test_gp_fits_a_resumes_past_trials_at_once() -> None:
+    sampler = create_sampler("gp", SPACE, mode="min", seed=0, n_initial_points=3)
+    opt = sampler._opt  # type: ignore[attr-defined]
+    calls: list[int] = []
+    tell = opt.tell
+
+    def counting_tell(x: object, y: object, fit: bool = True) -> object:
+        calls.append(len(y) if isinstance(y, list) else 1)
+        return tell(x, y, fit)
+
+    opt.tell = counting_tell
+    for i in range(40):
+        x = i / 40
+        sampler.observe({"x": x, "y": 1 - x}, (x - 0.3) ** 2)
+    assert sampler.ask("next") is not None
+    assert calls == [40]
+    assert len(opt.yi) == 40

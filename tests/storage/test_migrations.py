@@ -66,8 +66,8 @@ def test_a_0001_database_upgrades_to_head_keeping_its_rows(empty_db_url: str) ->
             conn.execute(
                 sa.text(
                     "INSERT INTO trials (id, study_id, number, status, config, started_at, "
-                    "epochs_run, final_metrics, provenance) VALUES "
-                    "(1, 1, 1, 'completed', '{\"lr\": 0.1}', :now, 2, '{}', '{}')"
+                    "epochs_run, last_value, best_value, final_metrics, provenance) VALUES "
+                    "(1, 1, 1, 'completed', '{\"lr\": 0.1}', :now, 2, 0.25, 0.25, '{}', '{}')"
                 ),
                 {"now": datetime.now(UTC)},
             )
@@ -103,6 +103,11 @@ def test_a_0001_database_upgrades_to_head_keeping_its_rows(empty_db_url: str) ->
         assert repo.request_cancel(1) and repo.cancel_requested(1)
         # 0003's index serves one trial's events.
         assert [e.kind for e in repo.trial_events(1, trial.id)] == ["trial_completed"]
+        # 0004: the old rows are attempt 1, the trial's one value its last value, the
+        # study's lease token 0 (the next claim makes it 1).
+        assert [m.attempt for m in repo.trial_metrics(trial.id, all_attempts=True)] == [1, 1]
+        assert (trial.attempt, trial.objective_value) == (1, 0.25)
+        assert study.lease_token == 0
 
 
 def test_an_unknown_revision_is_a_storage_error(empty_db_url: str) -> None:
