@@ -30,6 +30,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest request body the REST API reads; larger ones get 413 unread.",
     )
+    validation_budget_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Seconds the REST API spends validating one submitted spec; past this "
+        "the spec is refused (422) and the work stops.",
+    )
     allowed_modules: Annotated[tuple[str, ...], NoDecode] = Field(
         (),
         description="Comma-separated modules (and their submodules) whose functions a spec "
