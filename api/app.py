@@ -127,6 +127,12 @@ async def _on_conflict(request: Request, exc: Exception) -> JSONResponse:
     return _error(409, _message("", str(exc)))
 
 
+async def _on_limit(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, service.LimitExceeded)
+    headers = {"Retry-After": str(exc.retry_after_s)}
+    return _error(429, _message("", str(exc)), headers)
+
+
 async def _on_storage(request: Request, exc: Exception) -> JSONResponse:
     # The driver's message may hold SQL and parameters: log it, answer generically.
     log.error("database error on %s %s: %s", request.method, request.url.path, exc)
@@ -145,6 +151,7 @@ _HANDLERS: dict[type[Exception], Callable[[Request, Exception], Any]] = {
     NotFoundError: _on_not_found,
     service.PermissionDenied: _on_not_found,
     service.Conflict: _on_conflict,
+    service.LimitExceeded: _on_limit,
     StorageError: _on_storage,
     Exception: _on_unexpected,
 }

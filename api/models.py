@@ -242,6 +242,8 @@ _ERROR_DESCRIPTIONS = {
     413: "The request body is larger than HPO_MAX_BODY_BYTES.",
     415: "The body is neither JSON (application/json) nor YAML (application/yaml).",
     422: "The input is invalid; each problem names its field.",
+    429: "The user is at a limit (queued and running studies, or concurrent trials); "
+    "retry after the seconds of `Retry-After`.",
     503: "The database is unreachable or failing.",
 }
 

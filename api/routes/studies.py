@@ -173,7 +173,7 @@ def _load(
     "",
     status_code=status.HTTP_201_CREATED,
     openapi_extra=_BODY_DOC,
-    responses=error_responses(413, 415, 422),
+    responses=error_responses(413, 415, 422, 429),
 )
 async def create_study(
     request: Request,
@@ -191,7 +191,8 @@ async def create_study(
     """Queue a study from a spec (JSON, or YAML with `Content-Type: application/yaml`).
 
     The spec is validated exactly as `hpo run` validates a file; a runner of `hpo serve`
-    picks the study up. The caller becomes its owner.
+    picks the study up. The caller becomes its owner. A user past their limits of queued
+    and running studies or of concurrent trials gets 429 with `Retry-After`.
     """
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if content_type not in JSON_TYPES | YAML_TYPES:
@@ -199,7 +200,14 @@ async def create_study(
     body = await request.body()
     spec = await run_in_threadpool(_load, body, content_type, settings, strategy, trials)
     owner = user.identity if user is not None else None
-    study = await run_in_threadpool(service.submit_study, repo, spec, owner=owner)
+    limits = service.Limits(
+        active_studies=settings.max_active_studies_per_user,
+        concurrent_trials=settings.max_concurrent_trials_per_user,
+        retry_after_s=settings.retry_after_s,
+    )
+    study = await run_in_threadpool(
+        service.submit_within_limits, repo, spec, owner=owner, limits=limits
+    )
     return StudyPublic.of(study)
 
 
