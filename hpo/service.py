@@ -23,10 +23,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
+import sys
+import sysconfig
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 from hpo import references
 from hpo.config import get_settings
@@ -51,6 +56,7 @@ __all__ = [
     "get_visible_study",
     "hash_token",
     "is_loopback",
+    "public_error",
     "submit_study",
     "submit_within_limits",
     "token_identity",
@@ -312,6 +318,80 @@ def token_identity(token_hash: str) -> str:
 def auth_enabled(repo: Repository) -> bool:
     """Whether requests must authenticate: a token is stored, or ``HPO_API_TOKEN`` is set."""
     return bool(get_settings().api_token) or repo.count_tokens() > 0
+
+
+# --- errors shown to readers ---------------------------------------------------------------
+
+_FRAME = re.compile(r'^(?P<indent>\s*)File "(?P<path>[^"]+)", line (?P<line>\d+)(?P<rest>.*)$')
+# Ray's header of a remote error names the worker's pid and IP address.
+_RAY_WHERE = re.compile(r"(ray::[\w.]+\(\)) \((?:pid|ip)=[^)]*\)")
+
+
+@cache
+def _server_roots() -> tuple[str, ...]:
+    """Where hpo, Python and the installed libraries live: no reader's business."""
+    roots = {
+        str(Path(__file__).resolve().parent.parent),  # this checkout or site-packages
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        *(sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")),
+    }
+    return tuple(sorted((r.rstrip("/") + "/" for r in roots if r), key=len, reverse=True))
+
+
+def _server_file(path: str) -> bool:
+    return (
+        path.startswith(_server_roots())
+        or "/site-packages/" in path
+        or "/dist-packages/" in path
+        or path.startswith("<frozen ")
+    )
+
+
+def public_error(text: str | None) -> str | None:
+    """A trial's or study's error as readers of the study see it: the frames of hpo, Ray,
+    Python and other libraries (and the server paths they carry) are left out, one line
+    saying how many; the user's own frames stay, their file named without its directory;
+    paths under the server's installation in messages become ``<server>/…``; Ray's
+    header loses the worker's pid and IP address. The database keeps the full text."""
+    if not text:
+        return text
+    kept: list[str] = []
+    hidden = 0
+    skip_code = False
+    for line in text.splitlines():
+        frame = _FRAME.match(line)
+        if frame is not None:
+            skip_code = False
+            path = frame["path"]
+            if _server_file(path):
+                hidden += 1
+                skip_code = True
+                continue
+            if hidden:
+                kept.append(f"{frame['indent']}{_hidden(hidden)}")
+                hidden = 0
+            name = path.rsplit("/", 1)[-1]
+            kept.append(f'{frame["indent"]}File "{name}", line {frame["line"]}{frame["rest"]}')
+            continue
+        if skip_code and line.startswith((" ", "\t")) and line.strip():
+            continue  # the source line (and carets) of a hidden frame
+        skip_code = False
+        if hidden:
+            kept.append(f"  {_hidden(hidden)}")
+            hidden = 0
+        kept.append(line)
+    if hidden:
+        kept.append(f"  {_hidden(hidden)}")
+    shown = _RAY_WHERE.sub(r"\1", "\n".join(kept))
+    for root in _server_roots():
+        shown = shown.replace(root, "<server>/")
+    return shown
+
+
+def _hidden(frames: int) -> str:
+    return f"[{frames} frame{'s' * (frames > 1)} of hpo and its libraries]"
 
 
 def is_loopback(host: str) -> bool:
