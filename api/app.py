@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import hpo
 from api import dashboard
-from api.deps import storable_query
+from api.deps import CurrentUser, storable_query
 from api.middleware import BodySizeLimit, LocalOnly
 from api.models import StudyCreate
 from api.routes import api_router, health, studies
@@ -60,7 +60,11 @@ def create_app(db_url: str | None = None, *, settings: Settings | None = None) -
         version=hpo.__version__,
         description="Hyperparameter search for PyTorch: submit studies, follow them, read "
         "every trial and metric.",
-        openapi_url=f"{API_PREFIX}/openapi.json",
+        # Served below, behind the token; no /docs or /redoc: FastAPI's pages load Swagger
+        # UI and ReDoc from a CDN, and a server may be offline (clients read the JSON).
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
         lifespan=lifespan,
         dependencies=[Depends(storable_query)],
     )
@@ -82,6 +86,12 @@ def create_app(db_url: str | None = None, *, settings: Settings | None = None) -
     app.include_router(health.router, include_in_schema=False)
     dashboard.install(app, API_PREFIX)
     app.openapi = _openapi_with_spec(app)  # type: ignore[method-assign]
+
+    @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)
+    def openapi_document(user: CurrentUser) -> JSONResponse:
+        # Like every route but /healthz, it needs a token once authentication is on.
+        return JSONResponse(app.openapi())
+
     return app
 
 
