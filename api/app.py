@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import hpo
 from api import dashboard
 from api.deps import CurrentUser, storable_query
-from api.middleware import BodySizeLimit, LocalOnly
+from api.middleware import BodySizeLimit, LocalOnly, redact_access_log
 from api.models import StudyCreate
 from api.routes import api_router, health, studies
 from hpo import service
@@ -69,6 +69,7 @@ def create_app(db_url: str | None = None, *, settings: Settings | None = None) -
         dependencies=[Depends(storable_query)],
     )
     app.state.settings = settings
+    redact_access_log()
     app.state.events_poll_s = 0.5
 
     async def auth_enabled() -> bool:

@@ -178,3 +178,39 @@ def test_bypass_forms_never_import_from_the_servers_directory(tmp_path: Path) ->
             proc.kill()
             proc.wait()
         log.close()
+
+
+def test_access_log_never_records_a_token_from_the_query_string(tmp_path: Path) -> None:
+    """uvicorn's access log, as `hpo serve` writes it: a token a client put in the URL is
+    redacted (names percent-encoded too); the rest of the line stays."""
+    port = _free_port()
+    db = f"sqlite:///{tmp_path}/hpo.db"
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpo", "serve", "--port", str(port), "--db", db, "--runners", "0"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "hpo serve did not come up"
+            time.sleep(0.2)
+        httpx.get(f"{base}/api/v1/studies?token=SECRET-ONE&limit=5")
+        httpx.get(f"{base}/?access_token=SECRET-TWO")
+        httpx.get(f"{base}/api/v1/studies?%74oken=SECRET-THREE")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        log.close()
+    text = (tmp_path / "serve.log").read_text()
+    assert "GET /api/v1/studies?token=[redacted]&limit=5" in text, text
+    assert "access_token=[redacted]" in text and "%74oken=[redacted]" in text, text
+    assert "SECRET" not in text, text
