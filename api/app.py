@@ -17,9 +17,10 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 import hpo
 from api import dashboard
@@ -93,7 +94,32 @@ def create_app(db_url: str | None = None, *, settings: Settings | None = None) -
         # Like every route but /healthz, it needs a token once authentication is on.
         return JSONResponse(app.openapi())
 
+    # Registered last: it answers OPTIONS only where no route of the path does.
+    @app.options("/{path:path}", include_in_schema=False)
+    def options(request: Request) -> Response:
+        methods = allowed_methods(request)
+        if not methods:
+            return _error(404, _message("", "not found"))
+        return Response(status_code=204, headers={"Allow": ", ".join(methods)})
+
     return app
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the application serves at the request's path (HEAD
+    with GET, OPTIONS whenever any), for `Allow` headers. A path served by several routes
+    (GET and POST /studies) lists them all, which Starlette's own 405 does not."""
+    methods = {
+        method
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.routes
+        )
+    }
+    if methods:
+        methods |= {"OPTIONS"} | ({"HEAD"} if "GET" in methods else set())
+    return sorted(methods)
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -111,7 +137,10 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail
     items = detail if isinstance(detail, list) else _message("", str(detail))
-    return _error(exc.status_code, items, exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+    return _error(exc.status_code, items, headers)
 
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:

@@ -217,3 +217,16 @@ def test_csv_export_tells_a_parameter_from_a_metric_of_the_same_name(
     assert values["param.lr"] == "0.1" and values["metric.lr"] == "0.025"
     assert values["status"] == "completed" and values["param.status"] == "b"
     assert values["value"] == "3.0"
+
+
+def test_options_and_405_list_every_method_of_the_path(http: httpx.Client) -> None:
+    studies = http.options("/studies")
+    assert studies.status_code == 204, studies.text
+    assert studies.headers["allow"] == "GET, HEAD, OPTIONS, POST"
+    one = http.options("/studies/1")
+    assert set(one.headers["allow"].split(", ")) >= {"GET", "DELETE", "OPTIONS"}
+    assert "POST" in http.options("/studies/1/cancel").headers["allow"]
+    assert http.options("/no-such-thing").status_code == 404
+    put = http.put("/studies", json={})
+    assert put.status_code == 405
+    assert put.headers["allow"] == "GET, HEAD, OPTIONS, POST"
