@@ -139,7 +139,11 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     items = detail if isinstance(detail, list) else _message("", str(detail))
     headers = exc.headers
     if exc.status_code == 405:
-        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        # The OPTIONS route matches every path: a path no other route serves is a 404.
+        methods = allowed_methods(request)
+        if not methods:
+            return _error(404, _message("", "not found"))
+        headers = {**(headers or {}), "Allow": ", ".join(methods)}
     return _error(exc.status_code, items, headers)
 
 

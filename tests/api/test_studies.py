@@ -227,6 +227,8 @@ def test_options_and_405_list_every_method_of_the_path(http: httpx.Client) -> No
     assert set(one.headers["allow"].split(", ")) >= {"GET", "DELETE", "OPTIONS"}
     assert "POST" in http.options("/studies/1/cancel").headers["allow"]
     assert http.options("/no-such-thing").status_code == 404
+    assert http.get("/no-such-thing").status_code == 404
+    assert http.post("/no-such-thing").status_code == 404
     put = http.put("/studies", json={})
     assert put.status_code == 405
     assert put.headers["allow"] == "GET, HEAD, OPTIONS, POST"
