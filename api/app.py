@@ -28,7 +28,7 @@ from api.deps import CurrentUser, storable_query
 from api.middleware import BodySizeLimit, LocalOnly, redact_access_log
 from api.models import StudyCreate
 from api.routes import api_router, health, studies
-from hpo import service
+from hpo import references, service
 from hpo.config import Settings, get_settings
 from hpo.errors import SpecError, path_of
 from hpo.storage.errors import NotFoundError, StorageError
@@ -204,6 +204,26 @@ _HANDLERS: dict[type[Exception], Callable[[Request, Exception], Any]] = {
 # --- OpenAPI ------------------------------------------------------------------------------
 
 
+# What `Trainable`'s validator demands, said in the schema so that a client (or a fuzzer)
+# reading it does not send `trainable: {}`: a function alone, or a dataset (and model).
+_TRAINABLE_KINDS = [
+    {
+        "title": "User function",
+        "required": ["function"],
+        "properties": {
+            "function": {"type": "string", "pattern": references.JSON_SCHEMA_PATTERN},
+            "dataset": {"type": "null"},
+            "model": {"type": "null"},
+        },
+    },
+    {
+        "title": "Built-in training core",
+        "required": ["dataset"],
+        "properties": {"dataset": {"type": "string"}, "function": {"type": "null"}},
+    },
+]
+
+
 def _openapi_with_spec(app: FastAPI) -> Callable[[], dict[str, Any]]:
     """FastAPI's schema plus `StudyCreate` (and the spec's nested models) as components.
 
@@ -223,6 +243,7 @@ def _openapi_with_spec(app: FastAPI) -> Callable[[], dict[str, Any]]:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(spec.pop("$defs", {}))
             components["StudyCreate"] = spec
+            components["Trainable"]["oneOf"] = _TRAINABLE_KINDS
             app.openapi_schema = schema
         return app.openapi_schema
 

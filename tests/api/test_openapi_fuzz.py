@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from jsonschema import Draft202012Validator
 from schemathesis import checks
 
 from api.app import create_app
@@ -65,3 +66,28 @@ def test_no_server_errors_and_schema_conformance(api_schema: schemathesis.BaseSc
 
 def _has_inputs(operation: schemathesis.APIOperation) -> bool:
     return bool(operation.path_parameters or operation.query or operation.headers or operation.body)
+
+
+@pytest.mark.parametrize(
+    ("trainable", "valid"),
+    [
+        ({}, False),
+        ({"model": "mlp"}, False),
+        ({"function": None}, False),
+        ({"function": "hpo.examples.functions:branin"}, True),
+        ({"function": " os:system"}, False),
+        ({"function": "os.:system"}, False),
+        ({"function": "a:b", "dataset": "digits"}, False),
+        ({"dataset": "digits"}, True),
+        ({"dataset": "digits", "model": "cnn"}, True),
+    ],
+)
+def test_schema_says_which_trainables_the_server_takes(
+    api_schema: schemathesis.BaseSchema, trainable: dict[str, object], valid: bool
+) -> None:
+    """The schema refuses `trainable: {}` (schemathesis found it accepted there and
+    refused by the server): a function alone, in the reference grammar, or a dataset."""
+    document = api_schema.raw_schema
+    validator = Draft202012Validator({**document, "$ref": "#/components/schemas/StudyCreate"})
+    body = {"name": "t", "objective": {"metric": "value", "mode": "min"}, "trainable": trainable}
+    assert validator.is_valid(body) is valid
