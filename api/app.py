@@ -224,6 +224,36 @@ _TRAINABLE_KINDS = [
 ]
 
 
+def _add_links(paths: dict[str, Any]) -> None:
+    """OpenAPI links from the answers that name studies and trials (a created study, a
+    page of studies, a page of trials) to the operations on them, so that a client — or
+    a stateful fuzzer — can follow ids that exist. The events stream is left out: it
+    never ends for a study that does not."""
+    studies, one = f"{API_PREFIX}/studies", f"{API_PREFIX}/studies/{{study_id}}"
+    on_study = {
+        op["operationId"]: method
+        for path, ops in paths.items()
+        if path.startswith(one) and "{number}" not in path and not path.endswith("/events")
+        for method, op in ops.items()
+    }
+
+    def to_study(where: str) -> dict[str, Any]:
+        return {name: {"operationId": name, "parameters": {"study_id": where}} for name in on_study}
+
+    paths[studies]["post"]["responses"]["201"]["links"] = to_study("$response.body#/id")
+    paths[studies]["get"]["responses"]["200"]["links"] = to_study("$response.body#/data/0/id")
+    trial = paths[f"{one}/trials/{{number}}"]["get"]["operationId"]
+    paths[f"{one}/trials"]["get"]["responses"]["200"]["links"] = {
+        trial: {
+            "operationId": trial,
+            "parameters": {
+                "study_id": "$request.path.study_id",
+                "number": "$response.body#/data/0/number",
+            },
+        }
+    }
+
+
 def _openapi_with_spec(app: FastAPI) -> Callable[[], dict[str, Any]]:
     """FastAPI's schema plus `StudyCreate` (and the spec's nested models) as components.
 
@@ -244,6 +274,7 @@ def _openapi_with_spec(app: FastAPI) -> Callable[[], dict[str, Any]]:
             components.update(spec.pop("$defs", {}))
             components["StudyCreate"] = spec
             components["Trainable"]["oneOf"] = _TRAINABLE_KINDS
+            _add_links(schema["paths"])
             app.openapi_schema = schema
         return app.openapi_schema
 
