@@ -31,7 +31,7 @@ from hpo import export as exporter
 from hpo import service
 from hpo.config import Settings
 from hpo.errors import FieldError, SpecError
-from hpo.space import MAX_ERRORS, time_budget
+from hpo.space import MAX_ERRORS, check_budget, time_budget
 from hpo.spec import StudySpec, apply_overrides, load_spec, parse_text, read_number
 from hpo.storage.errors import NotFoundError, StorageError
 from hpo.storage.repository import FINISHED_STUDY_STATUSES, Repository, StudyRecord
@@ -104,24 +104,24 @@ def _parse_json(text: str) -> Any:
 
 def _unstorable_text(data: dict[str, Any]) -> list[FieldError]:
     """A field for each string (key or value) that no database stores: NUL (PostgreSQL
-    text cannot hold it) or a lone surrogate (not UTF-8). One pass over the document."""
+    text cannot hold it) or a lone surrogate (not UTF-8). Each container is visited once,
+    however often YAML aliases repeat it (a 700-byte alias bomb stands for millions of
+    nodes), so the walk is linear in the text."""
     errors = []
+    seen: set[int] = {id(data)}
     stack: list[tuple[tuple[Any, ...], Any]] = [((), data)]
     while stack:
+        check_budget()
         path, node = stack.pop()
-        if isinstance(node, dict):
-            items: Any = node.items()
-        elif isinstance(node, list):
-            items = enumerate(node)
-        else:
-            continue
+        items: Any = node.items() if isinstance(node, dict) else enumerate(node)
         for key, value in items:
             if _unstorable(key) or _unstorable(value):
                 where = ".".join(_shown(part) for part in (*path, key))
                 errors.append(FieldError(where, "text with NUL or invalid Unicode"))
                 if len(errors) >= MAX_ERRORS:
                     return errors
-            elif isinstance(value, dict | list):
+            elif isinstance(value, dict | list) and id(value) not in seen:
+                seen.add(id(value))
                 stack.append(((*path, key), value))
     return errors
 
