@@ -9,7 +9,10 @@ body as they arrive, answering 413 as soon as the count passes the limit.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Awaitable, Callable
+from urllib.parse import unquote_plus
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
@@ -157,3 +160,43 @@ def _hostname(host: str) -> str:
     if host.startswith("["):
         return host[1:].partition("]")[0]
     return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+# --- access log -------------------------------------------------------------------------------
+
+# Query parameters whose values are credentials, whatever a client put there.
+_CREDENTIAL = re.compile(r"token|key|secret|passw|auth|session|sig", re.IGNORECASE)
+
+
+class RedactCredentials(logging.Filter):
+    """Keeps credentials out of uvicorn's access log: the value of any query parameter
+    named like one (``?token=…``, ``api_key``, ``password``…) is written ``[redacted]``.
+    The API never reads a token from the URL, but a client may still send one there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_query(args[2]), *args[3:])
+        return True
+
+
+def redact_query(path: str) -> str:
+    """`path` (with its query string) with the values of credential parameters hidden
+    (names are matched percent-decoded: ``%74oken`` is ``token``)."""
+    base, mark, rest = path.partition("?")
+    if not mark:
+        return path
+    query, hash_, fragment = rest.partition("#")
+    params = []
+    for param in query.split("&"):
+        name, eq, _ = param.partition("=")
+        credential = eq and _CREDENTIAL.search(unquote_plus(name))
+        params.append(f"{name}=[redacted]" if credential else param)
+    return f"{base}?{'&'.join(params)}{hash_}{fragment}"
+
+
+def redact_access_log() -> None:
+    """Install `RedactCredentials` on uvicorn's access logger (once per process)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactCredentials) for f in access.filters):
+        access.addFilter(RedactCredentials())

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hpo import service
 from hpo.spec import StudySpec
 from hpo.storage.repository import EventRecord, MetricRecord, StudyRecord, TrialRecord
 
@@ -88,7 +89,7 @@ class TrialPublic(BaseModel):
             last_value=trial.last_value,
             best_value=trial.best_value,
             final_metrics=trial.final_metrics,
-            error=trial.error,
+            error=service.public_error(trial.error),
             provenance=trial.provenance,
             started_at=trial.started_at,
             finished_at=trial.finished_at,
@@ -127,7 +128,8 @@ class EventPublic(BaseModel):
 
     @classmethod
     def of(cls, event: EventRecord) -> EventPublic:
-        return cls.model_validate(event)
+        public = cls.model_validate(event)
+        return public.model_copy(update={"message": service.public_error(public.message) or ""})
 
 
 class MetricPoint(BaseModel):
@@ -205,7 +207,7 @@ class StudyPublic(BaseModel):
             "trials_started": study.last_trial_number,
             "best_value": study.best_value,
             "best_trial_id": study.best_trial_id,
-            "error": study.error,
+            "error": service.public_error(study.error),
             "created_at": study.created_at,
             "started_at": study.started_at,
             "finished_at": study.finished_at,
@@ -258,6 +260,8 @@ _ERROR_DESCRIPTIONS = {
     413: "The request body is larger than HPO_MAX_BODY_BYTES.",
     415: "The body is neither JSON (application/json) nor YAML (application/yaml).",
     422: "The input is invalid; each problem names its field.",
+    429: "The user is at a limit (queued and running studies, or concurrent trials); "
+    "retry after the seconds of `Retry-After`.",
     503: "The database is unreachable or failing.",
 }
 

@@ -30,6 +30,28 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest request body the REST API reads; larger ones get 413 unread.",
     )
+    validation_budget_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Seconds the REST API spends validating one submitted spec; past this "
+        "the spec is refused (422) and the work stops.",
+    )
+    max_active_studies_per_user: int = Field(
+        20,
+        ge=0,
+        description="Queued plus running studies one user may have over REST (0: no limit); "
+        "past it a submit answers 429 with Retry-After.",
+    )
+    max_concurrent_trials_per_user: int = Field(
+        64,
+        ge=0,
+        description="Sum of budget.concurrency over one user's queued and running studies "
+        "(0: no limit); past it a submit answers 429 with Retry-After.",
+    )
+    retry_after_s: int = Field(
+        60, ge=1, description="Retry-After (seconds) of a 429 from the per-user limits."
+    )
     allowed_modules: Annotated[tuple[str, ...], NoDecode] = Field(
         (),
         description="Comma-separated modules (and their submodules) whose functions a spec "

@@ -42,24 +42,29 @@ def _trials_with_metrics(
         yield trial, rows
 
 
+_TRIAL_COLUMNS = ("number", "status", "epochs_run", "value", "best_value", "last_value")
+
+
 def to_csv(repo: Repository, study: StudyRecord, stream: IO[str]) -> None:
-    """One row per trial: number, status, epochs, values, every param and final metric."""
+    """One row per trial: number, status, epochs, values, every param and final metric.
+
+    A hyperparameter and a metric of the same name (``lr`` is both, with a schedule) get
+    the columns ``param.lr`` and ``metric.lr``; a name taken by a trial column is
+    prefixed the same way. Other names are written as they are.
+    """
     spec = study.spec
     params = list(spec.get("space", {}))
     writer: Any = None
     for trial in repo.iter_trials(study.id):
         if writer is None:
             metric_names = sorted(trial.final_metrics)
-            header = [
-                "number",
-                "status",
-                "epochs_run",
-                "value",
-                "best_value",
-                "last_value",
-                *params,
-                *metric_names,
-            ]
+            taken = set(_TRIAL_COLUMNS)
+            param_columns = {
+                p: f"param.{p}" if p in taken or p in metric_names else p for p in params
+            }
+            taken |= set(params)
+            metric_columns = {m: f"metric.{m}" if m in taken else m for m in metric_names}
+            header = [*_TRIAL_COLUMNS, *param_columns.values(), *metric_columns.values()]
             writer = csv.DictWriter(stream, fieldnames=header, extrasaction="ignore")
             writer.writeheader()
         writer.writerow(
@@ -70,14 +75,16 @@ def to_csv(repo: Repository, study: StudyRecord, stream: IO[str]) -> None:
                 "value": trial.objective_value,
                 "best_value": trial.best_value,
                 "last_value": trial.last_value,
-                **{p: trial.config.get(p) for p in params},
-                **trial.final_metrics,
+                **{column: trial.config.get(p) for p, column in param_columns.items()},
+                **{
+                    metric_columns[m]: v
+                    for m, v in trial.final_metrics.items()
+                    if m in metric_columns
+                },
             }
         )
     if writer is None:
-        csv.writer(stream).writerow(
-            ["number", "status", "epochs_run", "value", "best_value", "last_value", *params]
-        )
+        csv.writer(stream).writerow([*_TRIAL_COLUMNS, *params])
 
 
 def to_json(repo: Repository, study: StudyRecord, stream: IO[str]) -> None:

@@ -28,6 +28,8 @@ MAX_LENGTH = 300
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _MODULE = re.compile(rf"{_IDENTIFIER}(?:\.{_IDENTIFIER})*", re.ASCII)
 _REFERENCE = re.compile(rf"(?P<module>{_MODULE.pattern}):(?P<function>{_IDENTIFIER})", re.ASCII)
+# The same grammar for JSON Schema (ECMA-262 syntax: no named groups).
+JSON_SCHEMA_PATTERN = rf"^{_MODULE.pattern}:{_IDENTIFIER}$"
 FORM = "'package.module:function' (dotted Python identifiers, a colon, a function name)"
 
 

@@ -23,18 +23,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
+import sys
+import sysconfig
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 from hpo import references
 from hpo.config import get_settings
-from hpo.errors import FieldError
+from hpo.errors import FieldError, SpecError
 from hpo.spec import StudySpec
 from hpo.storage.repository import NotFoundError, Repository, StudyRecord
 
 __all__ = [
     "Conflict",
+    "LimitExceeded",
+    "Limits",
     "PermissionDenied",
     "User",
     "auth_enabled",
@@ -48,7 +56,9 @@ __all__ = [
     "get_visible_study",
     "hash_token",
     "is_loopback",
+    "public_error",
     "submit_study",
+    "submit_within_limits",
     "token_identity",
 ]
 
@@ -81,6 +91,24 @@ class PermissionDenied(Exception):
     """A user acting on a study that is not theirs."""
 
 
+class LimitExceeded(Exception):
+    """A user is at one of their limits (`Limits`); `retry_after_s` says when to try
+    again (their studies finish, or they cancel one)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one user may have queued or running at once; 0 means no limit."""
+
+    active_studies: int = 0
+    concurrent_trials: int = 0
+    retry_after_s: int = 60
+
+
 class Conflict(Exception):
     """The request does not fit the study's state (delete while running, cancel a
     finished study)."""
@@ -97,6 +125,59 @@ def submit_study(repo: Repository, spec: StudySpec, *, owner: str | None) -> Stu
         owner=owner,
         status="queued",
     )
+
+
+# Counting a user's studies and storing a new one are two statements: one lock keeps two
+# submits of the same process from both passing the count (several API processes could
+# still each pass it once; the limits are a fairness bound, not an exact quota).
+_submit_lock = threading.Lock()
+
+
+def submit_within_limits(
+    repo: Repository, spec: StudySpec, *, owner: str | None, limits: Limits
+) -> StudyRecord:
+    """`submit_study`, unless `owner` is at a limit: `LimitExceeded` if they already have
+    `limits.active_studies` studies queued or running, or if this study's
+    `budget.concurrency` would take their running trials past `limits.concurrent_trials`;
+    a `SpecError` on ``budget.concurrency`` if this study alone asks for more than that."""
+    trials_cap = limits.concurrent_trials
+    if trials_cap and spec.budget.concurrency > trials_cap:
+        raise SpecError(
+            [
+                FieldError(
+                    "budget.concurrency",
+                    f"more than the {trials_cap} concurrent trials a user may run",
+                )
+            ]
+        )
+    with _submit_lock:
+        if limits.active_studies or trials_cap:
+            active = _active_studies(repo, owner, limits.active_studies)
+            if limits.active_studies and len(active) >= limits.active_studies:
+                raise LimitExceeded(
+                    f"{len(active)} studies queued or running: at most "
+                    f"{limits.active_studies} at once; wait for one to finish or cancel one",
+                    limits.retry_after_s,
+                )
+            running = sum(int(s.spec.get("budget", {}).get("concurrency", 1)) for s in active)
+            if trials_cap and running + spec.budget.concurrency > trials_cap:
+                raise LimitExceeded(
+                    f"{running} concurrent trials in studies queued or running; this study's "
+                    f"{spec.budget.concurrency} would pass the limit of {trials_cap}",
+                    limits.retry_after_s,
+                )
+        return submit_study(repo, spec, owner=owner)
+
+
+def _active_studies(repo: Repository, owner: str | None, cap: int) -> list[StudyRecord]:
+    # Read at most what the limits need: one past the study cap, or all (the trials cap
+    # needs every study's concurrency; a user is held to the study cap anyway).
+    page = cap + 1 if cap else 10_000
+    return [
+        study
+        for status in ("queued", "running")
+        for study in repo.list_studies(status=status, owner=owner, limit=page)
+    ]
 
 
 def code_references(spec: StudySpec) -> Iterator[tuple[str, object]]:
@@ -237,6 +318,80 @@ def token_identity(token_hash: str) -> str:
 def auth_enabled(repo: Repository) -> bool:
     """Whether requests must authenticate: a token is stored, or ``HPO_API_TOKEN`` is set."""
     return bool(get_settings().api_token) or repo.count_tokens() > 0
+
+
+# --- errors shown to readers ---------------------------------------------------------------
+
+_FRAME = re.compile(r'^(?P<indent>\s*)File "(?P<path>[^"]+)", line (?P<line>\d+)(?P<rest>.*)$')
+# Ray's header of a remote error names the worker's pid and IP address.
+_RAY_WHERE = re.compile(r"(ray::[\w.]+\(\)) \((?:pid|ip)=[^)]*\)")
+
+
+@cache
+def _server_roots() -> tuple[str, ...]:
+    """Where hpo, Python and the installed libraries live: no reader's business."""
+    roots = {
+        str(Path(__file__).resolve().parent.parent),  # this checkout or site-packages
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        *(sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")),
+    }
+    return tuple(sorted((r.rstrip("/") + "/" for r in roots if r), key=len, reverse=True))
+
+
+def _server_file(path: str) -> bool:
+    return (
+        path.startswith(_server_roots())
+        or "/site-packages/" in path
+        or "/dist-packages/" in path
+        or path.startswith("<frozen ")
+    )
+
+
+def public_error(text: str | None) -> str | None:
+    """A trial's or study's error as readers of the study see it: the frames of hpo, Ray,
+    Python and other libraries (and the server paths they carry) are left out, one line
+    saying how many; the user's own frames stay, their file named without its directory;
+    paths under the server's installation in messages become ``<server>/…``; Ray's
+    header loses the worker's pid and IP address. The database keeps the full text."""
+    if not text:
+        return text
+    kept: list[str] = []
+    hidden = 0
+    skip_code = False
+    for line in text.splitlines():
+        frame = _FRAME.match(line)
+        if frame is not None:
+            skip_code = False
+            path = frame["path"]
+            if _server_file(path):
+                hidden += 1
+                skip_code = True
+                continue
+            if hidden:
+                kept.append(f"{frame['indent']}{_hidden(hidden)}")
+                hidden = 0
+            name = path.rsplit("/", 1)[-1]
+            kept.append(f'{frame["indent"]}File "{name}", line {frame["line"]}{frame["rest"]}')
+            continue
+        if skip_code and line.startswith((" ", "\t")) and line.strip():
+            continue  # the source line (and carets) of a hidden frame
+        skip_code = False
+        if hidden:
+            kept.append(f"  {_hidden(hidden)}")
+            hidden = 0
+        kept.append(line)
+    if hidden:
+        kept.append(f"  {_hidden(hidden)}")
+    shown = _RAY_WHERE.sub(r"\1", "\n".join(kept))
+    for root in _server_roots():
+        shown = shown.replace(root, "<server>/")
+    return shown
+
+
+def _hidden(frames: int) -> str:
+    return f"[{frames} frame{'s' * (frames > 1)} of hpo and its libraries]"
 
 
 def is_loopback(host: str) -> bool:

@@ -22,12 +22,17 @@ from __future__ import annotations
 
 import math
 import random
+import time
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
-from hpo.errors import FieldError
+from hpo.errors import FieldError, SpecError
 
 # StrictBool first so that `true` stays a bool and is never read as the integer 1.
 Scalar = StrictBool | int | float | str
@@ -36,6 +41,32 @@ KINDS: tuple[Kind, ...] = ("uniform", "loguniform", "int", "choice", "grid")
 
 # Enough to make any sensible grid; more points than this is a typo, not a search.
 MAX_GRID_POINTS = 10_000
+# Problems reported per check: past this a spec is refused anyway, and finding more
+# only costs time (a hostile spec can hold a hundred thousand of them).
+MAX_ERRORS = 50
+
+_deadline: ContextVar[float | None] = ContextVar("hpo_validation_deadline", default=None)
+
+
+@contextmanager
+def time_budget(seconds: float) -> Iterator[None]:
+    """Validation inside this block (`check_space`, `grid_size`, the spec's checks) stops
+    with a `SpecError` once `seconds` have passed (`check_budget`). The REST API wraps each
+    submitted spec in one, so no spec can hold a worker for long."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def check_budget() -> None:
+    """Raise `SpecError` if the current `time_budget` is spent (no-op outside one)."""
+    deadline = _deadline.get()
+    if deadline is not None and time.monotonic() > deadline:
+        raise SpecError(
+            [FieldError("", "the spec is too large or intricate to validate in the time allowed")]
+        )
 
 
 class Param(BaseModel):
@@ -145,9 +176,10 @@ class Param(BaseModel):
 
     # --- what the rest of hpo asks of a parameter -------------------------------------
 
-    @property
+    @cached_property
     def kind(self) -> Kind:
-        """The distribution key the user wrote."""
+        """The distribution key the user wrote (computed once: validation of a large
+        space asks it of every parameter many times)."""
         return next(k for k in KINDS if self._raw(k) is not None)
 
     @property
@@ -267,32 +299,53 @@ def is_active(param: Param, config: Mapping[str, Any]) -> bool:
 def topological_order(space: Mapping[str, Param]) -> list[str]:
     """Names ordered so that every parent comes before its children (stable otherwise).
 
-    Assumes `check_space` found no cycle; a cycle raises ValueError.
+    Assumes `check_space` found no cycle; a cycle raises ValueError. Iterative, so a long
+    chain of conditions cannot exhaust the stack.
     """
     order: list[str] = []
     state: dict[str, int] = {}  # 1 = visiting, 2 = done
 
-    def visit(name: str) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            raise ValueError(f"condition cycle through {name}")
-        state[name] = 1
-        for parent in space[name].when or {}:
-            if parent in space:
-                visit(parent)
-        state[name] = 2
-        order.append(name)
+    def parents(name: str) -> Iterator[str]:
+        return (p for p in space[name].when or {} if p in space)
 
-    for name in space:
-        visit(name)
+    for root in space:
+        if state.get(root) == 2:
+            continue
+        state[root] = 1
+        stack = [(root, parents(root))]
+        while stack:
+            name, pending = stack[-1]
+            for parent in pending:
+                if state.get(parent) == 2:
+                    continue
+                if state.get(parent) == 1:
+                    raise ValueError(f"condition cycle through {parent}")
+                state[parent] = 1
+                stack.append((parent, parents(parent)))
+                break
+            else:
+                stack.pop()
+                state[name] = 2
+                order.append(name)
     return order
 
 
+def _key(value: Any) -> tuple[type, Any]:
+    # Listed values match by type and value: True is not 1, 1 is not 1.0 (as `contains`).
+    return (type(value), value)
+
+
 def check_space(space: Mapping[str, Param], prefix: str = "space") -> list[FieldError]:
-    """Problems that involve several parameters: unknown parents, impossible values, cycles."""
+    """Problems that involve several parameters: unknown parents, impossible values, cycles.
+
+    Linear in the size of the space: a parent's listed values are looked up in a set.
+    """
     errors: list[FieldError] = []
+    listed: dict[str, set[tuple[type, Any]]] = {}
     for name, param in space.items():
+        check_budget()
+        if len(errors) >= MAX_ERRORS:
+            break
         for parent, values in (param.when or {}).items():
             where = f"{prefix}.{name}.when.{parent}"
             if parent == name:
@@ -300,11 +353,18 @@ def check_space(space: Mapping[str, Param], prefix: str = "space") -> list[Field
             elif parent not in space:
                 errors.append(FieldError(where, "no such parameter in the space"))
             else:
-                bad = [v for v in values if not space[parent].contains(v)]
+                target = space[parent]
+                if target.is_categorical:
+                    if parent not in listed:
+                        listed[parent] = {_key(v) for v in target.values}
+                    bad = [v for v in values if _key(v) not in listed[parent]]
+                else:
+                    bad = [v for v in values if not target.contains(v)]
                 if bad:
-                    errors.append(
-                        FieldError(where, f"{parent} never takes {', '.join(map(repr, bad))}")
+                    shown = ", ".join(map(repr, bad[:5])) + (
+                        f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
                     )
+                    errors.append(FieldError(where, f"{parent} never takes {shown}"))
     if not errors:
         try:
             topological_order(space)
@@ -350,13 +410,135 @@ def expand_grid(space: Mapping[str, Param]) -> Iterator[dict[str, Any]]:
 
 
 def grid_size(space: Mapping[str, Param], limit: int | None = None) -> int:
-    """How many configs `expand_grid` yields, counting at most `limit + 1` of them."""
-    n = 0
-    for _ in expand_grid(space):
-        n += 1
-        if limit is not None and n > limit:
-            break
-    return n
+    """How many configs `expand_grid` yields — counted by arithmetic, never by enumerating
+    them; at most `limit + 1` is returned once the count passes `limit`.
+
+    Parameters in no condition multiply the count. A parameter whose only condition is on
+    one parent, and that no other parameter reads, is folded into that parent: each parent
+    value weighs the product of the sizes of the folded children it activates. The other
+    conditions are counted in topological order over the distinct assignments of parent
+    value *classes* (values that no remaining condition tells apart) still to be read,
+    dropping a parent after its last reader. The count never decreases along the way, so
+    passing `limit` early is final. Linear in the space for stars of conditions (the usual
+    optimizer → momentum shape) and for chains.
+    """
+    cap = math.inf if limit is None else limit + 1
+    order = topological_order(space)
+    readers: dict[str, list[str]] = defaultdict(list)
+    for name in order:
+        for parent in space[name].when or {}:
+            if parent in space:
+                readers[parent].append(name)
+    # A folded child: read by no one, and its one condition is on a parameter of the space.
+    folded: dict[str, list[str]] = defaultdict(list)  # parent -> its folded children
+    for name in order:
+        when = space[name].when or {}
+        if name not in readers and len(when) == 1 and (parent := next(iter(when))) in space:
+            folded[parent].append(name)
+    skipped = {child for children in folded.values() for child in children}
+    readers = {p: [r for r in names if r not in skipped] for p, names in readers.items()}
+    last_reader = {parent: names[-1] for parent, names in readers.items() if names}
+    classes: dict[str, list[int]] = {}  # the weight of each class of a parent's values
+    member: dict[str, dict[str, set[int]]] = {}  # per parent and reader: classes accepted
+    states: dict[tuple[tuple[str, int], ...], int] = {(): 1}
+    for name in order:
+        if name in skipped:
+            continue
+        check_budget()
+        if name in readers or name in folded:
+            weights, accepted = _value_classes(
+                space, name, readers.get(name, []), folded.get(name, []), cap
+            )
+            if name in last_reader:
+                classes[name], member[name] = weights, accepted
+            factor = sum(weights)
+        else:
+            factor = len(grid_values(space[name]))
+        parents = list(space[name].when or {})
+        if not parents:  # present in every config: a plain multiplication
+            if name in classes:
+                states = {
+                    (*assignment, (name, cls)): count * weight
+                    for assignment, count in states.items()
+                    for cls, weight in enumerate(classes[name])
+                }
+            else:
+                states = {assignment: count * factor for assignment, count in states.items()}
+            if sum(states.values()) >= cap:
+                return int(cap)
+            continue
+        merged: dict[tuple[tuple[str, int], ...], int] = defaultdict(int)
+        for assignment, count in states.items():
+            known = dict(assignment)
+            active = all(p in member and known.get(p, -1) in member[p][name] for p in parents)
+            if not active:
+                inactive = -1 if name in classes else None
+                merged[_drop(assignment, name, inactive, last_reader)] += count
+            elif name in classes:
+                for cls, weight in enumerate(classes[name]):
+                    merged[_drop(assignment, name, cls, last_reader)] += count * weight
+            else:
+                merged[_drop(assignment, name, None, last_reader)] += count * factor
+        states = merged
+        total = sum(states.values())
+        if total >= cap:
+            return int(cap)
+    return sum(states.values())
+
+
+def _value_classes(
+    space: Mapping[str, Param],
+    parent: str,
+    names: list[str],
+    children: list[str],
+    cap: float,
+) -> tuple[list[int], dict[str, set[int]]]:
+    """`parent`'s grid values grouped into classes that the conditions of `names` cannot
+    tell apart: each class's weight (its values, each counting the product of the sizes of
+    the folded `children` it activates, capped at `cap`), and for each of `names` the
+    classes its condition accepts. Linear in the values listed."""
+    values = grid_values(space[parent])
+    index: dict[tuple[type, Any], list[int]] = defaultdict(list)
+    for i, value in enumerate(values):
+        index[_key(value)].append(i)
+
+    def accepted_by(name: str) -> Iterator[int]:
+        for wanted in dict.fromkeys(map(_key, (space[name].when or {})[parent])):
+            yield from index.get(wanted, ())
+
+    multiplier = [1] * len(values)
+    for child in children:
+        size = len(grid_values(space[child]))
+        for i in accepted_by(child):
+            multiplier[i] = int(min(multiplier[i] * size, cap))
+    signature: list[list[int]] = [[] for _ in values]
+    for r, name in enumerate(names):
+        for i in accepted_by(name):
+            signature[i].append(r)
+    ids: dict[tuple[int, ...], int] = {}
+    weights: list[int] = []
+    accepted: dict[str, set[int]] = {name: set() for name in names}
+    for i, sig in enumerate(signature):
+        key = tuple(sig)
+        if key not in ids:
+            ids[key] = len(weights)
+            weights.append(0)
+            for r in key:
+                accepted[names[r]].add(ids[key])
+        weights[ids[key]] = int(min(weights[ids[key]] + multiplier[i], cap))
+    return weights, accepted
+
+
+def _drop(
+    assignment: tuple[tuple[str, int], ...],
+    name: str,
+    cls: int | None,
+    last_reader: Mapping[str, str],
+) -> tuple[tuple[str, int], ...]:
+    """`assignment` minus the parents whose last reader is `name`, plus `name`'s class if
+    a later parameter reads it (`cls` is None if none does)."""
+    kept = tuple(item for item in assignment if last_reader[item[0]] != name)
+    return kept if cls is None else (*kept, (name, cls))
 
 
 def parse_space(data: Mapping[str, Any]) -> Space:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 
 from hpo.errors import FieldError, SpecError, path_of
 from hpo.samplers.options import option_errors
-from hpo.space import Param, check_space, grid_size
+from hpo.space import MAX_ERRORS, Param, check_budget, check_space, grid_size
 
 # The names a user writes; the registries in hpo/samplers and hpo/execution must match
 # these (a test checks), so the spec can be validated without importing Ray or Optuna.
@@ -209,7 +209,10 @@ def load_spec(source: str | Path | Mapping[str, Any]) -> StudySpec:
     try:
         spec = StudySpec.model_validate(data)
     except ValidationError as exc:
-        errors = [FieldError(path_of(e["loc"]), _message(e)) for e in exc.errors()]
+        errors = [
+            FieldError(path_of(e["loc"]), _message(e))
+            for e in exc.errors(include_url=False, include_context=False)[:MAX_ERRORS]
+        ]
         # Vocabulary problems are independent of the structural ones: report them in the
         # same list so the user fixes everything in one edit.
         errors += _raw_vocabulary_errors(data)
@@ -331,7 +334,12 @@ def _raw_vocabulary_errors(data: Mapping[str, Any]) -> list[FieldError]:
     errors: list[FieldError] = []
     space, fixed = data.get("space"), data.get("fixed")
     if isinstance(space, Mapping):
-        errors += [e for name in space if (e := _name_error("space", str(name)))]
+        for name in space:
+            check_budget()
+            if len(errors) >= MAX_ERRORS:
+                break
+            if err := _name_error("space", str(name)):
+                errors.append(err)
     if isinstance(fixed, Mapping):
         errors += _fixed_errors(fixed)
     return errors
@@ -394,6 +402,9 @@ def _builtin_errors(spec: StudySpec) -> list[FieldError]:
         if value is not None and (reason := vocab.validate_value(field, value)):
             errors.append(FieldError(f"trainable.{field}", reason))
     for name, param in spec.space.items():
+        check_budget()
+        if len(errors) >= MAX_ERRORS:
+            break
         if err := _name_error("space", name):
             errors.append(err)
             continue
@@ -428,6 +439,9 @@ def _fixed_errors(fixed: Mapping[str, Any]) -> list[FieldError]:
 
     errors: list[FieldError] = []
     for name, value in fixed.items():
+        check_budget()
+        if len(errors) >= MAX_ERRORS:
+            break
         if err := _name_error("fixed", str(name)):
             errors.append(err)
         elif reason := vocab.validate_value(str(name), value):
@@ -456,9 +470,13 @@ def _param_value_errors(name: str, param: Param) -> list[FieldError]:
         low, high = param.bounds
         candidates = [(where, low), (where, high)]
     errors = []
-    for path, value in candidates:
+    for i, (path, value) in enumerate(candidates):
+        if i % 256 == 0:
+            check_budget()
         if reason := vocab.validate_value(name, value):
             errors.append(FieldError(path, f"{_show(value)}: {reason}"))
+            if len(errors) >= MAX_ERRORS:
+                break
     return errors
 
 

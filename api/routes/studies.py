@@ -30,8 +30,10 @@ from api.models import (
 )
 from hpo import export as exporter
 from hpo import service
+from hpo.config import Settings
 from hpo.documents import reproduce_command, value_label
 from hpo.errors import FieldError, SpecError
+from hpo.space import MAX_ERRORS, check_budget, time_budget
 from hpo.spec import StudySpec, apply_overrides, load_spec, parse_text, read_number
 from hpo.storage.errors import NotFoundError, StorageError
 from hpo.storage.repository import FINISHED_STUDY_STATUSES, Repository, StudyRecord
@@ -82,7 +84,9 @@ def _parse_body(body: bytes, content_type: str) -> Any:
         raise _spec_error("body", "nested too deeply") from None
     if not isinstance(data, dict):
         raise _spec_error("body", "a spec must be an object of fields (name, objective, …)")
-    if errors := _unstorable_text(data):
+    # Only an escape can write NUL or a lone surrogate (the text itself is valid UTF-8, and
+    # both parsers refuse a raw NUL): most bodies skip the walk.
+    if "\\" in text and (errors := _unstorable_text(data)):
         raise SpecError(errors)
     return data
 
@@ -102,23 +106,25 @@ def _parse_json(text: str) -> Any:
 
 def _unstorable_text(data: dict[str, Any]) -> list[FieldError]:
     """A field for each string (key or value) that no database stores: NUL (PostgreSQL
-    text cannot hold it) or a lone surrogate (not UTF-8). One pass over the document."""
+    text cannot hold it) or a lone surrogate (not UTF-8). Each container is visited once,
+    however often YAML aliases repeat it (a 700-byte alias bomb stands for millions of
+    nodes), so the walk is linear in the text."""
     errors = []
-    stack: list[tuple[str, Any]] = [("", data)]
+    seen: set[int] = {id(data)}
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), data)]
     while stack:
+        check_budget()
         path, node = stack.pop()
-        if isinstance(node, dict):
-            items: Any = node.items()
-        elif isinstance(node, list):
-            items = ((str(i), v) for i, v in enumerate(node))
-        else:
-            continue
+        items: Any = node.items() if isinstance(node, dict) else enumerate(node)
         for key, value in items:
-            where = f"{path}.{_shown(key)}" if path else _shown(key)
             if _unstorable(key) or _unstorable(value):
+                where = ".".join(_shown(part) for part in (*path, key))
                 errors.append(FieldError(where, "text with NUL or invalid Unicode"))
-            else:
-                stack.append((where, value))
+                if len(errors) >= MAX_ERRORS:
+                    return errors
+            elif isinstance(value, dict | list) and id(value) not in seen:
+                seen.add(id(value))
+                stack.append(((*path, key), value))
     return errors
 
 
@@ -143,17 +149,21 @@ def _shown(key: Any) -> str:
 def _load(
     body: bytes,
     content_type: str,
-    allowed: tuple[str, ...],
+    settings: Settings,
     strategy: str | None,
     trials: int | None,
 ) -> StudySpec:
-    data = _parse_body(body, content_type)
-    try:
-        spec = load_spec(data)
-        if strategy is not None or trials is not None:
-            spec = apply_overrides(spec, strategy=strategy, trials=trials)
-    except RecursionError:
-        raise _spec_error("body", "nested too deeply") from None
+    # One time budget for the whole of it: a worker thread is never held for long, and
+    # the work stops with the refusal (it does not go on after the client has gone).
+    with time_budget(settings.validation_budget_s):
+        data = _parse_body(body, content_type)
+        try:
+            spec = load_spec(data)
+            if strategy is not None or trials is not None:
+                spec = apply_overrides(spec, strategy=strategy, trials=trials)
+        except RecursionError:
+            raise _spec_error("body", "nested too deeply") from None
+        allowed = settings.allowed_modules
     # The one parser of module:function references decides, before anything is stored
     # (and so before any trial could import anything).
     if errors := service.check_references(spec, allowed):
@@ -165,7 +175,7 @@ def _load(
     "",
     status_code=status.HTTP_201_CREATED,
     openapi_extra=_BODY_DOC,
-    responses=error_responses(413, 415, 422),
+    responses=error_responses(413, 415, 422, 429),
 )
 async def create_study(
     request: Request,
@@ -183,17 +193,23 @@ async def create_study(
     """Queue a study from a spec (JSON, or YAML with `Content-Type: application/yaml`).
 
     The spec is validated exactly as `hpo run` validates a file; a runner of `hpo serve`
-    picks the study up. The caller becomes its owner.
+    picks the study up. The caller becomes its owner. A user past their limits of queued
+    and running studies or of concurrent trials gets 429 with `Retry-After`.
     """
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if content_type not in JSON_TYPES | YAML_TYPES:
         raise _unsupported_media_type(content_type)
     body = await request.body()
-    spec = await run_in_threadpool(
-        _load, body, content_type, settings.allowed_modules, strategy, trials
-    )
+    spec = await run_in_threadpool(_load, body, content_type, settings, strategy, trials)
     owner = user.identity if user is not None else None
-    study = await run_in_threadpool(service.submit_study, repo, spec, owner=owner)
+    limits = service.Limits(
+        active_studies=settings.max_active_studies_per_user,
+        concurrent_trials=settings.max_concurrent_trials_per_user,
+        retry_after_s=settings.retry_after_s,
+    )
+    study = await run_in_threadpool(
+        service.submit_within_limits, repo, spec, owner=owner, limits=limits
+    )
     return StudyPublic.of(study)
 
 

@@ -94,6 +94,11 @@ def train(
     if spec.trainable.function is not None:
         final = _train_function(spec.trainable.function, config, report, history)
     else:
+        from hpo.training.config import BUILTIN_DATASETS
+
+        dataset = config.get("dataset")
+        if isinstance(dataset, str) and dataset not in BUILTIN_DATASETS:
+            _check_reference("dataset", dataset)
         final = _train_builtin(config, report)
     if as_json:
         print_json({**final, "config": config, "history": history})
@@ -136,6 +141,16 @@ def _retrain(ref: str, db: str | None, *, as_json: bool) -> None:
         f"trial {study_id}/{number}: {literal(label)} = {fmt(done.value)}; "
         f"stored {fmt(done.stored)}{diff}"
     )
+
+
+def _check_reference(field: str, value: object) -> None:
+    """Exit 2 naming `field` unless `value` is a well-formed ``module:function``."""
+    from hpo import references
+
+    try:
+        references.parse(value)
+    except references.InvalidReference as exc:
+        fail(f"{field}: {exc}")
 
 
 def _check_overrides(values: Mapping[str, Any]) -> None:
@@ -238,6 +253,12 @@ def run(
                 trials=trials,
                 name=name,
             )
+            # Malformed references fail here, not once per trial on the cluster (the
+            # trial's loaders refuse them too, by the same parser).
+            from hpo import service
+
+            for field, value in service.code_references(spec):
+                _check_reference(field, value)
             if spec.trainable.function is not None:
                 # Fail here, not once per trial on the cluster.
                 from hpo.execution.trainables import load_function

@@ -67,6 +67,21 @@ def test_missing_or_wrong_token_is_401(base_url: str, backend_url: str) -> None:
         assert basic.status_code == 401
 
 
+def test_the_api_document_needs_a_token_and_no_page_loads_a_cdn(
+    base_url: str, tokens: dict[str, str]
+) -> None:
+    root = base_url.removesuffix("/api/v1")
+    with _as(base_url, None) as anonymous, _as(base_url, tokens["alice"]) as alice:
+        assert anonymous.get("/openapi.json").status_code == 401
+        document = alice.get("/openapi.json")
+        assert document.status_code == 200 and document.json()["openapi"].startswith("3.")
+        for page in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+            for client in (anonymous, alice):
+                answer = client.get(root + page)
+                assert answer.status_code in (401, 404), (page, answer.status_code)
+                assert "cdn" not in answer.text.lower()
+
+
 def test_healthz_is_open(base_url: str) -> None:
     assert httpx.get(base_url + "/healthz").status_code == 200
     assert httpx.get(base_url.removesuffix("/api/v1") + "/healthz").status_code == 200

@@ -7,6 +7,7 @@ import copy
 import json
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -299,3 +300,18 @@ def test_nul_in_query_values_is_a_422(http: httpx.Client) -> None:
     seeded = http.post("/studies", json=BRANIN_SPEC).json()["id"]
     sort = http.get(f"/studies/{seeded}/trials", params={"sort": "param:x\x00"})
     assert "query.sort" in _problems(sort, 422)
+
+
+def test_yaml_alias_bomb_with_escapes_is_refused_quickly(http: httpx.Client) -> None:
+    """700 bytes of YAML aliases stand for 2**23 strings (one with an escape, so the NUL
+    and surrogate walk runs): every shared node is visited once."""
+    levels = ['  - &a ["x\\\\y", 1]']
+    for i in range(1, 24):
+        previous = "a" if i == 1 else f"l{i - 1}"
+        levels.append(f"  - &l{i} [*{previous}, *{previous}]")
+    text = "\n".join(["name: bomb", *_BRANIN_YAML_HEAD.splitlines(), "fixed:", "  x: *l23"])
+    text = "bomb:\n" + "\n".join(levels) + "\n" + text + "\n"
+    started = time.perf_counter()
+    problems = _problems(_post_yaml(http, text), 422)
+    assert time.perf_counter() - started < 2.0
+    assert "bomb" in problems and any(field.startswith("fixed.x") for field in problems)

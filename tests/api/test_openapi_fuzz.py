@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from jsonschema import Draft202012Validator
 from schemathesis import checks
 
 from api.app import create_app
@@ -29,8 +31,13 @@ CHECKS = [
 
 
 @pytest.fixture(scope="module")
-def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesis.BaseSchema]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('fuzz')}/hpo.db"
+def fuzz_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('fuzz')}/hpo.db"
+
+
+@pytest.fixture(scope="module")
+def api_schema(fuzz_db: str) -> Iterator[schemathesis.BaseSchema]:
+    url = fuzz_db
     with Repository(url) as repo:
         seed_study(repo)  # study 1, trials 1-3: some generated ids hit real rows
     app = create_app(url, settings=Settings(allowed_modules=("hpo.examples",)))
@@ -53,15 +60,77 @@ def test_no_server_errors_and_schema_conformance(api_schema: schemathesis.BaseSc
                 continue
 
             @given(case=operation.as_strategy(mode))
-            @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+            @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
             def check(case: schemathesis.Case) -> None:
                 response = case.call_and_validate(checks=CHECKS)
                 statuses[response.status_code] += 1
 
             check()
+    print(f"\nstateless calls by status over {len(operations)} operations: {dict(statuses)}")
     # The run reached past validation, into the routes and the database.
     assert statuses[422] and statuses[404] and statuses[200], statuses
 
 
+def test_stateful_links_reach_studies_and_trials_that_exist(
+    api_schema: schemathesis.BaseSchema, fuzz_db: str
+) -> None:
+    """Sequences that follow the schema's links (a page of studies → one study and its
+    reads, its trials → one trial): ids that exist, so the routes run past their 404s,
+    and every answer still conforms."""
+    with Repository(fuzz_db) as repo:
+        seed_study(repo)  # the newest study (first of the list), whatever the fuzzing did
+    reached: Counter[tuple[str, str, int]] = Counter()
+    # Reads only: Hypothesis replays sequences and needs the same answers each time, which
+    # deleting, cancelling and creating studies between sequences would change.
+    reads = api_schema.include(method="GET")
+
+    class Machine(reads.as_state_machine()):  # type: ignore[misc]
+        def validate_response(  # type: ignore[override]
+            self, response: Any, case: schemathesis.Case, **kwargs: Any
+        ) -> None:
+            reached[(case.method, case.operation.path, response.status_code)] += 1
+            case.validate_response(response, checks=CHECKS)
+
+    Machine.run(
+        settings=settings(
+            max_examples=40,
+            stateful_step_count=6,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    print("\nstateful calls (method, path, status): count")
+    for key, count in sorted(reached.items()):
+        print(f"  {key}: {count}")
+    found = {(method, path) for (method, path, status), _ in reached.items() if status == 200}
+    assert ("GET", "/api/v1/studies/{study_id}") in found, reached
+    assert ("GET", "/api/v1/studies/{study_id}/trials/{number}") in found, reached
+
+
 def _has_inputs(operation: schemathesis.APIOperation) -> bool:
     return bool(operation.path_parameters or operation.query or operation.headers or operation.body)
+
+
+@pytest.mark.parametrize(
+    ("trainable", "valid"),
+    [
+        ({}, False),
+        ({"model": "mlp"}, False),
+        ({"function": None}, False),
+        ({"function": "hpo.examples.functions:branin"}, True),
+        ({"function": " os:system"}, False),
+        ({"function": "os.:system"}, False),
+        ({"function": "a:b", "dataset": "digits"}, False),
+        ({"dataset": "digits"}, True),
+        ({"dataset": "digits", "model": "cnn"}, True),
+    ],
+)
+def test_schema_says_which_trainables_the_server_takes(
+    api_schema: schemathesis.BaseSchema, trainable: dict[str, object], valid: bool
+) -> None:
+    """The schema refuses `trainable: {}` (schemathesis found it accepted there and
+    refused by the server): a function alone, in the reference grammar, or a dataset."""
+    document = api_schema.raw_schema
+    validator = Draft202012Validator({**document, "$ref": "#/components/schemas/StudyCreate"})
+    body = {"name": "t", "objective": {"metric": "value", "mode": "min"}, "trainable": trainable}
+    assert validator.is_valid(body) is valid

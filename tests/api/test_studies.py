@@ -3,6 +3,8 @@ cancel, delete, best, export and the live events stream."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import threading
 import time
@@ -12,9 +14,11 @@ import httpx
 import pytest
 
 from api.app import create_app
+from hpo import service
 from hpo.client import Client
 from hpo.config import Settings
-from hpo.storage.repository import Repository
+from hpo.spec import load_spec
+from hpo.storage.repository import Repository, ResultRow
 from tests.api.support import BRANIN_SPEC, BRANIN_YAML, live_server, seed_study
 
 
@@ -88,9 +92,9 @@ def test_best_and_export(http: httpx.Client, repo: Repository) -> None:
     detail = http.get(f"/studies/{study.id}").json()
     assert detail["best_trial"]["number"] == 2
     assert detail["trial_counts"]["completed"] == 2 and detail["trial_counts"]["pruned"] == 1
-    csv = http.get(f"/studies/{study.id}/export", params={"format": "csv"})
-    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
-    assert len(csv.text.strip().splitlines()) == 4
+    table = http.get(f"/studies/{study.id}/export", params={"format": "csv"})
+    assert table.status_code == 200 and table.headers["content-type"].startswith("text/csv")
+    assert len(table.text.strip().splitlines()) == 4
     exported = http.get(f"/studies/{study.id}/export").json()
     assert exported is not None
     fresh = http.post("/studies", json=BRANIN_SPEC).json()
@@ -186,3 +190,45 @@ def test_healthz(base_url: str) -> None:
         response = httpx.get(base_url + path)
         assert response.status_code == 200
         assert response.json()["status"] == "ok"
+
+
+def test_csv_export_tells_a_parameter_from_a_metric_of_the_same_name(
+    http: httpx.Client, repo: Repository
+) -> None:
+    """`lr` searched and `lr` reported (the schedule's last value): two columns, each
+    with its own value; a parameter named like a trial column is prefixed too."""
+    spec = load_spec(
+        {
+            **BRANIN_SPEC,
+            "name": "lr-twice",
+            "space": {"lr": {"loguniform": [1e-4, 1.0]}, "status": {"choice": ["a", "b"]}},
+        }
+    )
+    study = service.submit_study(repo, spec, owner=None)
+    trial = repo.create_trial(
+        study.id, config={"lr": 0.1, "status": "b"}, seed=0, ray_trial_id=None, provenance={}
+    )
+    repo.record_results([ResultRow(trial.id, 1, {"lr": 0.025, "value": 3.0}, 3.0)])
+    repo.finish_trial(trial.id, "completed")
+    answer = http.get(f"/studies/{study.id}/export", params={"format": "csv"})
+    header, row = list(csv.reader(io.StringIO(answer.text)))
+    assert len(header) == len(set(header)), header
+    values = dict(zip(header, row, strict=True))
+    assert values["param.lr"] == "0.1" and values["metric.lr"] == "0.025"
+    assert values["status"] == "completed" and values["param.status"] == "b"
+    assert values["value"] == "3.0"
+
+
+def test_options_and_405_list_every_method_of_the_path(http: httpx.Client) -> None:
+    studies = http.options("/studies")
+    assert studies.status_code == 204, studies.text
+    assert studies.headers["allow"] == "GET, HEAD, OPTIONS, POST"
+    one = http.options("/studies/1")
+    assert set(one.headers["allow"].split(", ")) >= {"GET", "DELETE", "OPTIONS"}
+    assert "POST" in http.options("/studies/1/cancel").headers["allow"]
+    assert http.options("/no-such-thing").status_code == 404
+    assert http.get("/no-such-thing").status_code == 404
+    assert http.post("/no-such-thing").status_code == 404
+    put = http.put("/studies", json={})
+    assert put.status_code == 405
+    assert put.headers["allow"] == "GET, HEAD, OPTIONS, POST"

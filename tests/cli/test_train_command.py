@@ -130,3 +130,24 @@ def test_set_values_yaml_cannot_convert_are_refused_by_name(value: str) -> None:
     assert result.exit_code == 2, result.output
     assert "--set hidden=" in result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("reference", ["revmarker.-:f", " os:system", "os.:system"])
+def test_malformed_dataset_references_are_refused_before_training(
+    reference: str, tmp_path: Path
+) -> None:
+    """The CLI reads references with the one parser (hpo.references), like the API and the
+    trial: `hpo train` and `hpo run` refuse them by field before anything runs."""
+    trained = runner.invoke(
+        app, ["train", "search_spaces/mlp_digits.yaml", "--set", f"dataset='{reference}'"]
+    )
+    assert trained.exit_code == 2, trained.output
+    assert "dataset:" in trained.stderr and "Traceback" not in trained.output
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: bypass\nobjective: {metric: val_accuracy, mode: max}\n"
+        f"trainable: {{dataset: digits}}\nfixed: {{dataset: '{reference}'}}\n"
+    )
+    ran = runner.invoke(app, ["run", str(spec), "--db", f"sqlite:///{tmp_path}/hpo.db"])
+    assert ran.exit_code == 2, ran.output
+    assert "fixed.dataset:" in ran.stderr
