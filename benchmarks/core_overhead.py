@@ -118,7 +118,7 @@ def main() -> None:
         "device": args.device,
     }
     cfg = build_config(config)
-    splits = split(load_dataset(cfg), cfg.val_fraction, cfg.seed)
+    splits = split(load_dataset(cfg), cfg.val_fraction, cfg.data_seed)
     x, y = splits.train_x.to(args.device), splits.train_y.to(args.device)
     val = (splits.val_x.to(args.device), splits.val_y.to(args.device)) if args.plain_eval else None
     steps = args.epochs * math.ceil(x.shape[0] / BATCH)

@@ -186,7 +186,16 @@ def _train_builtin(
         fail("invalid hyperparameters:\n" + "\n".join(lines))
     except ConfigError as exc:
         fail("invalid hyperparameters:\n" + "\n".join(f"  {f}: {r}" for f, r in exc.problems))
-    return {**result.final, "device": result.device, "stopped_early": result.stopped_early}
+    # The delivered model's metrics (the last epoch's, or the best epoch's with keep_best),
+    # then how the run ended and, with a test split, the test metrics.
+    return {
+        **result.delivered,
+        "device": result.device,
+        "stopped_early": result.stopped_early,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        **({"test": result.test} if result.test else {}),
+    }
 
 
 def _train_function(

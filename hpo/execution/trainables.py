@@ -53,6 +53,10 @@ def make_trainable(spec: StudySpec) -> Callable[[dict[str, Any]], None]:
     """The Ray function trainable for `spec` (a closure Ray pickles to its workers)."""
     function = spec.trainable.function
     threads = max(1, int(spec.resources.cpu))
+    # With `objective.value: best` the delivered model is the best epoch's: the core keeps
+    # those weights, so what the trial hands over has the value it is ranked by.
+    objective = spec.objective
+    keep_best = (objective.metric, objective.mode) if objective.value == "best" else None
 
     def hpo_trial(config: dict[str, Any]) -> None:
         import ray
@@ -82,6 +86,6 @@ def make_trainable(spec: StudySpec) -> Callable[[dict[str, Any]], None]:
         else:
             from hpo.training.loop import train
 
-            train(config, report)
+            train(config, report, keep_best=keep_best)
 
     return hpo_trial
