@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
+from hpo import references
 from hpo.errors import FieldError, SpecError, path_of
 from hpo.samplers.options import option_errors
 from hpo.space import MAX_ERRORS, Param, check_budget, check_space, grid_size
@@ -39,7 +39,17 @@ STRATEGIES: dict[str, tuple[str, str]] = {
 }
 # Hyperparameters that the study, not the space, decides.
 RESERVED = {"epochs": "set budget.max_epochs instead", "seed": "set strategy.seed instead"}
-FUNCTION_RE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_]\w*$")
+
+
+def _is_reference(text: str) -> bool:
+    """Whether `text` is a well-formed ``module:function`` by the one parser of them
+    (`hpo.references`): the spec, the API and the trial never read one differently."""
+    try:
+        references.parse(text)
+    except references.InvalidReference:
+        return False
+    return True
+
 MAX_GRID = 100_000
 
 FixedValue = StrictBool | int | float | str | list[StrictBool | int | float | str] | None
@@ -77,7 +87,7 @@ class Trainable(_Model):
         if self.function is not None:
             if self.dataset is not None or self.model is not None:
                 raise ValueError("give either function, or dataset (and model), not both")
-            if not FUNCTION_RE.match(self.function):
+            if not _is_reference(self.function):
                 raise ValueError("function must look like 'package.module:function'")
         elif self.dataset is None:
             raise ValueError("needs dataset (built-in training core) or function")
@@ -390,7 +400,7 @@ def _builtin_errors(spec: StudySpec) -> list[FieldError]:
     errors: list[FieldError] = []
     trainable = spec.trainable
     dataset = trainable.dataset or ""
-    if dataset not in vocab.BUILTIN_DATASETS and not FUNCTION_RE.match(dataset):
+    if dataset not in vocab.BUILTIN_DATASETS and not _is_reference(dataset):
         errors.append(
             FieldError(
                 "trainable.dataset",

@@ -537,8 +537,14 @@ def default_value(name: str) -> Any:
 
 
 def _looks_like_import_path(name: str) -> bool:
-    module, sep, function = name.partition(":")
-    return bool(sep and module and function.isidentifier())
+    """A well-formed ``module:function`` by the one parser of them (`hpo.references`)."""
+    from hpo import references
+
+    try:
+        references.parse(name)
+    except references.InvalidReference:
+        return False
+    return True
 
 
 @cache
