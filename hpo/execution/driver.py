@@ -174,7 +174,10 @@ class LeaseKeeper:
     ) -> None:
         self._repo, self._study_id, self._worker, self.token = repo, study_id, worker, token
         self._lease_s, self._heartbeat_s = lease_s, heartbeat_s
+        # Why the lease is gone: another driver took the study over.
         self.lost: str | None = None
+        # The database stayed unreachable past its retry window: the lease may lapse.
+        self.unavailable: StorageError | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"hpo-lease-{study_id}", daemon=True)
 
@@ -193,8 +196,8 @@ class LeaseKeeper:
                     self._study_id, self._worker, self._lease_s, token=self.token
                 )
             except StorageError as exc:
-                self.lost = f"the database stayed unreachable: {exc}"
-                log.error("study %s: %s", self._study_id, self.lost)
+                self.unavailable = exc
+                log.error("study %s: cannot renew the lease: %s", self._study_id, exc)
                 return
             if not held:
                 self.lost = "another driver took the study over"
@@ -271,9 +274,12 @@ class CancelWatch(Stopper):
 
     @property
     def must_stop(self) -> bool:
-        """The lease is lost or the writer cannot store results: stop every trial now."""
-        lost = self._keeper is not None and self._keeper.lost is not None
-        return lost or (self.writer is not None and self.writer.failed)
+        """The lease is lost, or the database is away past its window (the lease cannot
+        be renewed, or the writer cannot store results): stop every trial now."""
+        keeper = self._keeper
+        if keeper is not None and (keeper.lost is not None or keeper.unavailable is not None):
+            return True
+        return self.writer is not None and self.writer.failed
 
 
 def run_study(
@@ -524,13 +530,15 @@ def _fit(
         finally:
             watch.close()
             lost = watch._keeper.lost is not None or writer.lease_lost is not None
-            writer.close(abandon=lost or writer.unavailable is not None)
+            gone = writer.unavailable is not None or watch._keeper.unavailable is not None
+            writer.close(abandon=lost or gone)
     if lost:
         raise LeaseLostError(
             f"study {study_id}: {watch._keeper.lost or writer.lease_lost}; this driver stopped"
         )
-    if writer.unavailable is not None:
-        raise writer.unavailable
+    unavailable = writer.unavailable or watch._keeper.unavailable
+    if unavailable is not None:
+        raise unavailable
     # Ray ends the trials still running at its time budget, or when the study is
     # cancelled, without a per-trial callback; nothing may stay `running` once the driver
     # is done.
