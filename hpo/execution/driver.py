@@ -174,7 +174,10 @@ class LeaseKeeper:
     ) -> None:
         self._repo, self._study_id, self._worker, self.token = repo, study_id, worker, token
         self._lease_s, self._heartbeat_s = lease_s, heartbeat_s
+        # Why the lease is gone: another driver took the study over.
         self.lost: str | None = None
+        # The database stayed unreachable past its retry window: the lease may lapse.
+        self.unavailable: StorageError | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"hpo-lease-{study_id}", daemon=True)
 
@@ -193,8 +196,8 @@ class LeaseKeeper:
                     self._study_id, self._worker, self._lease_s, token=self.token
                 )
             except StorageError as exc:
-                self.lost = f"the database stayed unreachable: {exc}"
-                log.error("study %s: %s", self._study_id, self.lost)
+                self.unavailable = exc
+                log.error("study %s: cannot renew the lease: %s", self._study_id, exc)
                 return
             if not held:
                 self.lost = "another driver took the study over"
@@ -203,11 +206,14 @@ class LeaseKeeper:
 
 
 class CancelWatch(Stopper):
-    """A Tune stopper that stops every trial once the study's cancel flag is set.
+    """A Tune stopper that stops every trial once the study's cancel flag is set, the
+    lease is lost, or the writer cannot store results.
 
-    Tune asks `stop_all` on every step of its loop; the database is read at most once per
-    `poll_s`, and once the flag was seen the answer stays yes. It never stops a single
-    trial (`__call__` is False): a trial stopped that way would end as completed.
+    Tune asks `stop_all` on every step of its loop. The flag is read by a thread of its
+    own, once per `poll_s` (started on the first `stop_all`, ended by `close`), so a
+    database that hangs (an outage being waited out) never stalls Ray's loop; once the
+    flag was seen the answer stays yes. It never stops a single trial (`__call__` is
+    False): a trial stopped that way would end as completed.
     """
 
     def __init__(
@@ -221,35 +227,59 @@ class CancelWatch(Stopper):
         self._repo: Repository | None = repo
         self._study_id = study_id
         self._poll_s = poll_s
-        self._next_poll = 0.0
         self.cancelled = False
         self._keeper = keeper
         self.writer: ResultWriter | None = None
+        self._closed = threading.Event()
+        self._poller: threading.Thread | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its run config for `Tuner.restore` (never used by hpo); the
-        # repository's engine cannot travel.
-        return {**self.__dict__, "_repo": None, "_keeper": None, "writer": None}
+        # repository's engine and the threads cannot travel.
+        return {
+            **self.__dict__,
+            "_repo": None,
+            "_keeper": None,
+            "writer": None,
+            "_closed": None,
+            "_poller": None,
+        }
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         return False
 
     def stop_all(self) -> bool:
-        if self.must_stop:
-            return True
-        now = time.monotonic()
-        if not self.cancelled and self._repo is not None and now >= self._next_poll:
-            self._next_poll = now + self._poll_s
-            self.cancelled = self._repo.cancel_requested(self._study_id)
+        if self._poller is None and self._repo is not None:
+            self._poller = threading.Thread(
+                target=self._poll, name=f"hpo-cancel-{self._study_id}", daemon=True
+            )
+            self._poller.start()
+        return self.cancelled or self.must_stop
+
+    def close(self) -> None:
+        """Stop polling (the run is over)."""
+        self._closed.set()
+
+    def _poll(self) -> None:
+        assert self._repo is not None
+        while not self._closed.is_set():
+            try:
+                self.cancelled = self._repo.cancel_requested(self._study_id)
+            except StorageError:
+                log.warning("study %s: cannot read the cancel flag", self._study_id)
             if self.cancelled:
                 log.info("study %s: cancel requested, stopping its trials", self._study_id)
-        return self.cancelled
+                return
+            self._closed.wait(self._poll_s)
 
     @property
     def must_stop(self) -> bool:
-        """The lease is lost or the writer cannot store results: stop every trial now."""
-        lost = self._keeper is not None and self._keeper.lost is not None
-        return lost or (self.writer is not None and self.writer.failed)
+        """The lease is lost, or the database is away past its window (the lease cannot
+        be renewed, or the writer cannot store results): stop every trial now."""
+        keeper = self._keeper
+        if keeper is not None and (keeper.lost is not None or keeper.unavailable is not None):
+            return True
+        return self.writer is not None and self.writer.failed
 
 
 def run_study(
@@ -498,14 +528,17 @@ def _fit(
             _quiet_ray_logs()
             tuner.fit()
         finally:
+            watch.close()
             lost = watch._keeper.lost is not None or writer.lease_lost is not None
-            writer.close(abandon=lost or writer.unavailable is not None)
+            gone = writer.unavailable is not None or watch._keeper.unavailable is not None
+            writer.close(abandon=lost or gone)
     if lost:
         raise LeaseLostError(
             f"study {study_id}: {watch._keeper.lost or writer.lease_lost}; this driver stopped"
         )
-    if writer.unavailable is not None:
-        raise writer.unavailable
+    unavailable = writer.unavailable or watch._keeper.unavailable
+    if unavailable is not None:
+        raise unavailable
     # Ray ends the trials still running at its time budget, or when the study is
     # cancelled, without a per-trial callback; nothing may stay `running` once the driver
     # is done.

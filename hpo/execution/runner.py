@@ -1,9 +1,12 @@
 """Runners: take queued studies from the database and run each in its own driver process.
 
 A runner loops: claim a study (`Repository.claim_next_queued`: atomic, so two runners,
-on one machine or many sharing a PostgreSQL, never take the same study), start its driver
-as a child process (``python -m hpo run --resume ID``), renew the study's lease every
-`heartbeat_s` while the child lives, and drop the lease when it exits.
+on one machine or many sharing a PostgreSQL, never take the same study; each claim gets
+a new fencing token), start its driver as a child process (``python -m hpo run --resume
+ID``, which adopts the runner's lease and token through ``HPO_LEASE_OWNER`` and
+``HPO_LEASE_TOKEN``), renew the study's lease every `heartbeat_s` while the child lives,
+and drop the lease when it exits. Studies that an ``hpo run`` left ``running`` when it
+died are claimed too, once their lease lapses.
 
 Why a process per study: a study owns a Ray driver (its trials die with it) and a crash
 or a leak in one study must not take the runner, or other studies, down.

@@ -8,7 +8,9 @@ Outages: `_session` turns every driver error into `StorageError`, and the transi
 or deadlock) into `TransientStorageError`. Every public method of the mixins (bar the
 streaming ``iter_*`` ones) is wrapped by `retry_transient`: it re-runs the whole
 transaction with exponential backoff (50 ms doubling to 5 s) for up to `retry_s` seconds
-(``HPO_STORAGE_RETRY_S``, default 300), then raises `StorageUnavailableError`.
+(``HPO_STORAGE_RETRY_S``, default 300), then raises `StorageUnavailableError`. The window
+is checked between tries, and on SQLite each try itself may wait the 30 s busy timeout,
+so there a lock is given up on after at least 30 s plus the window.
 """
 
 from __future__ import annotations

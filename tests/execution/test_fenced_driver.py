@@ -369,3 +369,45 @@ def test_lost_postgresql_connections_mid_study_lose_no_metric_row(
     for trial in trials:
         assert [m.step for m in repo.trial_metrics(trial.id)] == [1, 2, 3, 4, 5, 6]
     repo.close()
+
+
+def test_past_the_retry_window_the_study_goes_back_to_queued_never_failed(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "hpo.db"
+    url = f"sqlite:///{db}"
+    path = _spec_file(
+        tmp_path,
+        name="outage",
+        budget={"trials": 10, "max_epochs": 40, "concurrency": 2},
+        fixed={"sleep_s": 0.5},
+    )
+    repo = Repository(url)
+    # A 3 s window. Each try itself waits SQLite's 30 s busy timeout, so a 70 s lock
+    # fails the first try at 30 s and the second at 60 s, past the window: the driver
+    # gives up while the lock holds, and hands the study back once it is released.
+    env = {**os.environ, "HPO_STORAGE_RETRY_S": "3"}
+    driver = _hpo("run", str(path), "--db", url, "--json", env=env)
+    locker = None
+    try:
+
+        def reporting() -> bool:
+            studies = repo.list_studies()
+            return bool(studies) and any(t.epochs_run >= 1 for t in repo.list_trials(studies[0].id))
+
+        _wait(reporting, 180, driver)
+        locker = subprocess.Popen(
+            [sys.executable, "-c", _LOCKER, str(db), "70"], stdout=subprocess.PIPE, text=True
+        )
+        assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+        _, err = driver.communicate(timeout=300)
+        assert locker.wait(120) == 0
+    finally:
+        _kill_group(driver)
+        if locker is not None:
+            locker.kill()
+    assert driver.returncode == 1 and "StorageUnavailableError" in err, err
+    (study,) = repo.list_studies()
+    assert study.status == "queued" and study.error is None
+    assert repo.count_trials(study.id)["running"] == 0
+    repo.close()

@@ -222,3 +222,55 @@ def test_two_runners_on_one_postgresql_run_each_study_once(
             assert events["completed"] == 1
             numbers = [t.number for t in repo.list_trials(study_id, limit=100)]
             assert sorted(numbers) == [1, 2]
+
+
+def test_kill_9_of_runners_at_random_moments_then_one_finishes_the_study(
+    repo: Repository, db_url: str, ray_address: str, tmp_path: Path
+) -> None:
+    import json
+    import random
+
+    seed = int(os.environ.get("HPO_KILL_SEED", time.time_ns() % 10_000))
+    rng = random.Random(seed)
+    study = submit(repo, "random-kills", trials=10, max_epochs=3)
+    log = tmp_path / "runners.log"
+    kills = 0
+    for _ in range(3):
+        with runner_process(db_url, ray_address, log) as runner:
+            deadline = time.monotonic() + rng.uniform(1.0, 8.0)
+            while time.monotonic() < deadline and runner.poll() is None:
+                time.sleep(0.05)
+            os.killpg(runner.pid, signal.SIGKILL)  # the runner and its driver, at once
+            runner.wait(30)
+            kills += 1
+        time.sleep(3.5)  # the 3 s lease lapses
+    with runner_process(db_url, ray_address, log) as last:
+        wait_for(lambda: repo.get_study(study.id).status == "completed", 240, "the study to end")
+        last.send_signal(signal.SIGTERM)
+        assert last.wait(30) == 0, log.read_text()
+    trials = repo.list_trials(study.id, limit=1000)
+    rows = [
+        (m.trial_id, m.attempt, m.step, m.name)
+        for t in trials
+        for m in repo.trial_metrics(t.id, all_attempts=True)
+    ]
+    points = [(t.config["x1"], t.config["x2"]) for t in trials]
+    counts = repo.count_trials(study.id)
+    summary = {
+        "seed": seed,
+        "kills": kills,
+        "trials": len(trials),
+        "interrupted": sum("driver stopped" in (t.error or "") for t in trials),
+        "metric_rows": len(rows),
+        "duplicate_rows": len(rows) - len(set(rows)),
+        "duplicate_configs": len(points) - len(set(points)),
+        "running": counts["running"],
+        "lease_token": repo.get_study(study.id).lease_token,
+    }
+    print("runner kill -9 at random moments:", json.dumps(summary))
+    assert counts["running"] == 0 and counts["completed"] == 10
+    assert summary["duplicate_rows"] == 0 and summary["duplicate_configs"] == 0
+    assert [t.number for t in trials] == list(range(1, len(trials) + 1))
+    for trial in trials:
+        if trial.status == "completed":
+            assert [m.step for m in repo.trial_metrics(trial.id)] == [1, 2, 3]
