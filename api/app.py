@@ -49,7 +49,8 @@ def create_app(db_url: str | None = None, *, settings: Settings | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.repo = Repository(url)
+        # A request waits out a short database hiccup only; past that it answers 503.
+        app.state.repo = Repository(url, retry_s=settings.api_storage_retry_s)
         dashboard.analysis.warm_up()
         try:
             yield

@@ -62,6 +62,24 @@ class Settings(BaseSettings):
         description="A token that authenticates as the admin user 'admin' (turns "
         "authentication on, like any token made with `hpo token create`).",
     )
+    storage_retry_s: float = Field(
+        300.0,
+        ge=0,
+        description="How long drivers and runners wait out a database outage (locked SQLite, "
+        "a PostgreSQL restart) with backoff before giving the study back as queued.",
+    )
+    api_storage_retry_s: float = Field(
+        5.0,
+        ge=0,
+        description="The same window for one REST request: a request waits this long for the "
+        "database, then answers 503 (a client retries; a request never hangs for minutes).",
+    )
+    lease_s: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a driver's lease on its study lasts without a heartbeat; after "
+        "that a runner or `hpo run --resume` may take the study over.",
+    )
     host: str = Field("127.0.0.1", description="Address `hpo serve` binds.")
     port: int = Field(8000, ge=0, le=65535, description="Port `hpo serve` binds.")
 

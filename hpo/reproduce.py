@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,7 +22,7 @@ from hpo.storage.repository import Repository
 
 Report = Callable[[Mapping[str, Any]], None]
 
-__all__ = ["Reproduction", "objective_value", "parse_trial_ref", "reproduce_trial", "test_best"]
+__all__ = ["Reproduction", "parse_trial_ref", "reproduce_trial", "test_best"]
 
 
 class _Enough(Exception):
@@ -61,21 +61,6 @@ def parse_trial_ref(text: str) -> tuple[int, int]:
     if min(ids) < 1:
         raise ValueError(f"--trial {text!r}: study id and trial number start at 1")
     return ids
-
-
-def objective_value(
-    history: Sequence[Mapping[str, Any]], metric: str, mode: str, how: str
-) -> float | None:
-    """The value a run delivered: its last epoch's `metric` (`how="last"`) or its best
-    epoch's (`how="best"`, min or max by `mode`). Non-finite values count as missing; a
-    last epoch without a finite value delivers None (a diverged model has no value)."""
-    values = [_finite(row.get(metric)) for row in history]
-    if how == "last":
-        return values[-1] if values else None
-    finite = [v for v in values if v is not None]
-    if not finite:
-        return None
-    return min(finite) if mode == "min" else max(finite)
 
 
 def _finite(value: Any) -> float | None:
@@ -121,7 +106,7 @@ def reproduce_trial(
         metric=metric,
         how=how,
         stored=stored,
-        value=objective_value(history, metric, mode, how),
+        value=spec.objective.value_of([_finite(row.get(metric)) for row in history]),
         history=history,
         config=config,
         test=test,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,6 +50,7 @@ def _is_reference(text: str) -> bool:
         return False
     return True
 
+
 MAX_GRID = 100_000
 
 FixedValue = StrictBool | int | float | str | list[StrictBool | int | float | str] | None
@@ -69,6 +70,21 @@ class Objective(_Model):
         description="A trial's one value: its last epoch's (the model it delivers), or its "
         "best epoch's.",
     )
+
+    def value_of(self, values: Sequence[float | None]) -> float | None:
+        """A trial's one value from its objective per epoch, in epoch order (None for an
+        epoch without a finite value): the last epoch's for ``last`` (None if that epoch
+        diverged: a diverged model has no value), the best finite one for ``best``.
+
+            >>> Objective(metric="loss", mode="min", value="best").value_of([3.0, 1.0, 2.0])
+            1.0
+        """
+        if self.value == "last":
+            return values[-1] if values else None
+        finite = [v for v in values if v is not None]
+        if not finite:
+            return None
+        return min(finite) if self.mode == "min" else max(finite)
 
 
 class Trainable(_Model):
@@ -185,15 +201,16 @@ class StudySpec(_Model):
         """What every trial of this study gets before sampling: trainable, budget, fixed.
 
         For the built-in core, early stopping watches the study's objective unless the
-        spec says otherwise, and `data_seed` (which draws the split and any generated
-        data) is the study's `strategy.seed` unless `fixed` sets it: one split per study.
+        spec says otherwise. Every trial, a user function's too, gets `data_seed` (which
+        draws the split and any generated data): the study's `strategy.seed` unless
+        `fixed` sets it, so all trials of a study share one split.
         """
         config: dict[str, Any] = {}
         if self.trainable.builtin:
             config["dataset"] = self.trainable.dataset
             config["model"] = self.trainable.model or "mlp"
             config["early_stopping_metric"] = self.objective.metric
-            config["data_seed"] = self.strategy.seed or 0
+        config["data_seed"] = self.strategy.seed or 0
         config["epochs"] = self.budget.max_epochs
         config.update(self.fixed)
         return config

@@ -237,7 +237,7 @@ def run(
 ) -> None:
     """Run a whole search on Ray Tune, every trial and metric written to the database."""
     from hpo.spec import apply_overrides, load_spec
-    from hpo.storage.errors import LeaseHeldError
+    from hpo.storage.errors import LeaseHeldError, LeaseLostError, StorageError
 
     if (spec_path is None) == (resume is None):
         fail("give a SPEC to start a study, or --resume STUDY_ID to continue one")
@@ -295,6 +295,18 @@ def run(
             raise
         except LeaseHeldError as exc:
             fail(str(exc), code=1)
+        except LeaseLostError as exc:
+            fail(
+                f"another driver took study {study_id} over ({exc}); this one "
+                "stopped and wrote nothing more",
+                code=1,
+            )
+        except StorageError as exc:
+            fail(
+                f"the database stayed unavailable ({exc}); study {study_id} is "
+                f"left resumable: hpo run --resume {study_id}",
+                code=1,
+            )
         except Exception as exc:
             fail(f"study {study_id} failed: {type(exc).__name__}: {exc}", code=1)
     _show_result(repo, final, as_json=as_json)

@@ -499,7 +499,6 @@ def _fit(
         spec,
         first_index=first_index,
         scheduler=scheduler,
-        data_seed=_takes_data_seed(spec),
     )
     with tempfile.TemporaryDirectory(prefix=f"hpo-study{study_id}-") as ray_dir:
         tuner = tune.Tuner(
@@ -567,16 +566,6 @@ def _fit(
         token=token,
     )
     return "budget reached"
-
-
-def _takes_data_seed(spec: StudySpec) -> bool:
-    """Whether a trial's config may carry `data_seed`: a user function takes any key; the
-    built-in core once its config knows the field (issue 8)."""
-    if spec.trainable.function is not None:
-        return True
-    from hpo.training.config import TrainConfig
-
-    return "data_seed" in TrainConfig.model_fields
 
 
 def _torch_version() -> str | None:

@@ -48,25 +48,6 @@ def trial_seed(study_seed: int | None, index: int) -> int | None:
     return (study_seed * 1_000_003 + index) % (2**31 - 1)
 
 
-def study_data_seed(spec: StudySpec) -> int:
-    """The study-level data seed every trial shares: the split and any generated data
-    depend on it, never on the trial's own seed. The strategy seed, or 0."""
-    return spec.strategy.seed if spec.strategy.seed is not None else 0
-
-
-def one_value(history: list[tuple[int, float | None]], kind: str, mode: str) -> float | None:
-    """A trial's one objective value from its (step, value) reports: the last step's for
-    ``last``, the best finite one for ``best`` (None if there is none)."""
-    if not history:
-        return None
-    if kind == "last":
-        return max(history, key=lambda r: r[0])[1]
-    values = [v for _, v in history if v is not None]
-    if not values:
-        return None
-    return min(values) if mode == "min" else max(values)
-
-
 class SamplerSearcher(Searcher):
     """Ray `Searcher` over an hpo `Sampler`.
 
@@ -82,14 +63,12 @@ class SamplerSearcher(Searcher):
         *,
         first_index: int = 0,
         scheduler: TrialScheduler | None = None,
-        data_seed: bool = True,
     ) -> None:
         super().__init__(metric=spec.objective.metric, mode=spec.objective.mode)
         self._sampler = sampler
         self._spec = spec
         self._index = first_index
         self._scheduler = scheduler
-        self._data_seed = data_seed
         self._history: dict[str, list[tuple[int, float | None]]] = {}
 
     def set_search_properties(
@@ -105,10 +84,7 @@ class SamplerSearcher(Searcher):
             return Searcher.FINISHED if self._sampler.finished else None
         seed = trial_seed(self._spec.strategy.seed, self._index)
         self._index += 1
-        config = self._spec.trial_config(params, seed)
-        if self._data_seed:
-            config.setdefault("data_seed", study_data_seed(self._spec))
-        return config
+        return self._spec.trial_config(params, seed)
 
     def save(self, checkpoint_path: str) -> None:
         """Nothing to save: a resumed study rebuilds its sampler from the database."""
@@ -139,6 +115,5 @@ class SamplerSearcher(Searcher):
             and pruned_at(self._scheduler, trial_id, self._spec.budget.max_epochs) is not None
         ):
             state = "pruned"
-        objective = self._spec.objective
-        value = one_value(history, objective.value, objective.mode)
+        value = self._spec.objective.value_of([v for _, v in sorted(history)])
         self._sampler.tell(trial_id, value, state=state, history=history)

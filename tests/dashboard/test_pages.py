@@ -144,13 +144,9 @@ def test_study_page_plots(
     page.screenshot(path=screenshot_dir / "study.png", full_page=True)
     # On request, Plotly's WebGL parcoords, whose axes filter by dragging.
     page.click("#parallel-brush")
-    page.wait_for_function(
-        "document.getElementById('plot-parallel').data[0].type === 'parcoords'"
-    )
+    page.wait_for_function("document.getElementById('plot-parallel').data[0].type === 'parcoords'")
     assert page.get_attribute("#parallel-brush", "aria-pressed") == "true"
-    assert (
-        page.evaluate("document.getElementById('plot-parallel').data[0].dimensions.length") == 4
-    )
+    assert page.evaluate("document.getElementById('plot-parallel').data[0].dimensions.length") == 4
     page.locator("#plot-parallel").screenshot(path=screenshot_dir / "study-parcoords.png")
     assert page.errors == []
 
@@ -182,8 +178,7 @@ def test_study_sort_and_filter(page: Any, base_url: str, seeded: SeededStudies) 
     page.locator("button.sort[data-sort='val_loss']").click()
     page.wait_for_selector("th[aria-sort] button[data-sort='val_loss']")
     page.wait_for_function(
-        "document.querySelector('#trials tbody tr:last-child').dataset.number"
-        f" === '{FAILED}'"
+        f"document.querySelector('#trials tbody tr:last-child').dataset.number === '{FAILED}'"
     )
     assert rows(page, "trials")[-3:] == [str(PRUNED[0]), str(PRUNED[1]), str(FAILED)]
     # Hyperparameter columns sort too (hidden = 32 * (1 + number % 8): trial 8 has 32).

@@ -8,9 +8,9 @@ from typing import Any
 from optuna.trial import TrialState
 
 from hpo.execution.schedulers import create_scheduler
-from hpo.execution.searcher import SamplerSearcher, one_value
+from hpo.execution.searcher import SamplerSearcher
 from hpo.samplers import create_sampler
-from hpo.spec import load_spec
+from hpo.spec import Objective, load_spec
 from tests.execution.conftest import branin_spec
 
 
@@ -70,8 +70,11 @@ def test_a_retried_trials_history_is_its_last_attempts() -> None:
 
 
 def test_one_value() -> None:
-    history: list[tuple[int, float | None]] = [(1, 3.0), (2, None), (3, 2.5)]
-    assert one_value(history, "last", "min") == 2.5
-    assert one_value(history, "best", "max") == 3.0
-    assert one_value([(1, 1.0), (2, None)], "last", "min") is None
-    assert one_value([], "best", "min") is None
+    def value(how: str, mode: str, values: list[float | None]) -> float | None:
+        return Objective(metric="m", mode=mode, value=how).value_of(values)  # type: ignore[arg-type]
+
+    assert value("last", "min", [3.0, None, 2.5]) == 2.5
+    assert value("best", "max", [3.0, None, 2.5]) == 3.0
+    assert value("best", "min", [3.0, None, 2.5]) == 2.5
+    assert value("last", "min", [1.0, None]) is None  # the delivered model diverged
+    assert value("best", "min", []) is None
