@@ -104,26 +104,77 @@ def test_study_page_plots(
     page.goto(f"{base_url}/studies/{seeded.completed_id}")
     page.wait_for_selector("#trials tbody tr")
     assert len(rows(page, "trials")) == 12
-    traces(page, "plot-history", 2)  # values and best so far
-    # Every trial reported at least one epoch; one more trace marks where the two pruned
-    # ones were stopped.
-    traces(page, "plot-curves", 13)
+    # One trace (and legend entry) per status, each its own colour and marker, and the
+    # best-so-far line (finished trials only).
+    traces(page, "plot-history", 4)
+    history = page.evaluate(
+        "document.getElementById('plot-history').data.map(t => [t.name, t.x.length,"
+        " t.marker?.symbol ?? null, t.marker?.color ?? null])"
+    )
+    assert [row[:3] for row in history[:3]] == [
+        ["completed", 9, "circle"],
+        ["pruned (stopped early)", 2, "x"],
+        ["failed", 1, "diamond"],
+    ]
+    assert history[3][0] == "best so far"
+    assert len({row[3] for row in history[:3]}) == 3  # three distinct colours
+    pruned_text = page.evaluate("document.getElementById('plot-history').data[1].text")
+    assert pruned_text == [f"trial {n} · pruned at epoch 2" for n in PRUNED]
+    # The legend is drawn: its entries are in the SVG.
+    legend = page.eval_on_selector_all(
+        "#plot-history .legend .legendtext", "els => els.map(e => e.textContent)"
+    )
+    assert legend == ["completed", "pruned (stopped early)", "failed", "best so far"]
+    # Every trial reported at least one epoch (12 lines, coloured and dashed by status);
+    # one trace marks where the two pruned ones were stopped, then the legend: a line per
+    # status and the best trial.
+    traces(page, "plot-curves", 17)
     stops = page.evaluate(
         "document.getElementById('plot-curves').data"
         ".find(t => t.name === 'stopped by the scheduler').x"
     )
     assert stops == [2, 2]
+    curve_legend = page.eval_on_selector_all(
+        "#plot-curves .legend .legendtext", "els => els.map(e => e.textContent)"
+    )
+    assert curve_legend == [
+        "stopped by the scheduler",
+        "completed",
+        "pruned (stopped early)",
+        "failed",
+        f"best: trial {best.number}",
+    ]
     traces(page, "plot-lr", 12)  # the learning-rate trace of every trial
     traces(page, "plot-importance", 1)
-    traces(page, "plot-slice", 3)  # one per hyperparameter
-    # Parallel coordinates: one polyline per finished trial (11: 9 completed, 2 pruned),
-    # across the 3 hyperparameters and the objective, and the best one drawn on top.
+    # 9 completed and 2 pruned trials: the note counts them apart.
+    assert "(9 completed, 2 pruned" in page.inner_text("#importance-note")
+    # Slices: one trace per hyperparameter and status; each status once in the legend.
+    traces(page, "plot-slice", 9)
+    slice_legend = page.eval_on_selector_all(
+        "#plot-slice .legend .legendtext", "els => els.map(e => e.textContent)"
+    )
+    assert slice_legend == ["completed", "pruned (stopped early)", "failed"]
+    # Parallel coordinates: one polyline per trial with a value (12: 9 completed, 2 pruned,
+    # 1 failed), across the 3 hyperparameters and the objective, dashed by status, and the
+    # best one drawn on top.
     page.wait_for_function("(document.getElementById('plot-parallel')?.data || []).length > 2")
     lines = page.evaluate(
-        "document.getElementById('plot-parallel').data.filter(t => t.mode === 'lines')"
-        ".map(t => t.x)"
+        "document.getElementById('plot-parallel').data"
+        ".filter(t => t.mode === 'lines' && !t.showlegend).map(t => [t.line.dash, t.x])"
     )
-    assert sum(trace.count(None) for trace in lines) == 11
+    assert sum(x.count(None) for _, x in lines) == 12
+    dashes = {dash: sum(x.count(None) for d, x in lines if d == dash) for dash, _ in lines}
+    assert dashes == {"solid": 9, "dot": 2, "dashdot": 1}
+    parallel_legend = page.eval_on_selector_all(
+        "#plot-parallel .legend .legendtext", "els => els.map(e => e.textContent)"
+    )
+    assert parallel_legend == [
+        "completed",
+        "pruned (stopped early)",
+        "failed",
+        f"best: trial {best.number}",
+    ]
+    lines = [x for _, x in lines]
     assert all(x is None or x in (0, 1, 2, 3) for trace in lines for x in trace)
     assert page.evaluate(
         "document.getElementById('plot-parallel').data.some("
@@ -140,17 +191,16 @@ def test_study_page_plots(
         f".find(t => t.name.startsWith('trial {PRUNED[0]} ')).x"
     )
     assert pruned_x == [1, 2]
+    # The table: a marker per status, and the epoch a pruned or failed trial stopped at.
+    status_cell = page.inner_text(f"#trials tr[data-number='{PRUNED[0]}'] td:nth-child(2)")
+    assert status_cell.replace("\n", " ") == "✕pruned at epoch 2", status_cell
     well_formed(page)
     page.screenshot(path=screenshot_dir / "study.png", full_page=True)
     # On request, Plotly's WebGL parcoords, whose axes filter by dragging.
     page.click("#parallel-brush")
-    page.wait_for_function(
-        "document.getElementById('plot-parallel').data[0].type === 'parcoords'"
-    )
+    page.wait_for_function("document.getElementById('plot-parallel').data[0].type === 'parcoords'")
     assert page.get_attribute("#parallel-brush", "aria-pressed") == "true"
-    assert (
-        page.evaluate("document.getElementById('plot-parallel').data[0].dimensions.length") == 4
-    )
+    assert page.evaluate("document.getElementById('plot-parallel').data[0].dimensions.length") == 4
     page.locator("#plot-parallel").screenshot(path=screenshot_dir / "study-parcoords.png")
     assert page.errors == []
 
@@ -182,8 +232,7 @@ def test_study_sort_and_filter(page: Any, base_url: str, seeded: SeededStudies) 
     page.locator("button.sort[data-sort='val_loss']").click()
     page.wait_for_selector("th[aria-sort] button[data-sort='val_loss']")
     page.wait_for_function(
-        "document.querySelector('#trials tbody tr:last-child').dataset.number"
-        f" === '{FAILED}'"
+        f"document.querySelector('#trials tbody tr:last-child').dataset.number === '{FAILED}'"
     )
     assert rows(page, "trials")[-3:] == [str(PRUNED[0]), str(PRUNED[1]), str(FAILED)]
     # Hyperparameter columns sort too (hidden = 32 * (1 + number % 8): trial 8 has 32).

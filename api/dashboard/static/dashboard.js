@@ -103,7 +103,9 @@
     return String(value);
   }
 
-  const statusBadge = (status) => h("span", { class: `status status-${status}` }, status);
+  // A status as text with its plots' marker (trial statuses) beside it.
+  const statusBadge = (status) => h("span", { class: `status status-${status}` },
+    STATUS[status] ? h("span", { class: "glyph", "aria-hidden": "true" }, STATUS[status].glyph) : null, status);
   const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
 
   function kvTable(tbody, entries) {
@@ -180,13 +182,52 @@
     return plotlyFullLoading;
   }
 
-  const plotConfig = { responsive: true, displaylogo: false };
+  // No Plotly logo (a link to plotly.com) and no "Edit in Chart Studio" / "Share chart"
+  // (they upload the data to Plotly's cloud: this dashboard works offline and keeps
+  // hyperparameters in-house); only the mode-bar buttons worth their tab stops.
+  const plotConfig = {
+    responsive: true,
+    displaylogo: false,
+    showSendToCloud: false,
+    showEditInChartStudio: false,
+    showLink: false,
+    plotlyServerURL: "",
+    modeBarButtonsToRemove: ["sendDataToCloud", "editInChartStudio", "select2d", "lasso2d",
+      "autoScale2d", "toggleSpikelines", "hoverClosestCartesian", "hoverCompareCartesian"],
+  };
   const baseLayout = (title, extra = {}) => ({
     title: { text: title },
     margin: { l: 60, r: 20, t: 50, b: 50 },
     font: { color: "#1a1a1a" },
     ...extra,
   });
+
+  // One look per trial status, the same in every plot and in the table: a colour
+  // (Okabe-Ito, told apart with colour-blindness too) and a marker shape or line dash, so
+  // that colour alone never carries it. Red is kept for "best".
+  const STATUS = {
+    completed: { color: "#0072b2", symbol: "circle", dash: "solid", glyph: "●", label: "completed" },
+    pruned: { color: "#e69f00", symbol: "x", dash: "dot", glyph: "✕", label: "pruned (stopped early)" },
+    failed: { color: "#cc79a7", symbol: "diamond", dash: "dashdot", glyph: "◆", label: "failed" },
+    running: { color: "#009e73", symbol: "triangle-up", dash: "dash", glyph: "▲", label: "running" },
+  };
+  const STATUS_ORDER = Object.keys(STATUS);
+  const styleOf = (status) => STATUS[status] || STATUS.completed;
+
+  // [status, items] for each status present, in STATUS_ORDER.
+  function byStatus(items) {
+    return STATUS_ORDER.map((s) => [s, items.filter((t) => t.status === s)]).filter(([, rows]) => rows.length > 0);
+  }
+
+  // "trial 3 · pruned at epoch 2": a point's hover text.
+  function trialText(t) {
+    const where = t.status === "pruned" || t.status === "failed" ? ` at epoch ${t.epochs_run}`
+      : t.status === "running" ? `, epoch ${t.epochs_run}` : "";
+    return `trial ${t.number} · ${t.status}${where}`;
+  }
+
+  // A legend entry with nothing drawn: how a status looks where traces are not per status.
+  const legendOnly = (name, extra) => ({ x: [null], y: [null], name, hoverinfo: "skip", showlegend: true, ...extra });
 
   function isLog(param) {
     return Boolean(param && (param.loguniform || param.log));
@@ -409,7 +450,11 @@
         if (col.key === "number") {
           return h("td", { class: "num" }, h("a", { href: `/studies/${id}/trials/${t.number}` }, t.number));
         }
-        if (col.key === "status") return h("td", {}, statusBadge(t.status));
+        if (col.key === "status") {
+          const stopped = t.status === "pruned" || t.status === "failed";
+          return h("td", {}, statusBadge(t.status),
+            stopped ? h("span", { class: "muted" }, ` at epoch ${t.epochs_run}`) : null);
+        }
         if (col.key === "select") {
           const box = h("input", { type: "checkbox", "aria-label": `Compare trial ${t.number}`,
             checked: state.selected.has(t.number),
@@ -518,13 +563,13 @@
       draw(points, (sample) => {
         $("#points-note").textContent = sample.data.length < sample.total
           ? `History, parallel coordinates and slices show ${sample.data.length.toLocaleString()} of ` +
-            `${sample.total.toLocaleString()} finished trials: the best ${sample.best_shown.toLocaleString()} ` +
+            `${sample.total.toLocaleString()} trials with a value: the best ${sample.best_shown.toLocaleString()} ` +
             "and a random sample of the rest. The best-so-far line counts every trial."
           : "";
         plotHistory(sample, metric);
         plotSlices(sample.data, params, study.spec.space, metric);
         const steps = sample.best_so_far;
-        return plotParallel(sample.data, params, study.spec.space, metric, steps[steps.length - 1].number);
+        return plotParallel(sample.data, params, study.spec.space, metric, steps.length ? steps[steps.length - 1].number : null);
       }),
       draw(curves, plotCurves),
       draw(lr, plotLearningRate),
@@ -536,49 +581,66 @@
     const shown = sample.data;
     // The best-so-far steps, carried on to the last trial shown.
     const steps = sample.best_so_far;
-    const lastNumber = Math.max(steps[steps.length - 1].number, ...shown.map((t) => t.number));
-    Plotly.react("plot-history", [
-      { x: shown.map((t) => t.number), y: shown.map((t) => t.value), mode: "markers",
-        type: "scatter", name: metric,
-        text: shown.map((t) => `trial ${t.number} (${t.status})`),
-        marker: { color: "#1a73e8", size: 7, opacity: 0.7 } },
-      { x: [...steps.map((s) => s.number), lastNumber], y: [...steps.map((s) => s.value), steps[steps.length - 1].value],
-        mode: "lines", name: "best so far", line: { color: "#d93025", shape: "hv", width: 2 } },
-    ], baseLayout("Optimization history", { xaxis: { title: { text: "trial" } }, yaxis: { title: { text: metric } } }), plotConfig);
+    const lastNumber = Math.max(...steps.map((s) => s.number), ...shown.map((t) => t.number));
+    const traces = byStatus(shown).map(([status, rows]) => ({
+      x: rows.map((t) => t.number), y: rows.map((t) => t.value), mode: "markers", type: "scatter",
+      name: styleOf(status).label, customdata: rows.map((t) => t.number), text: rows.map(trialText),
+      hovertemplate: "%{text}<br>%{y}<extra></extra>",
+      marker: { color: styleOf(status).color, symbol: styleOf(status).symbol, size: 8, opacity: 0.8 },
+    }));
+    if (steps.length > 0) {
+      traces.push({ x: [...steps.map((s) => s.number), lastNumber], y: [...steps.map((s) => s.value), steps[steps.length - 1].value],
+        mode: "lines", name: "best so far", hoverinfo: "skip", line: { color: "#d93025", shape: "hv", width: 2 } });
+    }
+    Plotly.react("plot-history", traces, baseLayout("Optimization history", {
+      xaxis: { title: { text: "trial" } }, yaxis: { title: { text: metric } },
+      legend: { orientation: "h", y: -0.28 }, margin: { l: 60, r: 20, t: 50, b: 90 },
+    }), plotConfig);
   }
 
   // One line per trial of a /curves response, the best one thick, red and drawn last (on
   // top); `style(c)` gives each line's name and dash.
-  function curveTraces(curves, style) {
+  // `byStatus` colours each line by its trial's status (with the status legend added by
+  // the caller); otherwise each trial gets its own colour and legend entry.
+  function curveTraces(curves, byStatusColour) {
     const traces = curves.data.map((c) => {
       const isBest = c.number === curves.best_number;
-      const { name, dash } = style(c);
+      const style = styleOf(c.status);
       return {
-        x: c.steps, y: c.values, mode: "lines", name,
-        line: { width: isBest ? 4 : 1.2, color: isBest ? "#d93025" : undefined, dash },
-        opacity: isBest ? 1 : 0.6,
+        x: c.steps, y: c.values, mode: "lines", name: `trial ${c.number} (${c.status})`,
+        customdata: c.steps.map(() => c.number), showlegend: !byStatusColour,
+        hovertemplate: `trial ${c.number} · ${c.status}<br>epoch %{x}: %{y}<extra></extra>`,
+        line: { width: isBest ? 4 : 1.2, color: isBest ? "#d93025" : byStatusColour ? style.color : undefined,
+          dash: byStatusColour ? style.dash : "solid" },
+        opacity: isBest ? 1 : 0.7,
       };
     });
     return traces.sort((a, b) => a.line.width - b.line.width);
   }
 
   function plotCurves(curves) {
-    const traces = curveTraces(curves, (c) => ({
-      name: `trial ${c.number} (${c.status})`, dash: c.status === "pruned" ? "dot" : "solid",
-    }));
+    const traces = curveTraces(curves, true);
     // Pruned trials end in a cross where the scheduler stopped them (one trace for all).
     const pruned = curves.data.filter((c) => c.status === "pruned" && c.steps.length > 0);
     if (pruned.length > 0) {
       traces.push({
         x: pruned.map((c) => c.steps[c.steps.length - 1]), y: pruned.map((c) => c.values[c.values.length - 1]),
-        mode: "markers", name: "stopped by the scheduler", text: pruned.map((c) => `trial ${c.number}`),
-        marker: { symbol: "x", size: 10, color: "#4a4a4a" },
+        mode: "markers", name: "stopped by the scheduler", text: pruned.map((c) => `trial ${c.number} · pruned at epoch ${c.steps[c.steps.length - 1]}`),
+        customdata: pruned.map((c) => c.number), hovertemplate: "%{text}<extra></extra>",
+        marker: { symbol: "x", size: 10, color: STATUS.pruned.color, line: { width: 1, color: "#1a1a1a" } },
       });
+    }
+    for (const [status] of byStatus(curves.data)) {
+      traces.push(legendOnly(styleOf(status).label, { mode: "lines", line: { color: styleOf(status).color, dash: styleOf(status).dash } }));
+    }
+    if (curves.best_number !== null && curves.data.some((c) => c.number === curves.best_number)) {
+      traces.push(legendOnly(`best: trial ${curves.best_number}`, { mode: "lines", line: { color: "#d93025", width: 4 } }));
     }
     $("#curves-note").textContent = curves.data.length < curves.total
       ? `Showing ${curves.data.length} of ${curves.total} trials: the best 50 and a random sample.` : "";
     Plotly.react("plot-curves", traces, baseLayout(`Learning curves (${curves.metric})`, {
-      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: curves.metric } }, showlegend: traces.length <= 16,
+      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: `${curves.metric} per epoch` } },
+      legend: { orientation: "h", y: -0.28 }, margin: { l: 60, r: 20, t: 50, b: 90 },
     }), plotConfig);
   }
 
@@ -590,7 +652,7 @@
       figure.hidden = true;
       return;
     }
-    const traces = curveTraces(lr, (c) => ({ name: `trial ${c.number}`, dash: "solid" }));
+    const traces = curveTraces(lr, false);
     Plotly.react("plot-lr", traces, baseLayout("Learning rate per epoch", {
       xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "lr" }, type: "log" },
       showlegend: traces.length <= 15,
@@ -652,27 +714,37 @@
     const scaled = dimensions.map((d, axis) => d.values.map((v) => unit(v, ranges[axis])));
     const [lo, hi] = ranges[ranges.length - 1];
     const band = (v) => (hi > lo ? Math.min(VIRIDIS.length - 1, Math.floor(((v - lo) / (hi - lo)) * VIRIDIS.length)) : 0);
-    const bands = VIRIDIS.map((color) => ({
-      type: "scatter", mode: "lines", x: [], y: [], text: [], hoverinfo: "text", showlegend: false,
-      line: { color, width: 1 }, opacity: 0.55,
-    }));
+    // One trace per colour band and status: the colour is the value, the dash the status.
+    const bands = new Map();
     finished.forEach((t, i) => {
-      const trace = bands[band(t.value)];
+      const key = `${band(t.value)}:${t.status}`;
+      if (!bands.has(key)) {
+        bands.set(key, { type: "scatter", mode: "lines", x: [], y: [], text: [], customdata: [],
+          hoverinfo: "text", showlegend: false, opacity: 0.6,
+          line: { color: VIRIDIS[band(t.value)], width: t.status === "completed" ? 1.2 : 1.5, dash: styleOf(t.status).dash } });
+      }
+      const trace = bands.get(key);
       scaled.forEach((column, axis) => {
         trace.x.push(axis);
         trace.y.push(column[i]);
-        trace.text.push(`trial ${t.number}: ${metric} ${fmt(t.value)}`);
+        trace.text.push(`${trialText(t)}: ${metric} ${fmt(t.value)}`);
+        trace.customdata.push(t.number);
       });
       trace.x.push(null);
       trace.y.push(null);
       trace.text.push(null);
+      trace.customdata.push(null);
     });
-    const traces = bands.filter((t) => t.x.length > 0);
+    const traces = [...bands.values()];
+    for (const [status] of byStatus(finished)) {
+      traces.push(legendOnly(styleOf(status).label, { mode: "lines", line: { color: "#4a4a4a", dash: styleOf(status).dash } }));
+    }
     const bestIndex = finished.findIndex((t) => t.number === bestNumber);
     if (bestIndex >= 0) {
       traces.push({ type: "scatter", mode: "lines+markers", name: `best: trial ${bestNumber}`,
         x: scaled.map((_, axis) => axis), y: scaled.map((column) => column[bestIndex]),
-        line: { color: "#d93025", width: 3 }, hoverinfo: "name", showlegend: false });
+        customdata: scaled.map(() => bestNumber),
+        line: { color: "#d93025", width: 3 }, hoverinfo: "name", showlegend: true });
     }
     // The colour bar, on a trace with no visible points.
     traces.push({ type: "scatter", mode: "markers", x: [null, null], y: [null, null], hoverinfo: "skip",
@@ -692,7 +764,7 @@
     });
     drawParallel(Plotly, traces, {
       ...layout,
-      showlegend: false, hovermode: "closest", annotations,
+      showlegend: true, legend: { orientation: "h", y: -0.02, yanchor: "top" }, hovermode: "closest", annotations,
       shapes: dimensions.map((_, axis) => ({ type: "line", x0: axis, x1: axis, y0: 0, y1: 1,
         line: { color: "#4a4a4a", width: 1 } })),
       xaxis: { range: [-0.5, dimensions.length - 0.7], visible: false, fixedrange: true },
@@ -711,9 +783,11 @@
       return;
     }
     $("#plot-importance").hidden = false;
+    const c = importance.counts || {};
     $("#importance-note").textContent =
-      `${importance.method} over ${importance.n_trials} finished trials: which parameters a forest ` +
-      "used to predict the objective, not a causal effect.";
+      `${importance.method} over ${importance.n_trials} finished trials (${c.completed ?? 0} completed, ` +
+      `${c.pruned ?? 0} pruned: a pruned trial's value is from the epoch it was stopped at): which ` +
+      "parameters a forest used to predict the objective, not a causal effect.";
     Plotly.react("plot-importance", [{
       type: "bar", orientation: "h", x: names.map((n) => importance.importances[n]).reverse(),
       y: [...names].reverse(), marker: { color: "#1a73e8" },
@@ -723,20 +797,28 @@
   function plotSlices(finished, params, space, metric) {
     const n = Math.max(params.length, 1);
     const layout = baseLayout("Slice plot", {
-      grid: { rows: 1, columns: n, pattern: "independent" }, showlegend: false,
+      grid: { rows: 1, columns: n, pattern: "independent" }, showlegend: true,
+      legend: { orientation: "h", y: -0.25 }, margin: { l: 60, r: 20, t: 50, b: 90 },
     });
-    const traces = params.map((p, i) => {
+    // One trace per parameter and status; the legend lists each status once.
+    const shownInLegend = new Set();
+    const traces = params.flatMap((p, i) => {
       const axis = i === 0 ? "" : String(i + 1);
       layout[`xaxis${axis}`] = { title: { text: p }, type: isLog(space[p]) ? "log" : undefined };
       layout[`yaxis${axis}`] = i === 0 ? { title: { text: metric } } : {};
-      const rows = finished.filter((t) => p in t.config);
-      return {
-        x: rows.map((t) => (typeof t.config[p] === "number" ? t.config[p] : String(t.config[p]))),
-        y: rows.map((t) => t.value), mode: "markers", name: p, type: "scatter",
-        xaxis: `x${axis}`, yaxis: `y${axis}`,
-        marker: { color: rows.map((t) => t.number), colorscale: "Blues", size: 7 },
-        text: rows.map((t) => `trial ${t.number}`),
-      };
+      return byStatus(finished.filter((t) => p in t.config)).map(([status, rows]) => {
+        const style = styleOf(status);
+        const first = !shownInLegend.has(status);
+        shownInLegend.add(status);
+        return {
+          x: rows.map((t) => (typeof t.config[p] === "number" ? t.config[p] : String(t.config[p]))),
+          y: rows.map((t) => t.value), mode: "markers", type: "scatter", name: style.label,
+          legendgroup: status, showlegend: first, xaxis: `x${axis}`, yaxis: `y${axis}`,
+          marker: { color: style.color, symbol: style.symbol, size: 8, opacity: 0.8 },
+          customdata: rows.map((t) => t.number), text: rows.map(trialText),
+          hovertemplate: `%{text}<br>${p} %{x}<br>%{y}<extra></extra>`,
+        };
+      });
     });
     Plotly.react("plot-slice", traces, layout, plotConfig);
   }
