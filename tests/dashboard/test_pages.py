@@ -65,6 +65,23 @@ def well_formed(page: Any) -> None:
     assert stray == []
 
 
+def no_cloud(page: Any) -> None:
+    """Plotly's mode bars are there, without its logo (a link to plotly.com), "Edit in Chart
+    Studio" or "Share chart" (they upload the data), nor any other link off this server."""
+    assert page.locator(".modebar-btn").count() > 0  # the check below is not vacuous
+    offending = page.evaluate(
+        "[...document.querySelectorAll('.modebar-btn, .modebar a, a[href]')].filter(e =>"
+        " /cloud|chart studio|share|plotly/i.test((e.dataset.title || '') + ' ' +"
+        " (e.getAttribute('href') || '') + ' ' + e.className.baseVal + ' ' + e.className))"
+        ".map(e => e.outerHTML.slice(0, 120))"
+    )
+    assert offending == []
+    assert page.locator(".modebar-btn--logo").count() == 0
+    hrefs = page.eval_on_selector_all("a[href]", "as => as.map(a => a.href)")
+    base = page.evaluate("location.origin")
+    assert all(h.startswith(base) for h in hrefs), hrefs
+
+
 def rows(page: Any, table: str) -> list[str]:
     return page.eval_on_selector_all(
         f"#{table} tbody tr", "rs => rs.map(r => r.dataset.number || r.dataset.id)"
@@ -202,6 +219,7 @@ def test_study_page_plots(
     assert page.get_attribute("#parallel-brush", "aria-pressed") == "true"
     assert page.evaluate("document.getElementById('plot-parallel').data[0].dimensions.length") == 4
     page.locator("#plot-parallel").screenshot(path=screenshot_dir / "study-parcoords.png")
+    no_cloud(page)  # the full (WebGL) bundle's plot too
     assert page.errors == []
 
 
@@ -259,6 +277,7 @@ def test_trial_page(page: Any, base_url: str, seeded: SeededStudies, screenshot_
     assert "trial 1 started" in events and "trial 1 completed" in events
     well_formed(page)
     page.screenshot(path=screenshot_dir / "trial.png", full_page=True)
+    no_cloud(page)
     page.goto(f"{base_url}/studies/{seeded.completed_id}/trials/{FAILED}")
     page.wait_for_selector("#trial-error:not([hidden])")
     assert "loss became NaN" in page.inner_text("#trial-error")
@@ -275,6 +294,7 @@ def test_compare_page(
     assert page.get_attribute("tr[data-field='batch_size']", "class") is None
     well_formed(page)
     page.screenshot(path=screenshot_dir / "compare.png", full_page=True)
+    no_cloud(page)
     assert page.errors == []
 
 
