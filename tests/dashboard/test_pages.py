@@ -197,7 +197,7 @@ def test_study_page_plots(
         "document.getElementById('plot-parallel').data.some("
         f"t => t.name === 'best: trial {best.number}')"
     )
-    spec = page.inner_text("#spec")
+    spec = page.text_content("#spec")  # in the folded <details>
     assert "loguniform: [0.0001, 0.3]" in spec and "mode: max" in spec
     command = page.inner_text("#command")
     # The reproduce command retrains the best trial from the database (hpo train --trial).
@@ -223,6 +223,63 @@ def test_study_page_plots(
     assert page.errors == []
 
 
+def test_study_layout_and_table(
+    browser: Any, base_url: str, db_file: str, seeded: SeededStudies, screenshot_dir: Path
+) -> None:
+    """Best trial and plots first, the spec folded; at 1,440 px the trials table fits, its
+    # column is sticky, the best row is marked, headers are unique and numbers share one
+    format."""
+    with Repository(db_file) as repo:
+        best = repo.best_trial(seeded.completed_id)
+    assert best is not None
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{base_url}/studies/{seeded.completed_id}")
+    page.wait_for_selector("#trials tbody tr")
+    traces(page, "plot-history", 4)
+    top = page.evaluate(
+        "Object.fromEntries(['#best', '#plot-history', '#trials', '#spec-details'].map("
+        "s => [s, document.querySelector(s).getBoundingClientRect().top + scrollY]))"
+    )
+    assert top["#best"] < top["#plot-history"] < top["#trials"] < top["#spec-details"], top
+    assert top["#plot-history"] < 600, top  # the first plot in the first screen
+    assert page.get_attribute("#spec-details", "open") is None  # folded
+    assert "loguniform" in page.text_content("#spec")
+    fits = page.evaluate(
+        "(() => { const s = document.querySelector('#trials').closest('.scroll');"
+        " return [s.scrollWidth, s.clientWidth]; })()"
+    )
+    assert fits[0] <= fits[1], fits
+    assert (
+        page.evaluate(
+            "getComputedStyle(document.querySelector('#trials tbody tr > :first-child')).position"
+        )
+        == "sticky"
+    )
+    marked = page.eval_on_selector_all("#trials tr.best", "rs => rs.map(r => r.dataset.number)")
+    assert marked == [str(best.number)]
+    assert "★" in page.inner_text(f"#trials tr[data-number='{best.number}'] > :first-child")
+    headers = page.eval_on_selector_all(
+        "#trials thead th", "ths => ths.map(th => th.textContent.replace(/ [▲▼]$/, ''))"
+    )
+    assert len(headers) == len(set(headers)), headers
+    assert "lr" in headers and "final lr" in headers
+    # One format: 4 significant digits, exponent form below 1e-3 (lr of trial 1 is
+    # 10 ** -3.4, of trial 5 1e-4, of trial 2 10 ** -2.8).
+    lr = {n: page.inner_text(f"#trials tr[data-number='{n}'] td:nth-child(3)") for n in (1, 2, 5)}
+    assert lr == {1: "3.981e-4", 2: "0.001585", 5: "1e-4"}, lr
+    numbers = page.eval_on_selector_all("#trials td.num", "tds => tds.map(td => td.textContent)")
+    pattern = re.compile(r"-?(\d+|\d*\.\d+|\d(\.\d+)?e-?\d+)")
+    assert numbers and all(pattern.fullmatch(n) for n in numbers), numbers
+    significant = [
+        len(n.split("e")[0].replace(".", "").replace("-", "").lstrip("0")) for n in numbers
+    ]
+    assert max(significant) <= 4, numbers
+    page.screenshot(path=screenshot_dir / "study-1440.png")
+    context.close()
+
+
 def test_study_sort_and_filter(page: Any, base_url: str, seeded: SeededStudies) -> None:
     page.goto(f"{base_url}/studies/{seeded.completed_id}")
     page.wait_for_selector("#trials tbody tr")
@@ -246,7 +303,8 @@ def test_study_sort_and_filter(page: Any, base_url: str, seeded: SeededStudies) 
     # final val_loss is 2.2 / epochs + 0.05, so the 5-epoch trials come first, then the
     # two pruned after 2 epochs, then the one that failed after 1.
     headers = page.eval_on_selector_all("#trials thead th", "ths => ths.map(th => th.textContent)")
-    assert {"lr", "train_loss", "val_loss"} <= set(headers) and "val_accuracy" not in headers
+    assert {"final lr", "final train_loss", "final val_loss"} <= set(headers)
+    assert "final val_accuracy" not in headers
     page.locator("button.sort[data-sort='val_loss']").click()
     page.wait_for_selector("th[aria-sort] button[data-sort='val_loss']")
     page.wait_for_function(

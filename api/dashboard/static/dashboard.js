@@ -94,10 +94,17 @@
     return node;
   }
 
+  // The one number format of every table, text and tick: integers as they are, anything
+  // else to 4 significant digits, in exponent form below 1e-3 or from 1e6 ("6.67e-6").
   function fmt(value) {
     if (value === null || value === undefined) return "—";
     if (typeof value === "number") {
-      return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(5)));
+      const size = Math.abs(value);
+      if (!Number.isFinite(value)) return String(value);
+      if (size !== 0 && (size < 1e-3 || size >= 1e6)) {
+        return value.toExponential(3).replace(/\.?0+e/, "e").replace("e+", "e");
+      }
+      return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(4)));
     }
     if (typeof value === "object") return JSON.stringify(value);
     return String(value);
@@ -383,11 +390,12 @@
         kvTable(tbody, [["trial", best.number], [valueLabel(study), best.value],
           ["best epoch's value", best.best_value],
           ...params.filter((p) => p in best.config).map((p) => [p, best.config[p]])]);
-        $("#best").replaceChildren(
+        $("#best").replaceChildren(h("div", { class: "best-grid" },
           h("table", { class: "kv" }, tbody),
-          h("p", {}, h("a", { href: `/studies/${id}/trials/${best.number}` }, `Trial ${best.number} in full`)),
-          h("p", { class: "muted" }, "Retrain it from the database and check its value:"),
-          h("pre", { id: "command" }, `hpo train --trial ${id}/${best.number}`));
+          h("div", {},
+            h("p", {}, h("a", { href: `/studies/${id}/trials/${best.number}` }, `Trial ${best.number} in full`)),
+            h("p", { class: "muted" }, "Retrain it from the database and check its value:"),
+            h("pre", { id: "command" }, `hpo train --trial ${id}/${best.number}`))));
       }
     }
 
@@ -406,9 +414,12 @@
         { key: "status", label: "Status" },
         ...params.map((p) => ({ key: p, label: p, param: true, sort: `param:${p}` })),
         { key: "value", label: valueLabel(study), sort: "objective_value" },
-        { key: "best_value", label: "best epoch", sort: "best_value" },
+        { key: "best_value", label: "best epoch", sort: "best_value",
+          title: `${study.objective.metric} at the trial's best epoch` },
         { key: "epochs_run", label: "Epochs", sort: "epochs_run" },
-        ...[...metricNames].sort().map((m) => ({ key: m, label: m, sort: m, metric: true })),
+        // "final lr", not "lr": a metric's header never repeats a hyperparameter's.
+        ...[...metricNames].sort().map((m) => ({ key: m, label: `final ${m}`, sort: m, metric: true,
+          title: `${m} at the trial's last epoch` })),
         { key: "select", label: "Compare" },
       ];
     }
@@ -416,11 +427,11 @@
     function renderHeader() {
       const row = $("#trials thead tr");
       row.replaceChildren(...columns.map((col) => {
-        if (!col.sort) return h("th", { scope: "col" }, col.label);
+        if (!col.sort) return h("th", { scope: "col", title: col.title }, col.label);
         const active = state.sort === col.sort;
         const ariaSort = active ? (state.order === "asc" ? "ascending" : "descending") : null;
         const arrow = active ? (state.order === "asc" ? " ▲" : " ▼") : "";
-        return h("th", { scope: "col", "aria-sort": ariaSort },
+        return h("th", { scope: "col", "aria-sort": ariaSort, title: col.title },
           h("button", { type: "button", class: "sort", "data-sort": col.sort,
             onclick: () => { sortBy(col.sort); } }, col.label + arrow));
       }));
@@ -448,7 +459,10 @@
     function trialRow(t) {
       const cells = columns.map((col) => {
         if (col.key === "number") {
-          return h("td", { class: "num" }, h("a", { href: `/studies/${id}/trials/${t.number}` }, t.number));
+          const best = t.number === study.best_trial?.number;
+          return h("th", { scope: "row", class: "num" },
+            best ? h("span", { class: "best-mark", title: "best trial" }, "★ ") : null,
+            h("a", { href: `/studies/${id}/trials/${t.number}`, "aria-label": best ? `trial ${t.number}, the best` : null }, t.number));
         }
         if (col.key === "status") {
           const stopped = t.status === "pruned" || t.status === "failed";
@@ -468,7 +482,7 @@
         const value = col.param ? t.config[col.key] : col.metric ? t.final_metrics[col.key] : t[col.key];
         return h("td", { class: typeof value === "number" ? "num" : null }, fmt(value));
       });
-      return h("tr", { "data-number": t.number }, cells);
+      return h("tr", { "data-number": t.number, class: t.number === study.best_trial?.number ? "best" : null }, cells);
     }
 
     async function loadTrials() {
