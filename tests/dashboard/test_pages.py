@@ -208,6 +208,23 @@ def test_study_page_plots(
         f".find(t => t.name.startsWith('trial {PRUNED[0]} ')).x"
     )
     assert pruned_x == [1, 2]
+    # Axes name the objective's definition; learning rates are on a log axis by default,
+    # accuracy on a linear one, and a button switches each.
+    layout = "document.getElementById('{}').layout.{}"
+    assert page.evaluate(layout.format("plot-history", "yaxis.title.text")) == (
+        "val_accuracy, last epoch"
+    )
+    assert page.evaluate(layout.format("plot-slice", "yaxis.title.text")) == (
+        "val_accuracy, last epoch"
+    )
+    assert page.evaluate(layout.format("plot-history", "yaxis.type")) == "linear"
+    assert page.evaluate(layout.format("plot-lr", "yaxis.type")) == "log"
+    assert page.get_attribute("button.scale[data-plot='plot-lr']", "aria-pressed") == "true"
+    page.click("button.scale[data-plot='plot-lr']")
+    page.wait_for_function(layout.format("plot-lr", "yaxis.type") + " === 'linear'")
+    assert page.get_attribute("button.scale[data-plot='plot-lr']", "aria-pressed") == "false"
+    page.click("button.scale[data-plot='plot-history']")
+    page.wait_for_function(layout.format("plot-history", "yaxis.type") + " === 'log'")
     # The table: a marker per status, and the epoch a pruned or failed trial stopped at.
     status_cell = page.inner_text(f"#trials tr[data-number='{PRUNED[0]}'] td:nth-child(2)")
     assert status_cell.replace("\n", " ") == "✕pruned at epoch 2", status_cell
@@ -329,6 +346,14 @@ def test_trial_page(page: Any, base_url: str, seeded: SeededStudies, screenshot_
     traces(page, "plot-loss", 2)  # train_loss, val_loss
     traces(page, "plot-accuracy", 1)
     traces(page, "plot-lr", 1)
+    # Losses and the learning rate on log axes by default, each with its switch.
+    layout = "document.getElementById('{}').layout.{}"
+    assert page.evaluate(layout.format("plot-loss", "yaxis.type")) == "log"
+    assert page.evaluate(layout.format("plot-lr", "yaxis.type")) == "log"
+    assert page.evaluate(layout.format("plot-accuracy", "yaxis.type")) == "linear"
+    page.click("button.scale[data-plot='plot-loss']")
+    page.wait_for_function(layout.format("plot-loss", "yaxis.type") + " === 'linear'")
+    assert page.locator("button.scale[data-plot='plot-accuracy']").count() == 0
     assert "test-host" in page.inner_text("#provenance")
     assert "adam" in page.inner_text("#config")
     events = page.inner_text("#content #events")
@@ -384,9 +409,24 @@ def test_running_study_updates_live(
     page.evaluate("window.__same_document = true")
     with Repository(db_file) as repo:
         number = add_trial(repo, seeded.running_id, "completed", 5)
-    page.wait_for_selector(f"#trials tr[data-number='{number}']")
+        running = add_trial(repo, seeded.running_id, "running", 3)
+    page.wait_for_selector(f"#trials tr[data-number='{running}']")
     assert page.evaluate("window.__same_document") is True  # no reload happened
-    traces(page, "plot-curves", 3)
+    # A running trial is drawn as it reports, in its own style and legend entry.
+    page.wait_for_function(
+        "document.getElementById('plot-curves').data"
+        ".filter(t => t.name.startsWith('trial ')).length === 4"
+    )
+    page.wait_for_function(
+        "document.getElementById('plot-history').data.some(t => t.name === 'running')"
+    )
+    history = page.evaluate(
+        "document.getElementById('plot-history').data.map(t => [t.name, t.customdata])"
+    )
+    assert history[:2] == [["completed", [1, 2, number]], ["running", [running]]]
+    assert f"trial {running} · running, epoch 3" in page.evaluate(
+        "document.getElementById('plot-history').data[1].text"
+    )
     page.screenshot(path=screenshot_dir / "study-running.png", full_page=True)
     assert page.errors == []
     page.goto("about:blank")  # close the events stream before the server stops

@@ -236,6 +236,31 @@
   // A legend entry with nothing drawn: how a status looks where traces are not per status.
   const legendOnly = (name, extra) => ({ x: [null], y: [null], name, hoverinfo: "skip", showlegend: true, ...extra });
 
+  // Log or linear y axes, per plot, switched by a button above it: log by default for
+  // losses and learning rates (they span decades; on a linear axis most trials sit on 0).
+  const logY = {};
+  const isLossLike = (name) => /loss|^lr$|learning_rate/i.test(name.split(",")[0]);
+
+  function yScale(id, defaultLog) {
+    const div = document.getElementById(id);
+    if (!(id in logY)) {
+      logY[id] = defaultLog;
+      const button = h("button", { type: "button", class: "scale", "data-plot": id,
+        "aria-pressed": String(defaultLog), "aria-label": `Log scale for ${div.getAttribute("aria-label") || id}` },
+      "Log scale");
+      button.addEventListener("click", () => {
+        logY[id] = !logY[id];
+        button.setAttribute("aria-pressed", String(logY[id]));
+        Plotly.relayout(div, { "yaxis.type": logY[id] ? "log" : "linear", "yaxis.autorange": true });
+      });
+      div.before(h("div", { class: "plot-tools" }, button));
+    }
+    return logY[id] ? "log" : "linear";
+  }
+
+  // Epochs are whole numbers: a tick every epoch up to 10, then every ceil(n / 10).
+  const epochTicks = (n) => ({ tick0: 0, dtick: Math.max(1, Math.ceil(n / 10)), tickformat: "d" });
+
   function isLog(param) {
     return Boolean(param && (param.loguniform || param.log));
   }
@@ -562,7 +587,8 @@
   // Each plot is drawn as soon as its own data is in: a slow importance fit never holds
   // back the history, and the trials table never waits for any of them.
   async function loadPlots(study, params, requested) {
-    const metric = study.objective.metric;
+    // Every axis of the trials' one value says what it is: "val_loss, last epoch".
+    const metric = valueLabel(study);
     const ready = plotly();
     const draw = (request, render) => Promise.all([ready, request]).then(([, data]) => render(data));
     const { points, curves, lr, importance } = requested || requestPlotData(study.id);
@@ -585,7 +611,7 @@
         const steps = sample.best_so_far;
         return plotParallel(sample.data, params, study.spec.space, metric, steps.length ? steps[steps.length - 1].number : null);
       }),
-      draw(curves, plotCurves),
+      draw(curves, (data) => plotCurves(data, `${study.objective.metric} per epoch`)),
       draw(lr, plotLearningRate),
       draw(importance, plotImportance),
     ]);
@@ -607,7 +633,8 @@
         mode: "lines", name: "best so far", hoverinfo: "skip", line: { color: "#d93025", shape: "hv", width: 2 } });
     }
     Plotly.react("plot-history", traces, baseLayout("Optimization history", {
-      xaxis: { title: { text: "trial" } }, yaxis: { title: { text: metric } },
+      xaxis: { title: { text: "trial" } },
+      yaxis: { title: { text: metric }, type: yScale("plot-history", isLossLike(metric)) },
       legend: { orientation: "h", y: -0.28 }, margin: { l: 60, r: 20, t: 50, b: 90 },
     }), plotConfig);
   }
@@ -632,7 +659,7 @@
     return traces.sort((a, b) => a.line.width - b.line.width);
   }
 
-  function plotCurves(curves) {
+  function plotCurves(curves, yTitle) {
     const traces = curveTraces(curves, true);
     // Pruned trials end in a cross where the scheduler stopped them (one trace for all).
     const pruned = curves.data.filter((c) => c.status === "pruned" && c.steps.length > 0);
@@ -653,7 +680,8 @@
     $("#curves-note").textContent = curves.data.length < curves.total
       ? `Showing ${curves.data.length} of ${curves.total} trials: the best 50 and a random sample.` : "";
     Plotly.react("plot-curves", traces, baseLayout(`Learning curves (${curves.metric})`, {
-      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: `${curves.metric} per epoch` } },
+      xaxis: { title: { text: "epoch" }, ...epochTicks(Math.max(1, ...curves.data.map((c) => c.steps.length))) },
+      yaxis: { title: { text: yTitle }, type: yScale("plot-curves", isLossLike(curves.metric)) },
       legend: { orientation: "h", y: -0.28 }, margin: { l: 60, r: 20, t: 50, b: 90 },
     }), plotConfig);
   }
@@ -668,7 +696,8 @@
     }
     const traces = curveTraces(lr, false);
     Plotly.react("plot-lr", traces, baseLayout("Learning rate per epoch", {
-      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "lr" }, type: "log" },
+      xaxis: { title: { text: "epoch" }, ...epochTicks(Math.max(1, ...lr.data.map((c) => c.steps.length))) },
+      yaxis: { title: { text: "learning rate" }, type: yScale("plot-lr", true) },
       showlegend: traces.length <= 15,
     }), plotConfig);
   }
@@ -876,12 +905,19 @@
     if (trial.history.length > 0) await plotly();
     $("#epochs-empty").hidden = trial.history.length > 0;
     const titles = { loss: "Losses", accuracy: "Accuracy", lr: "Learning rate", other: "Other metrics" };
+    const named = (names) => (names.length <= 2 ? names.join(", ") : "value (see legend)");
+    const axisTitles = { loss: (n) => (n.length === 1 ? n[0] : "loss"), accuracy: (n) => (n.length === 1 ? n[0] : "accuracy"),
+      lr: () => "learning rate", other: named };
     for (const [group, names] of Object.entries(groups)) {
       const div = $(`#plot-${group}`);
       div.closest("figure").hidden = names.length === 0;
       if (names.length === 0) continue;
+      const switchable = group === "loss" || group === "lr";
       Plotly.newPlot(div, names.map((n) => metricTrace(trial.history, n)),
-        baseLayout(titles[group], { xaxis: { title: { text: "epoch" } } }), plotConfig);
+        baseLayout(titles[group], {
+          xaxis: { title: { text: "epoch" }, ...epochTicks(trial.history.length) },
+          yaxis: { title: { text: axisTitles[group](names) }, ...(switchable ? { type: yScale(div.id, true) } : {}) },
+        }), plotConfig);
     }
   }
 
