@@ -15,7 +15,7 @@ from api.app import create_app
 from hpo import service
 from hpo.config import Settings
 from hpo.spec import load_spec
-from hpo.storage.repository import Repository
+from hpo.storage.repository import Repository, ResultRow
 from tests.api.support import live_server
 from tests.dashboard.seed import (
     FAILED,
@@ -235,6 +235,9 @@ def test_study_page_plots(
     page.wait_for_function("document.getElementById('plot-parallel').data[0].type === 'parcoords'")
     assert page.get_attribute("#parallel-brush", "aria-pressed") == "true"
     assert page.evaluate("document.getElementById('plot-parallel').data[0].dimensions.length") == 4
+    # Its log axis is ticked in real values, not log10 exponents.
+    lr_axis = page.evaluate("document.getElementById('plot-parallel').data[0].dimensions[0]")
+    assert lr_axis["label"] == "lr (log)" and lr_axis["ticktext"] == ["1e-4", "0.001", "0.01"]
     page.locator("#plot-parallel").screenshot(path=screenshot_dir / "study-parcoords.png")
     no_cloud(page)  # the full (WebGL) bundle's plot too
     assert page.errors == []
@@ -379,6 +382,77 @@ def test_compare_page(
     page.screenshot(path=screenshot_dir / "compare.png", full_page=True)
     no_cloud(page)
     assert page.errors == []
+
+
+def test_parallel_coordinates_with_conditional_parameters(
+    page: Any, tmp_path: Path, screenshot_dir: Path
+) -> None:
+    """`momentum` exists for one optimizer only: its axis stays numeric, with readable ticks
+    and a separate "—" tick for the trials without it; `lr` is a log axis ticked in real
+    values; the colour bar's title stands clear of its ticks."""
+    url = f"sqlite:///{tmp_path / 'conditional.db'}"
+    spec = {
+        **SPEC,
+        "name": "conditional",
+        "space": {
+            "optimizer": {"choice": ["sgd", "momentum", "adam"]},
+            "lr": {"loguniform": [1.0e-4, 0.3]},
+            "momentum": {"uniform": [0.5, 0.99], "when": {"optimizer": ["momentum"]}},
+        },
+    }
+    with Repository(url) as repo:
+        study = service.submit_study(repo, load_spec(spec), owner=None)
+        for n in range(6):
+            config: dict[str, Any] = {"optimizer": ["sgd", "momentum", "adam"][n % 3]}
+            config["lr"] = 1.234567890123e-4 * 10 ** (n * 0.5)
+            if config["optimizer"] == "momentum":
+                config["momentum"] = 0.5123456789012345 + 0.3 * n / 5
+            trial = repo.create_trial(
+                study.id, config=config, seed=n, ray_trial_id=None, provenance={}
+            )
+            repo.record_results(
+                [ResultRow(trial.id, 1, {"val_accuracy": 0.5 + n / 20}, 0.5 + n / 20)]
+            )
+            repo.finish_trial(trial.id, "completed")
+    with live_server(create_app(url, settings=Settings())) as base:
+        page.goto(f"{base}/studies/{study.id}")
+        page.wait_for_function("(document.getElementById('plot-parallel')?.data || []).length > 2")
+        annotations = page.evaluate(
+            "document.getElementById('plot-parallel').layout.annotations"
+            ".map(a => [a.x, a.y, a.text])"
+        )
+        axes = [text for _, _, text in annotations if text.startswith("<b>")]
+        assert axes == [
+            "<b>optimizer</b>",
+            "<b>lr (log)</b>",
+            "<b>momentum</b>",
+            "<b>val_accuracy, last epoch</b>",
+        ]
+        ticks = {
+            axis: [text for x, _, text in annotations if x == axis and not text.startswith("<b>")]
+            for axis in range(4)
+        }
+        assert ticks[0] == ["adam", "momentum", "sgd"]
+        assert ticks[1] == ["0.001", "0.01"]  # lr from 1.2e-4 to 0.039: the decades inside
+        assert ticks[2][-1] == "—" and ticks[2][:-1] == ["0.6", "0.65", "0.7", "0.75"]
+        assert all(len(t) <= 6 for axis in (1, 2, 3) for t in ticks[axis]), ticks  # no 16 digits
+        # Trials without momentum sit on the "—" tick, below the axis.
+        dash_y = next(y for x, y, text in annotations if x == 2 and text == "—")
+        lines = page.evaluate(
+            "document.getElementById('plot-parallel').data"
+            ".filter(t => t.mode === 'lines' && !t.showlegend).flatMap(t => t.x.map((x, i) =>"
+            " [x, t.y[i], t.customdata[i]]))"
+        )
+        at_momentum = {n: y for x, y, n in lines if x == 2}
+        assert sorted(n for n, y in at_momentum.items() if y == dash_y) == [1, 3, 4, 6]
+        assert all(0 <= y <= 1 for n, y in at_momentum.items() if n in (2, 5))
+        colorbar = page.evaluate(
+            "document.getElementById('plot-parallel').data.at(-1).marker.colorbar.title"
+        )
+        assert colorbar == {"text": "val_accuracy, last epoch", "side": "right"}
+        page.locator("#plot-parallel").screenshot(path=screenshot_dir / "parallel-conditional.png")
+        assert page.errors == []
+        page.goto("about:blank")
 
 
 def test_unknown_pages_are_html_404(

@@ -702,26 +702,62 @@
     }), plotConfig);
   }
 
-  // A parallel-coordinates axis: numbers as they are (log10 for log-scaled parameters),
-  // anything else as codes with its values as tick labels; absent values get their own tick.
-  function dimension(name, values, param) {
-    const present = values.filter((v) => v !== undefined && v !== null);
-    const numeric = present.length > 0 && present.every((v) => typeof v === "number");
-    if (numeric && present.length === values.length) {
-      const log = isLog(param);
-      return { label: log ? `log10(${name})` : name, name, log, values: values.map((v) => (log ? Math.log10(v) : v)) };
+  // Where an absent value (a conditional parameter left out) sits on a parallel-coordinates
+  // axis: its own "—" tick below the axis' values, which span [0, 1].
+  const ABSENT = -0.12;
+
+  // Readable ticks between lo and hi (real values): a 1-2-5 step on a linear axis, powers
+  // of ten on a log one (lo and hi are then log10 values); the ends when nothing fits.
+  function niceTicks(lo, hi, log) {
+    if (!(hi > lo)) return [log ? 10 ** lo : lo];
+    if (log) {
+      const ticks = [];
+      for (let e = Math.ceil(lo - 1e-9); e <= hi + 1e-9; e += 1) ticks.push(10 ** e);
+      return ticks.length >= 2 ? ticks : [10 ** lo, ...ticks, 10 ** hi];
     }
-    const labels = [...new Set(values.map((v) => (v === undefined || v === null ? "—" : String(v))))];
-    return {
-      label: name, name, values: values.map((v) => labels.indexOf(v === undefined || v === null ? "—" : String(v))),
-      tickvals: labels.map((_, i) => i), ticktext: labels,
-    };
+    const raw = (hi - lo) / 4;
+    const magnitude = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 5, 10].find((m) => m * magnitude >= raw) * magnitude;
+    const ticks = [];
+    for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k += 1) {
+      ticks.push(Number((k * step).toPrecision(12)));
+    }
+    return ticks;
+  }
+
+  // A parallel-coordinates axis, its positions in [0, 1]: numbers on their own scale (log
+  // for log-scaled parameters, ticked in real values), anything else as categories spread
+  // evenly; absent values at their own "—" tick (ABSENT), whatever the axis' kind.
+  function dimension(name, values, param) {
+    const absent = (v) => v === undefined || v === null;
+    const present = values.filter((v) => !absent(v));
+    const numeric = present.length > 0 && present.every((v) => typeof v === "number");
+    let positions;
+    let ticks;
+    let log = false;
+    if (numeric) {
+      log = isLog(param) && present.every((v) => v > 0);
+      const scale = (v) => (log ? Math.log10(v) : v);
+      const lo = Math.min(...present.map(scale));
+      const hi = Math.max(...present.map(scale));
+      const unit = (v) => (hi > lo ? (scale(v) - lo) / (hi - lo) : 0.5);
+      positions = values.map((v) => (absent(v) ? ABSENT : unit(v)));
+      ticks = niceTicks(lo, hi, log).map((v) => [unit(v), fmt(v)]);
+    } else {
+      const labels = [...new Set(present.map(String))].sort();
+      const unit = (i) => (labels.length > 1 ? i / (labels.length - 1) : 0.5);
+      positions = values.map((v) => (absent(v) ? ABSENT : unit(labels.indexOf(String(v)))));
+      ticks = labels.map((label, i) => [unit(i), label]);
+    }
+    if (present.length < values.length) ticks.push([ABSENT, "—"]);
+    return { name, label: log ? `${name} (log)` : name, log, positions, ticks };
   }
 
   // Parallel coordinates, two ways. By default SVG lines (one scatter trace per colour
-  // band, trials separated by gaps): drawn in a few hundred ms anywhere. On request Plotly's
-  // parcoords, whose axes filter by dragging, but which is WebGL: without a GPU (software
-  // GL) it alone costs seconds, so it is not the default.
+  // band and status, trials separated by gaps): drawn in a few hundred ms anywhere. On
+  // request Plotly's parcoords, whose axes filter by dragging, but which is WebGL: without
+  // a GPU (software GL) it alone costs seconds, so it is not the default. Both draw the
+  // same axes (`dimension`).
   const VIRIDIS = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e",
     "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725"];
   let parallelBrushing = false;
@@ -739,23 +775,24 @@
     parallelArgs = [finished, params, space, metric, bestNumber];
     const dimensions = params.map((p) => dimension(p, finished.map((t) => t.config[p]), space[p]));
     const objective = finished.map((t) => t.value);
-    dimensions.push({ label: metric, name: metric, values: objective });
+    dimensions.push(dimension(metric, objective, null));
+    const [lo, hi] = [Math.min(...objective), Math.max(...objective)];
+    // The colour bar's title stands to its right, clear of its tick labels.
+    const colorbar = { title: { text: metric, side: "right" }, thickness: 14, tickformat: ".3~g" };
     const button = $("#parallel-brush");
     button.textContent = parallelBrushing ? "Static lines" : "Filter by dragging on the axes (WebGL)";
     button.setAttribute("aria-pressed", String(parallelBrushing));
-    const layout = baseLayout("Parallel coordinates", { margin: { l: 60, r: 60, t: 80, b: 30 } });
+    const layout = baseLayout("Parallel coordinates", { margin: { l: 60, r: 80, t: 80, b: 30 } });
     if (parallelBrushing) {
-      const axes = dimensions.map(({ label, values, tickvals, ticktext }) => ({ label, values, tickvals, ticktext }));
+      const axes = dimensions.map((d) => ({
+        label: d.label, values: d.positions, range: [d.positions.includes(ABSENT) ? ABSENT : 0, 1],
+        tickvals: d.ticks.map(([at]) => at), ticktext: d.ticks.map(([, text]) => text),
+      }));
       drawParallel(await plotlyFull(), [{
-        type: "parcoords", dimensions: axes, line: { color: objective, colorscale: "Viridis", showscale: true },
+        type: "parcoords", dimensions: axes, line: { color: objective, colorscale: "Viridis", showscale: true, colorbar },
       }], layout);
       return;
     }
-    // Each axis scaled to [0, 1] by its range; categorical axes spread their codes evenly.
-    const ranges = dimensions.map((d) => [Math.min(...d.values), Math.max(...d.values)]);
-    const unit = (v, [rlo, rhi]) => (rhi > rlo ? (v - rlo) / (rhi - rlo) : 0.5);
-    const scaled = dimensions.map((d, axis) => d.values.map((v) => unit(v, ranges[axis])));
-    const [lo, hi] = ranges[ranges.length - 1];
     const band = (v) => (hi > lo ? Math.min(VIRIDIS.length - 1, Math.floor(((v - lo) / (hi - lo)) * VIRIDIS.length)) : 0);
     // One trace per colour band and status: the colour is the value, the dash the status.
     const bands = new Map();
@@ -767,9 +804,9 @@
           line: { color: VIRIDIS[band(t.value)], width: t.status === "completed" ? 1.2 : 1.5, dash: styleOf(t.status).dash } });
       }
       const trace = bands.get(key);
-      scaled.forEach((column, axis) => {
+      dimensions.forEach((d, axis) => {
         trace.x.push(axis);
-        trace.y.push(column[i]);
+        trace.y.push(d.positions[i]);
         trace.text.push(`${trialText(t)}: ${metric} ${fmt(t.value)}`);
         trace.customdata.push(t.number);
       });
@@ -785,24 +822,20 @@
     const bestIndex = finished.findIndex((t) => t.number === bestNumber);
     if (bestIndex >= 0) {
       traces.push({ type: "scatter", mode: "lines+markers", name: `best: trial ${bestNumber}`,
-        x: scaled.map((_, axis) => axis), y: scaled.map((column) => column[bestIndex]),
-        customdata: scaled.map(() => bestNumber),
+        x: dimensions.map((_, axis) => axis), y: dimensions.map((d) => d.positions[bestIndex]),
+        customdata: dimensions.map(() => bestNumber),
         line: { color: "#d93025", width: 3 }, hoverinfo: "name", showlegend: true });
     }
     // The colour bar, on a trace with no visible points.
     traces.push({ type: "scatter", mode: "markers", x: [null, null], y: [null, null], hoverinfo: "skip",
       showlegend: false, marker: { color: [lo, hi], cmin: lo, cmax: hi, colorscale: "Viridis",
-        showscale: true, colorbar: { title: { text: metric }, thickness: 14 } } });
+        showscale: true, colorbar } });
     const annotations = [];
     dimensions.forEach((d, axis) => {
-      const label = d.log ? `${d.name} (log)` : d.name;
-      annotations.push({ x: axis, y: 1.04, yanchor: "bottom", text: `<b>${label}</b>`, showarrow: false });
-      const ticks = d.tickvals
-        ? d.tickvals.map((code, k) => [code, d.ticktext[k]])
-        : ranges[axis].map((v) => [v, fmt(d.log ? 10 ** v : v)]);
-      for (const [value, label] of ticks) {
-        annotations.push({ x: axis, y: unit(value, ranges[axis]), xanchor: "right",
-          xshift: -4, text: label, showarrow: false, font: { size: 11, color: "#4a4a4a" } });
+      annotations.push({ x: axis, y: 1.04, yanchor: "bottom", text: `<b>${d.label}</b>`, showarrow: false });
+      for (const [at, label] of d.ticks) {
+        annotations.push({ x: axis, y: at, xanchor: "right", xshift: -4, text: label, showarrow: false,
+          font: { size: 11, color: "#4a4a4a" } });
       }
     });
     drawParallel(Plotly, traces, {
@@ -811,7 +844,7 @@
       shapes: dimensions.map((_, axis) => ({ type: "line", x0: axis, x1: axis, y0: 0, y1: 1,
         line: { color: "#4a4a4a", width: 1 } })),
       xaxis: { range: [-0.5, dimensions.length - 0.7], visible: false, fixedrange: true },
-      yaxis: { range: [-0.04, 1.12], visible: false, fixedrange: true },
+      yaxis: { range: [ABSENT - 0.06, 1.12], visible: false, fixedrange: true },
     });
   }
 
