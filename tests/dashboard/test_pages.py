@@ -243,6 +243,40 @@ def test_study_page_plots(
     assert page.errors == []
 
 
+def test_plot_points_open_their_trial(page: Any, base_url: str, seeded: SeededStudies) -> None:
+    """A real mouse click on a marker of the history opens that trial's page; the other
+    plots' points (and lines) carry their trial and follow the same click."""
+    study = f"{base_url}/studies/{seeded.completed_id}"
+    page.goto(study)
+    traces(page, "plot-history", 4)
+    # Where the marker of pruned trial 3 is on the screen (trace 1: the pruned ones).
+    x, y = page.evaluate(
+        """(() => {
+          const d = document.getElementById('plot-history');
+          const t = d.data[1], i = t.customdata.indexOf(3);
+          const xa = d._fullLayout.xaxis, ya = d._fullLayout.yaxis;
+          const box = d.getBoundingClientRect();
+          return [box.left + xa._offset + xa.l2p(t.x[i]), box.top + ya._offset + ya.l2p(t.y[i])];
+        })()"""
+    )
+    page.mouse.move(x, y)
+    with page.expect_navigation():
+        page.mouse.click(x, y)
+    assert page.url == f"{study}/trials/3"
+    page.wait_for_selector("#trial-status .status")
+    for div, number in [("plot-slice", 5), ("plot-curves", 4), ("plot-parallel", 8)]:
+        page.goto(study)
+        page.wait_for_function(f"(document.getElementById('{div}')?.data || []).length > 2")
+        page.wait_for_function(f"document.getElementById('{div}').classList.contains('linked')")
+        with page.expect_navigation():
+            page.evaluate(
+                f"document.getElementById('{div}').emit('plotly_click',"
+                f" {{points: [{{customdata: {number}}}]}})"
+            )
+        assert page.url == f"{study}/trials/{number}", div
+    assert page.errors == []
+
+
 def test_study_layout_and_table(
     browser: Any, base_url: str, db_file: str, seeded: SeededStudies, screenshot_dir: Path
 ) -> None:

@@ -261,6 +261,20 @@
   // Epochs are whole numbers: a tick every epoch up to 10, then every ceil(n / 10).
   const epochTicks = (n) => ({ tick0: 0, dtick: Math.max(1, Math.ceil(n / 10)), tickformat: "d" });
 
+  // Plots that link: clicking a trial's point (or line) opens its page. Every trace that
+  // draws trials carries their numbers as `customdata`. Re-bound after each draw: a purge
+  // (switching the parallel coordinates' bundle) drops a plot's handlers.
+  function linkToTrials(div, studyId) {
+    const element = typeof div === "string" ? document.getElementById(div) : div;
+    if (!element.on) return;
+    element.removeAllListeners?.("plotly_click");
+    element.on("plotly_click", (event) => {
+      const number = (event.points || []).map((p) => p.customdata).find((n) => Number.isInteger(n));
+      if (number) window.location.href = `/studies/${studyId}/trials/${number}`;
+    });
+    element.classList.add("linked");
+  }
+
   function isLog(param) {
     return Boolean(param && (param.loguniform || param.log));
   }
@@ -539,7 +553,7 @@
     });
     $("#parallel-brush").addEventListener("click", () => {
       parallelBrushing = !parallelBrushing;
-      if (parallelArgs) plotParallel(...parallelArgs).catch(showFailure);
+      if (parallelArgs) plotParallel(...parallelArgs).then(() => linkToTrials("plot-parallel", id)).catch(showFailure);
     });
     $("#copy-spec").addEventListener("click", async () => {
       try {
@@ -608,11 +622,20 @@
           : "";
         plotHistory(sample, metric);
         plotSlices(sample.data, params, study.spec.space, metric);
+        linkToTrials("plot-history", study.id);
+        linkToTrials("plot-slice", study.id);
         const steps = sample.best_so_far;
-        return plotParallel(sample.data, params, study.spec.space, metric, steps.length ? steps[steps.length - 1].number : null);
+        return plotParallel(sample.data, params, study.spec.space, metric, steps.length ? steps[steps.length - 1].number : null)
+          .then(() => linkToTrials("plot-parallel", study.id));
       }),
-      draw(curves, (data) => plotCurves(data, `${study.objective.metric} per epoch`)),
-      draw(lr, plotLearningRate),
+      draw(curves, (data) => {
+        plotCurves(data, `${study.objective.metric} per epoch`);
+        linkToTrials("plot-curves", study.id);
+      }),
+      draw(lr, (data) => {
+        plotLearningRate(data);
+        linkToTrials("plot-lr", study.id);
+      }),
       draw(importance, plotImportance),
     ]);
   }
