@@ -489,6 +489,56 @@ def test_parallel_coordinates_with_conditional_parameters(
         page.goto("about:blank")
 
 
+def test_study_actions(page: Any, tmp_path: Path, screenshot_dir: Path) -> None:
+    """On the study page: export links that download CSV and JSON, cancel for a queued
+    study, and delete behind a confirmation that can be declined."""
+    url = f"sqlite:///{tmp_path / 'actions.db'}"
+    seeded = seed_dashboard(url)
+    with Repository(url) as repo:
+        queued = service.submit_study(repo, load_spec({**SPEC, "name": "to-cancel"}), owner=None)
+    with live_server(create_app(url, settings=Settings())) as base:
+        page.goto(f"{base}/studies/{seeded.completed_id}")
+        page.wait_for_selector("#trials tbody tr")
+        assert page.is_hidden("#cancel-study")  # completed: nothing to cancel
+        assert re.fullmatch(r"ran \d+ s", page.inner_text("#elapsed"))
+        for kind, media in [("csv", "text/csv"), ("json", "application/json")]:
+            with page.expect_download() as download:
+                page.click(f"#export-{kind}")
+            assert download.value.suggested_filename == f"study-{seeded.completed_id}.{kind}"
+            text = Path(download.value.path()).read_text()
+            assert text.startswith("number," if kind == "csv" else "{"), text[:80]
+            response = page.request.get(base + page.get_attribute(f"#export-{kind}", "href"))
+            assert response.headers["content-type"].startswith(media)
+        # A running study can be cancelled, not deleted, and shows how long it has run.
+        page.goto(f"{base}/studies/{seeded.running_id}")
+        page.wait_for_selector("#elapsed:has-text('running for')")
+        assert page.is_visible("#cancel-study") and page.is_hidden("#delete-study")
+        page.goto("about:blank")  # close its events stream
+        page.goto(f"{base}/studies/{queued.id}")
+        page.wait_for_selector("#cancel-study:not([hidden])")
+        assert page.inner_text("#elapsed") == "waiting for a runner"
+        page.click("#cancel-study")
+        page.wait_for_selector("#study-status:has-text('cancelled')")
+        assert page.is_hidden("#cancel-study")
+        with Repository(url) as repo:
+            assert repo.get_study(queued.id).status == "cancelled"
+        page.click("#delete-study")
+        page.wait_for_selector("#confirm-delete[open]")
+        page.screenshot(path=screenshot_dir / "study-delete-confirm.png")
+        page.click("#confirm-delete button[value='keep']")  # declined: nothing happens
+        page.wait_for_selector("#confirm-delete:not([open])", state="attached")
+        with Repository(url) as repo:
+            assert repo.get_study(queued.id).status == "cancelled"
+        page.click("#delete-study")
+        with page.expect_navigation():
+            page.click("#confirm-delete-yes")
+        assert page.url == base + "/"
+        with Repository(url) as repo:
+            assert [s.id for s in repo.list_studies()] == [seeded.running_id, seeded.completed_id]
+        assert page.errors == []
+        page.goto("about:blank")
+
+
 def test_unknown_pages_are_html_404(
     page: Any, base_url: str, seeded: SeededStudies, screenshot_dir: Path
 ) -> None:

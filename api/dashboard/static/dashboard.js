@@ -40,6 +40,19 @@
     return response.json();
   }
 
+  // A POST or DELETE; resolves to the response, throws an HttpError with the API's message.
+  async function send(method, path) {
+    const response = await fetch(API + path, { method, headers: authHeaders() });
+    if (!response.ok) {
+      let message = response.statusText || `HTTP ${response.status}`;
+      try {
+        message = (await response.json()).detail.map((d) => d.message).join("; ");
+      } catch (_) { /* not an ErrorPublic body */ }
+      throw new HttpError(response.status, message);
+    }
+    return response;
+  }
+
   // Server-sent events read through fetch (EventSource cannot send the Authorization
   // header); reconnects with Last-Event-ID until the study's terminal event.
   async function follow(path, onEvent) {
@@ -564,7 +577,68 @@
       }
     });
 
+    // Study actions: cancel (queued or running), delete (confirmed; not while running),
+    // export; the elapsed time of a running study ticks every second.
+    function renderActions() {
+      const live = study.status === "queued" || study.status === "running";
+      $("#cancel-study").hidden = !live;
+      $("#delete-study").hidden = study.status === "running";
+      $("#elapsed").textContent = study.status === "queued" ? "waiting for a runner"
+        : !study.started_at ? ""
+        : study.finished_at ? `ran ${duration(study.started_at, study.finished_at)}`
+        : `running for ${duration(study.started_at)}`;
+    }
+    setInterval(() => { if (study.status === "running") renderActions(); }, 1000);
+    const say = (text) => { $("#action-message").textContent = text; };
+    $("#cancel-study").addEventListener("click", async () => {
+      try {
+        await send("POST", `/studies/${id}/cancel`);
+        study = await api(`/studies/${id}`);
+        renderSummary();
+        renderActions();
+        say("Cancelled: its runner stops its trials.");
+      } catch (error) {
+        say(`Not cancelled: ${error.message}`);
+      }
+    });
+    const dialog = $("#confirm-delete");
+    $("#delete-study").addEventListener("click", () => {
+      $("#confirm-delete-title").textContent = `Delete study ${study.id} (${study.name})?`;
+      dialog.showModal();
+    });
+    dialog.addEventListener("close", async () => {
+      if (dialog.returnValue !== "delete") {
+        $("#delete-study").focus();
+        return;
+      }
+      try {
+        await send("DELETE", `/studies/${id}`);
+        window.location.href = "/";
+      } catch (error) {
+        say(`Not deleted: ${error.message}`);
+      }
+    });
+    // With tokens on, a plain link cannot carry the Authorization header: fetch the file.
+    for (const link of document.querySelectorAll("a.export")) {
+      link.addEventListener("click", async (event) => {
+        if (!sessionStorage.getItem(TOKEN_KEY)) return;
+        event.preventDefault();
+        const response = await fetch(link.href, { headers: authHeaders() });
+        if (!response.ok) {
+          say(`Export failed: HTTP ${response.status}`);
+          return;
+        }
+        const url = URL.createObjectURL(await response.blob());
+        const save = h("a", { href: url, download: link.getAttribute("download"), hidden: true });
+        document.body.append(save);
+        save.click();
+        save.remove();
+        URL.revokeObjectURL(url);
+      });
+    }
+
     renderSummary();
+    renderActions();
     await Promise.all([loadTrials(), loadPlots(study, params, plotData)]);
 
     if (!TERMINAL.has(study.status)) {
@@ -572,6 +646,7 @@
       const refresh = async () => {
         study = await api(`/studies/${id}`);
         renderSummary();
+        renderActions();
         await Promise.all([loadTrials(), loadPlots(study, params)]);
       };
       follow(`/studies/${id}/events`, () => {
