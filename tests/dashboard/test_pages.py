@@ -378,7 +378,9 @@ def test_study_sort_and_filter(page: Any, base_url: str, seeded: SeededStudies) 
     assert page.errors == []
 
 
-def test_trial_page(page: Any, base_url: str, seeded: SeededStudies, screenshot_dir: Path) -> None:
+def test_trial_page(
+    page: Any, base_url: str, db_file: str, seeded: SeededStudies, screenshot_dir: Path
+) -> None:
     page.goto(f"{base_url}/studies/{seeded.completed_id}/trials/1")
     traces(page, "plot-loss", 2)  # train_loss, val_loss
     traces(page, "plot-accuracy", 1)
@@ -398,6 +400,44 @@ def test_trial_page(page: Any, base_url: str, seeded: SeededStudies, screenshot_
     well_formed(page)
     page.screenshot(path=screenshot_dir / "trial.png", full_page=True)
     no_cloud(page)
+    # Axes labelled, whole epochs on the x axis.
+    assert page.evaluate(layout.format("plot-loss", "yaxis.title.text")) == "loss"
+    assert page.evaluate(layout.format("plot-lr", "yaxis.title.text")) == "learning rate"
+    assert page.evaluate(layout.format("plot-accuracy", "yaxis.title.text")) == "val_accuracy"
+    ticks = page.eval_on_selector_all(
+        "#plot-accuracy .xtick text", "ts => ts.map(t => t.textContent)"
+    )
+    assert ticks == ["1", "2", "3", "4", "5"]
+    assert page.is_hidden("#trial-stopped")
+    # Long values wrap inside their card.
+    assert (
+        page.evaluate("getComputedStyle(document.querySelector('#provenance td')).overflowWrap")
+        == "anywhere"
+    )
+    # A pruned trial: why and when it stopped, marked on its plots; the driver's event
+    # naming it by its Ray key reads with its number.
+    with Repository(db_file) as repo:
+        pruned = repo.get_trial(seeded.completed_id, PRUNED[0])
+        repo.add_event(
+            seeded.completed_id,
+            "trial_pruned",
+            "trial 1a2b3c:train_fn_a1b2c_00002 pruned after 2 epochs",
+            trial_id=pruned.id,
+        )
+    page.goto(f"{base_url}/studies/{seeded.completed_id}/trials/{PRUNED[0]}")
+    page.wait_for_selector("#trial-stopped:not([hidden])")
+    assert page.inner_text("#trial-stopped") == (
+        "Stopped early by the ASHA scheduler at epoch 2 of 5: its val_accuracy at that rung "
+        "was not in the best 1/3 of the trials that reached it."
+    )
+    traces(page, "plot-accuracy", 1)
+    assert page.evaluate(layout.format("plot-accuracy", "shapes[0].x0")) == 2
+    assert page.eval_on_selector_all(
+        "#plot-accuracy .xtick text", "ts => ts.map(t => t.textContent)"
+    ) == ["1", "2"]  # not 1.2, 1.4, …
+    events = page.inner_text("#events")
+    assert f"trial {PRUNED[0]} pruned after 2 epochs" in events and "1a2b3c" not in events
+    page.screenshot(path=screenshot_dir / "trial-pruned.png", full_page=True)
     page.goto(f"{base_url}/studies/{seeded.completed_id}/trials/{FAILED}")
     page.wait_for_selector("#trial-error:not([hidden])")
     assert "loss became NaN" in page.inner_text("#trial-error")

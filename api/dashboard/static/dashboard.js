@@ -1016,26 +1016,55 @@
     mode: "lines+markers", name: label || name,
   });
 
+  // Why a pruned trial got no more epochs, in words, from the study's scheduler; null for
+  // any other trial.
+  function whyStopped(trial, study) {
+    if (trial.status !== "pruned") return null;
+    const budget = study.spec.budget?.max_epochs;
+    const at = `at epoch ${trial.epochs_run}${budget ? ` of ${budget}` : ""}`;
+    if (trial.error) return `Stopped ${at}: ${trial.error}.`;
+    const scheduler = study.strategy.scheduler || "the scheduler";
+    const eta = study.spec.strategy?.reduction_factor;
+    const metric = study.objective.metric;
+    const rule = {
+      asha: `its ${metric} at that rung was not in the best 1/${fmt(eta ?? 3)} of the trials that reached it`,
+      hyperband: `its ${metric} at that rung was not in the best 1/${fmt(eta ?? 3)} of the trials that reached it`,
+      median: `its ${metric} was worse than the median of the other trials at that epoch`,
+    }[scheduler];
+    return `Stopped early by the ${scheduler.toUpperCase()} scheduler ${at}` + (rule ? `: ${rule}.` : ".");
+  }
+
   async function trialPage() {
     const { studyId, number } = PAGE;
-    const trial = await api(`/studies/${studyId}/trials/${number}`);
+    const [trial, study] = await Promise.all([
+      api(`/studies/${studyId}/trials/${number}`), api(`/studies/${studyId}`)]);
+    const stopped = whyStopped(trial, study);
+    $("#trial-stopped").hidden = !stopped;
+    $("#trial-stopped").textContent = stopped || "";
     $("#trial-status").replaceChildren(statusBadge(trial.status),
       ` ${trial.epochs_run} epochs · value ${fmt(trial.value)} · best epoch ${fmt(trial.best_value)} · last ${fmt(trial.last_value)}`);
-    if (trial.error) {
+    if (trial.error && trial.status !== "pruned") {  // a pruned trial's says why it stopped
       $("#trial-error").hidden = false;
       $("#trial-error").textContent = trial.error;
     }
     kvTable($("#config tbody"), Object.entries(trial.config));
     kvTable($("#provenance tbody"), [["seed", trial.seed], ["started", when(trial.started_at)],
       ["finished", when(trial.finished_at)], ...Object.entries(trial.provenance)]);
+    // The driver names trials by their Ray key in its messages: say the trial's number.
+    const message = (e) => (e.trial_id === trial.id ? e.message.replace(/^trial \S+/, `trial ${trial.number}`) : e.message);
     $("#events").replaceChildren(...trial.events.map((e) => h("li", {},
       h("time", { datetime: e.created_at }, when(e.created_at)), " ", statusBadge(e.kind.replace(/^trial_/, "")),
-      " ", e.message)));
+      " ", message(e))));
     $("#events-empty").hidden = trial.events.length > 0;
     const groups = groupMetrics(trial.history);
     if (trial.history.length > 0) await plotly();
     $("#epochs-empty").hidden = trial.history.length > 0;
     const titles = { loss: "Losses", accuracy: "Accuracy", lr: "Learning rate", other: "Other metrics" };
+    // A pruned trial's plots mark the epoch it was stopped at.
+    const stopLine = stopped ? [{ type: "line", xref: "x", yref: "paper", x0: trial.epochs_run, x1: trial.epochs_run,
+      y0: 0, y1: 1, line: { color: STATUS.pruned.color, dash: "dot", width: 2 } }] : [];
+    const stopNote = stopped ? [{ xref: "x", yref: "paper", x: trial.epochs_run, y: 1, yanchor: "bottom",
+      text: "stopped", showarrow: false, font: { color: "#7a5300" } }] : [];
     const named = (names) => (names.length <= 2 ? names.join(", ") : "value (see legend)");
     const axisTitles = { loss: (n) => (n.length === 1 ? n[0] : "loss"), accuracy: (n) => (n.length === 1 ? n[0] : "accuracy"),
       lr: () => "learning rate", other: named };
@@ -1046,6 +1075,7 @@
       const switchable = group === "loss" || group === "lr";
       Plotly.newPlot(div, names.map((n) => metricTrace(trial.history, n)),
         baseLayout(titles[group], {
+          shapes: stopLine, annotations: stopNote,
           xaxis: { title: { text: "epoch" }, ...epochTicks(trial.history.length) },
           yaxis: { title: { text: axisTitles[group](names) }, ...(switchable ? { type: yScale(div.id, true) } : {}) },
         }), plotConfig);
