@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -342,6 +343,8 @@ def test_study_sort_and_filter(page: Any, base_url: str, seeded: SeededStudies) 
     sort.focus()
     page.keyboard.press("Enter")  # the sort buttons work from the keyboard
     page.wait_for_function("document.querySelector('#trials tbody tr').dataset.number !== '1'")
+    # The keyboard stays on the column's (redrawn) button, and Enter sorts it again.
+    assert page.evaluate("document.activeElement.dataset.sort") == "best_value"
     by_value = rows(page, "trials")
     values = page.eval_on_selector_all(
         "#trials tbody tr", "rs => rs.map(r => r.children[5].textContent)"
@@ -349,7 +352,7 @@ def test_study_sort_and_filter(page: Any, base_url: str, seeded: SeededStudies) 
     finite = [float(v) for v in values if v != "—"]
     assert finite == sorted(finite, reverse=True)  # mode max: best first
     assert page.get_attribute("th[aria-sort]", "aria-sort") == "descending"
-    page.locator("button.sort[data-sort='best_value']").click()
+    page.keyboard.press("Enter")
     page.wait_for_function(
         f"document.querySelector('#trials tbody tr').dataset.number !== '{by_value[0]}'"
     )
@@ -579,6 +582,20 @@ def test_study_actions(page: Any, tmp_path: Path, screenshot_dir: Path) -> None:
         page.goto("about:blank")
 
 
+def test_skip_link(page: Any, base_url: str, seeded: SeededStudies) -> None:
+    """The first Tab stop skips the header: Enter moves the focus to the page's content."""
+    page.goto(f"{base_url}/studies/{seeded.completed_id}")
+    page.wait_for_selector("#trials tbody tr")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    assert page.is_visible(".skip-link")
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "content"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.closest('main') !== null")
+    page.goto("about:blank")
+
+
 def test_unknown_pages_are_html_404(
     page: Any, base_url: str, seeded: SeededStudies, screenshot_dir: Path
 ) -> None:
@@ -592,7 +609,27 @@ def test_unknown_pages_are_html_404(
         assert response.status == 404, path
         assert response.headers["content-type"].startswith("text/html")
         assert page.inner_text("#content h1") == "Not found"
+    # Any unknown dashboard URL answers the same HTML page; the API keeps its JSON errors.
+    for path in ("/nope", f"/studies/{seeded.completed_id}/nonsense", "/trials/1"):
+        response = page.goto(base_url + path)
+        assert response.status == 404, path
+        assert response.headers["content-type"].startswith("text/html"), path
+        assert page.inner_text("#content h1") == "Not found"
+        assert path in page.inner_text("#content")
+        assert page.is_visible("a[href='/']")
     page.screenshot(path=screenshot_dir / "not-found.png", full_page=True)
+    for path in ("/api/v1/nope", "/nope"):
+        api = httpx.get(base_url + path, headers={"Accept": "application/json"}, timeout=10)
+        assert api.status_code == 404 and api.json() == {
+            "detail": [{"field": "", "message": "not found"}]
+        }, path
+    api = httpx.get(base_url + "/api/v1/nope", headers={"Accept": "text/html"}, timeout=10)
+    assert api.headers["content-type"].startswith("application/json")
+    assert httpx.post(base_url + "/nope", timeout=10).status_code == 404
+    # compare?trials=0,1: trial 0 does not exist (numbers start at 1).
+    response = page.goto(f"{base_url}/studies/{seeded.completed_id}/compare?trials=0,1")
+    assert response.status == 404
+    assert f"no trial 0 in study {seeded.completed_id}" in page.inner_text("#content")
     response = page.goto(f"{base_url}/studies/{seeded.completed_id}/compare?trials=1")
     assert response.status == 400
 

@@ -490,6 +490,7 @@
     }
 
     function sortBy(key) {
+      state.refocus = key;  // the header is drawn anew: keep the keyboard on this column
       if (state.sort === key) state.order = state.order === "asc" ? "desc" : "asc";
       else {
         state.sort = key;
@@ -543,6 +544,10 @@
         `&sort=${state.sort}&order=${state.order}${status}`);
       updateColumns(page.data);
       renderHeader();
+      if (state.refocus) {
+        $(`#trials thead button[data-sort="${CSS.escape(state.refocus)}"]`)?.focus();
+        state.refocus = null;
+      }
       $("#trials tbody").replaceChildren(...page.data.map(trialRow));
       $("#trials-empty").hidden = page.data.length > 0;
       const last = Math.min(state.offset + PAGE.perPage, page.count);
