@@ -737,7 +737,7 @@ def test_login_required_with_tokens(page: Any, tmp_path: Path, screenshot_dir: P
         page.fill("#token", token)
         page.click("#login-form button[type=submit]")
         page.wait_for_selector("#trials tbody tr")
-        traces(page, "plot-history", 2)
+        traces(page, "plot-history", 4)  # completed, pruned, failed, best so far
         page.goto(f"{base}/")  # the token stays for the tab's session
         page.wait_for_selector(f"#studies tr[data-id='{seeded.completed_id}']")
         assert page.is_hidden("#login")
