@@ -99,6 +99,7 @@ def test_studies_page(
     )
     completed = page.inner_text(f"#studies tr[data-id='{seeded.completed_id}']")
     assert "random + asha" in completed and "2 pruned" in completed and "1 failed" in completed
+    assert re.search(r"\b0\.\d{1,4} \(max val_accuracy\)", completed), completed
     # Started and duration: the last two columns.
     started, took = page.eval_on_selector_all(
         f"#studies tr[data-id='{seeded.completed_id}'] td",

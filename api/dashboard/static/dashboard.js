@@ -414,7 +414,9 @@
       h("td", {}, statusBadge(s.status)),
       h("td", {}, strategy),
       h("td", {}, progress),
-      h("td", { class: "num" }, fmt(s.best_value)),
+      // The best value says which metric and which way is better: "0.7894 (max val_accuracy)".
+      h("td", { class: "num" }, fmt(s.best_value),
+        s.best_value === null ? null : h("span", { class: "muted" }, ` (${s.objective.mode} ${s.objective.metric})`)),
       h("td", {}, when(s.started_at)),
       h("td", { class: "num" }, duration(s.started_at, s.finished_at)));
   }
@@ -970,7 +972,9 @@
     Plotly.react("plot-importance", [{
       type: "bar", orientation: "h", x: names.map((n) => importance.importances[n]).reverse(),
       y: [...names].reverse(), marker: { color: "#1a73e8" },
-    }], baseLayout("Hyperparameter importance", { xaxis: { title: { text: "importance" } } }), plotConfig);
+    }], baseLayout("Hyperparameter importance", {
+      xaxis: { title: { text: "importance" } }, yaxis: { automargin: true },
+    }), plotConfig);
   }
 
   function plotSlices(finished, params, space, metric) {
@@ -983,7 +987,8 @@
     const shownInLegend = new Set();
     const traces = params.flatMap((p, i) => {
       const axis = i === 0 ? "" : String(i + 1);
-      layout[`xaxis${axis}`] = { title: { text: p }, type: isLog(space[p]) ? "log" : undefined };
+      // Log axes ticked "1e-4", not Plotly's SI "100μ".
+      layout[`xaxis${axis}`] = { title: { text: p }, type: isLog(space[p]) ? "log" : undefined, exponentformat: "e", automargin: true };
       layout[`yaxis${axis}`] = i === 0 ? { title: { text: metric } } : {};
       return byStatus(finished.filter((t) => p in t.config)).map(([status, rows]) => {
         const style = styleOf(status);
