@@ -535,12 +535,15 @@ def test_parallel_coordinates_with_conditional_parameters(
 
 def test_study_actions(page: Any, tmp_path: Path, screenshot_dir: Path) -> None:
     """On the study page: export links that download CSV and JSON, cancel for a queued
-    study, and delete behind a confirmation that can be declined."""
+    study, delete behind a confirmation that can be declined, and clone into the New
+    study form."""
     url = f"sqlite:///{tmp_path / 'actions.db'}"
     seeded = seed_dashboard(url)
     with Repository(url) as repo:
         queued = service.submit_study(repo, load_spec({**SPEC, "name": "to-cancel"}), owner=None)
-    with live_server(create_app(url, settings=Settings())) as base:
+    # The seeded spec's trainable is a function: REST accepts it from allowed modules only.
+    settings = Settings(allowed_modules=("hpo.examples",))
+    with live_server(create_app(url, settings=settings)) as base:
         page.goto(f"{base}/studies/{seeded.completed_id}")
         page.wait_for_selector("#trials tbody tr")
         assert page.is_hidden("#cancel-study")  # completed: nothing to cancel
@@ -579,6 +582,24 @@ def test_study_actions(page: Any, tmp_path: Path, screenshot_dir: Path) -> None:
         assert page.url == base + "/"
         with Repository(url) as repo:
             assert [s.id for s in repo.list_studies()] == [seeded.running_id, seeded.completed_id]
+        assert page.errors == []
+        # Clone: the completed study's spec, renamed, in the New study form; submitted as is
+        # it makes a queued study with the same search space.
+        page.goto(f"{base}/studies/{seeded.completed_id}")
+        with page.expect_navigation():
+            page.click("#clone-study")
+        page.wait_for_function(
+            "document.querySelector('#new-study-spec').value.includes('mlp-dashboard-copy')"
+        )
+        assert page.get_attribute("#new-study", "open") is not None
+        with page.expect_navigation():
+            page.click("#new-study-form button[type=submit]")
+        page.wait_for_selector("#study-title:has-text('mlp-dashboard-copy')")
+        with Repository(url) as repo:
+            clone, original = repo.list_studies()[0], repo.get_study(seeded.completed_id)
+        assert clone.name == "mlp-dashboard-copy" and clone.status == "queued"
+        assert clone.spec["space"] == original.spec["space"]
+        assert clone.spec["budget"] == original.spec["budget"]
         assert page.errors == []
         page.goto("about:blank")
 

@@ -353,7 +353,16 @@
     }
     filter.addEventListener("change", () => load().catch(showFailure));
     setUpNewStudy();
-    await load();
+    const clone = new URLSearchParams(window.location.search).get("clone");
+    await Promise.all([load(), clone ? cloneInto(clone) : null]);
+  }
+
+  // "Clone": the New study form opened with a study's spec (renamed "NAME-copy") to edit.
+  async function cloneInto(id) {
+    const study = await api(`/studies/${encodeURIComponent(id)}`);
+    $("#new-study-spec").value = toYaml({ ...study.spec, name: `${study.spec.name}-copy` }) + "\n";
+    $("#new-study").open = true;
+    $("#new-study-spec").focus();
   }
 
   // "New study": a YAML spec posted as is; the API's field errors are listed under it.
