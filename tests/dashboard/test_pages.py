@@ -167,6 +167,10 @@ def test_study_page_plots(
     traces(page, "plot-importance", 1)
     # 9 completed and 2 pruned trials: the note counts them apart.
     assert "(9 completed, 2 pruned" in page.inner_text("#importance-note")
+    # The values' empirical distribution, completed and pruned trials apart.
+    traces(page, "plot-ecdf", 2)
+    ecdf = page.evaluate("document.getElementById('plot-ecdf').data.map(t => [t.name, t.y.at(-1)])")
+    assert ecdf == [["completed (9)", 1], ["pruned (stopped early) (2)", 1]]
     # Slices: one trace per hyperparameter and status; each status once in the legend.
     traces(page, "plot-slice", 9)
     slice_legend = page.eval_on_selector_all(

@@ -713,6 +713,7 @@
           : "";
         plotHistory(sample, metric);
         plotSlices(sample.data, params, study.spec.space, metric);
+        plotDistribution(sample.data, metric);
         linkToTrials("plot-history", study.id);
         linkToTrials("plot-slice", study.id);
         const steps = sample.best_so_far;
@@ -983,6 +984,23 @@
       y: [...names].reverse(), marker: { color: "#1a73e8" },
     }], baseLayout("Hyperparameter importance", {
       xaxis: { title: { text: "importance" } }, yaxis: { automargin: true },
+    }), plotConfig);
+  }
+
+  // The empirical distribution (ECDF) of the value of completed and of pruned trials:
+  // how many configurations reach a given value, and how far pruned ones fell behind.
+  function plotDistribution(points, metric) {
+    const traces = byStatus(points.filter((t) => t.status === "completed" || t.status === "pruned"))
+      .map(([status, rows]) => {
+        const values = rows.map((t) => t.value).sort((a, b) => a - b);
+        return { x: values, y: values.map((_, i) => (i + 1) / values.length), mode: "lines",
+          name: `${styleOf(status).label} (${values.length})`, hovertemplate: "%{y:.0%} ≤ %{x}<extra></extra>",
+          line: { shape: "hv", color: styleOf(status).color, dash: styleOf(status).dash, width: 2 } };
+      });
+    Plotly.react("plot-ecdf", traces, baseLayout("Distribution of the value", {
+      xaxis: { title: { text: metric } },
+      yaxis: { title: { text: "fraction of trials ≤ value" }, range: [0, 1.02], tickformat: ".0%" },
+      legend: { orientation: "h", y: -0.28 }, margin: { l: 60, r: 20, t: 50, b: 90 },
     }), plotConfig);
   }
 
