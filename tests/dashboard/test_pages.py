@@ -337,6 +337,19 @@ def test_study_layout_and_table(
     ]
     assert max(significant) <= 4, numbers
     page.screenshot(path=screenshot_dir / "study-1440.png")
+    # The column chooser hides a column, and the choice survives a reload.
+    page.click("#column-chooser summary")
+    page.uncheck("#column-list input[data-column='final train_loss']")
+    page.wait_for_function(
+        "![...document.querySelectorAll('#trials thead th')]"
+        ".some(th => th.textContent.startsWith('final train_loss'))"
+    )
+    assert page.locator("#trials tbody tr:first-child > *").count() == len(headers) - 1
+    page.reload()
+    page.wait_for_selector("#trials tbody tr")
+    after = page.eval_on_selector_all("#trials thead th", "ths => ths.map(th => th.textContent)")
+    assert len(after) == len(headers) - 1 and not any("train_loss" in h for h in after)
+    page.evaluate("localStorage.clear()")
     context.close()
 
 

@@ -472,7 +472,7 @@
           if (name !== "epoch" && name !== study.objective.metric) metricNames.add(name);
         }
       }
-      columns = [
+      allColumns = [
         { key: "number", label: "#", sort: "number" },
         { key: "status", label: "Status" },
         ...params.map((p) => ({ key: p, label: p, param: true, sort: `param:${p}` })),
@@ -485,6 +485,29 @@
           title: `${m} at the trial's last epoch` })),
         { key: "select", label: "Compare" },
       ];
+      columns = allColumns.filter((col) => !hiddenColumns.has(col.label));
+      renderChooser();
+    }
+
+    // The column chooser: every column but # and Compare can be hidden; the choice is kept
+    // per study in this browser.
+    const COLUMNS_KEY = `hpo-hidden-columns-${id}`;
+    let allColumns = [];
+    const hiddenColumns = new Set(JSON.parse(localStorage.getItem(COLUMNS_KEY) || "[]"));
+    let chooserFor = "";
+    function renderChooser() {
+      const optional = allColumns.filter((col) => col.key !== "number" && col.key !== "select");
+      const signature = optional.map((col) => col.label).join("\n");
+      if (signature === chooserFor) return;
+      chooserFor = signature;
+      $("#column-list").replaceChildren(...optional.map((col) => h("label", {},
+        h("input", { type: "checkbox", checked: !hiddenColumns.has(col.label), "data-column": col.label,
+          onchange: (event) => {
+            if (event.target.checked) hiddenColumns.delete(col.label);
+            else hiddenColumns.add(col.label);
+            localStorage.setItem(COLUMNS_KEY, JSON.stringify([...hiddenColumns]));
+            loadTrials().catch(showFailure);
+          } }), ` ${col.label}`)));
     }
 
     function renderHeader() {
