@@ -143,8 +143,8 @@ async def points(
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=MAX_POINTS)] = DEFAULT_POINTS,
 ) -> PointsPublic:
-    """The finished trials' numbers, best values and searched params, sampled past `limit`
-    (see the module docstring)."""
+    """Every valued trial's number, status, value, epochs and searched params, sampled
+    past `limit` (see the module docstring)."""
     study = service.get_visible_study(repo, study_id, user)
     return await run_in_threadpool(_points, repo, study, limit)
 
