@@ -9,7 +9,9 @@ application built by `api.app.create_app`.
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from api.dashboard import analysis, pages
 
@@ -21,3 +23,5 @@ def install(app: FastAPI, api_prefix: str) -> None:
     app.include_router(analysis.router, prefix=api_prefix)
     app.include_router(pages.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
+    fallback = app.exception_handlers.get(HTTPException, http_exception_handler)
+    app.add_exception_handler(HTTPException, pages.not_found_page(fallback, api_prefix))

@@ -9,11 +9,14 @@ importance and a downsampled set of learning curves.
 * ``GET /studies/{id}/curves`` — one metric per epoch (the objective unless `metric` names
   another, e.g. ``lr`` for the learning-rate trace) of the best `top` trials plus a seeded
   random sample of `sample` others, so a study of thousands of trials stays one small chart.
-* ``GET /studies/{id}/points`` — the finished trials as (number, status, best value,
-  searched params): what the history, parallel-coordinates and slice plots draw. Past
+* ``GET /studies/{id}/points`` — every trial with a finite value (completed, pruned,
+  failed and running alike, each with its status and epochs run) as (number, status,
+  value, epochs, searched params): what the history, parallel-coordinates and slice plots
+  draw, one marker style per status. Past
   `limit` of them it is a sample (the best quarter of `limit` and a seeded random draw from
   the rest, streamed in O(limit) memory), because a browser drawing 10,000 markers per
-  plot is slow and shows no more; `best_so_far` stays exact over every finished trial.
+  plot is slow and shows no more; `best_so_far` stays exact over every finished
+  (completed or pruned) trial.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import heapq
 import math
 import random
 import threading
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -52,6 +56,7 @@ class PointPublic(BaseModel):
     number: int
     status: str
     value: float | None = Field(description="The trial's one value (objective.value).")
+    epochs_run: int = Field(description="Epochs reported; where a pruned trial stopped.")
     config: dict[str, Any]
 
 
@@ -63,11 +68,11 @@ class BestSoFarPublic(BaseModel):
 
 
 class PointsPublic(BaseModel):
-    """The finished trials with a value, reduced to what the study-level plots draw.
+    """The trials with a value, reduced to what the study-level plots draw.
 
     `total` is how many there are, `data` the ones shown (all of them up to `limit`, then
-    the `best_shown` best and a random sample, by number) and `best_so_far` the exact
-    improvements over all `total`.
+    the `best_shown` best finished ones and a random sample, by number) and `best_so_far`
+    the exact improvements over the finished (completed or pruned) ones.
     """
 
     total: int
@@ -82,6 +87,9 @@ class ImportancePublic(BaseModel):
 
     method: str
     n_trials: int
+    counts: dict[str, int] = Field(
+        default_factory=dict, description="The fitted trials per status (completed, pruned)."
+    )
     importances: dict[str, float]
     reason: str | None = None
 
@@ -135,16 +143,16 @@ async def points(
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=MAX_POINTS)] = DEFAULT_POINTS,
 ) -> PointsPublic:
-    """The finished trials' numbers, best values and searched params, sampled past `limit`
-    (see the module docstring)."""
+    """Every valued trial's number, status, value, epochs and searched params, sampled
+    past `limit` (see the module docstring)."""
     study = service.get_visible_study(repo, study_id, user)
     return await run_in_threadpool(_points, repo, study, limit)
 
 
 def _points(repo: Repository, study: StudyRecord, limit: int) -> PointsPublic:
-    """One streamed pass over (number, status, best value) keeps the exact best-so-far,
-    the `limit // 4` best (a heap) and a uniform reservoir sample of `limit`; then the
-    configs of the chosen trials only are read, in one query."""
+    """One streamed pass over (number, status, value) keeps the exact best-so-far, the
+    `limit // 4` best finished trials (a heap) and a uniform reservoir sample of `limit`;
+    then the chosen trials only are read, in one query."""
     sign = -1.0 if study.objective_mode == "max" else 1.0
     n_best = limit // 4 if limit >= 4 else 0
     best_heap: list[tuple[float, int]] = []  # (-badness, -number): the worst kept is on top
@@ -153,12 +161,13 @@ def _points(repo: Repository, study: StudyRecord, limit: int) -> PointsPublic:
     best_so_far: list[BestSoFarPublic] = []
     total = 0
     for number, status, value in repo.iter_trial_values(study.id):
-        if status not in BEST_ELIGIBLE_STATUSES or value is None or not math.isfinite(value):
+        if value is None or not math.isfinite(value):
             continue
         total += 1
-        if not best_so_far or sign * value < sign * best_so_far[-1].value:
+        finished = status in BEST_ELIGIBLE_STATUSES
+        if finished and (not best_so_far or sign * value < sign * best_so_far[-1].value):
             best_so_far.append(BestSoFarPublic(number=number, value=value))
-        if n_best:
+        if n_best and finished:
             item = (-sign * value, -number)
             if len(best_heap) < n_best:
                 heapq.heappush(best_heap, item)
@@ -184,12 +193,13 @@ def _points(repo: Repository, study: StudyRecord, limit: int) -> PointsPublic:
         best_so_far=best_so_far,
         data=[
             PointPublic(
-                number=number,
-                status=status,
-                value=value,
-                config={n: config[n] for n in names if n in config},
+                number=t.number,
+                status=t.status,
+                value=t.objective_value,
+                epochs_run=t.epochs_run,
+                config={n: t.config[n] for n in names if n in t.config},
             )
-            for number, status, value, config in repo.trial_configs(study.id, chosen)
+            for t in repo.trials_by_numbers(study.id, chosen)
         ],
     )
 
@@ -241,17 +251,22 @@ def warm_up() -> None:
 def _importance(repo: Repository, study: StudyRecord) -> ImportancePublic:
     method = "random-forest impurity importance"
     names = service.searched_params(study)
-    eligible = [
-        number
+    statuses = {
+        number: status
         for number, status, value in repo.iter_trial_values(study.id)
         if status in BEST_ELIGIBLE_STATUSES and value is not None and math.isfinite(value)
-    ]
+    }
+    eligible = list(statuses)
     if len(eligible) > MAX_TRIALS_FOR_IMPORTANCE:
         eligible = random.Random(0).sample(eligible, MAX_TRIALS_FOR_IMPORTANCE)
     if len(eligible) < MIN_TRIALS_FOR_IMPORTANCE or not names:
         reason = f"needs at least {MIN_TRIALS_FOR_IMPORTANCE} finished trials with a value"
         return ImportancePublic(
-            method=method, n_trials=len(eligible), importances={}, reason=reason
+            method=method,
+            n_trials=len(eligible),
+            counts=_status_counts(statuses[n] for n in eligible),
+            importances={},
+            reason=reason,
         )
     # Imported here, not at the top: the CLI and the tests import this module too, and
     # scikit-learn costs seconds of start-up (`warm_up` takes it off the request path).
@@ -259,10 +274,12 @@ def _importance(repo: Repository, study: StudyRecord) -> ImportancePublic:
 
     configs: list[dict[str, Any]] = []
     y: list[float] = []
-    for _, _, value, config in repo.trial_configs(study.id, eligible):
+    fitted: list[str] = []
+    for _, status, value, config in repo.trial_configs(study.id, eligible):
         if value is not None:  # x and y stay aligned row for row
             configs.append(config)
             y.append(float(value))
+            fitted.append(status)
     columns = [_encode([config.get(name) for config in configs]) for name in names]
     x = [list(row) for row in zip(*columns, strict=True)]
     forest = RandomForestRegressor(n_estimators=64, min_samples_leaf=2, random_state=0)
@@ -271,7 +288,20 @@ def _importance(repo: Repository, study: StudyRecord) -> ImportancePublic:
         zip(names, (float(v) for v in forest.feature_importances_), strict=True),
         key=lambda item: -item[1],
     )
-    return ImportancePublic(method=method, n_trials=len(y), importances=dict(ranked))
+    return ImportancePublic(
+        method=method,
+        n_trials=len(y),
+        counts=_status_counts(fitted),
+        importances=dict(ranked),
+    )
+
+
+def _status_counts(statuses: Iterable[str]) -> dict[str, int]:
+    """Trials per finished status, both always present: {"completed": 9, "pruned": 2}."""
+    counts = dict.fromkeys(BEST_ELIGIBLE_STATUSES, 0)
+    for status in statuses:
+        counts[status] += 1
+    return counts
 
 
 def _curves(

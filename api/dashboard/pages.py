@@ -11,6 +11,8 @@ page is a shell with a login form and the script shows "not found" for a 404 of 
 from __future__ import annotations
 
 import hashlib
+import inspect
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import plotly
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import RepoDep
 from hpo import service
@@ -160,7 +163,12 @@ def compare_page(request: Request, repo: RepoDep, study_id: str, trials: str = "
     reason = f"no study with id {study_id}" if sid is None else _missing(repo, sid)
     if sid is None or reason:
         return _error(request, repo, 404, reason or "")
-    numbers = [_id(part.strip()) for part in trials.split(",") if part.strip()]
+    parts = [part.strip() for part in trials.split(",") if part.strip()]
+    numbers = [_id(part) for part in parts]
+    if absent := next(
+        (p for p, n in zip(parts, numbers, strict=True) if n is None and p.isdigit()), None
+    ):
+        return _error(request, repo, 404, f"no trial {absent} in study {sid}")
     unique = list(dict.fromkeys(numbers))
     if None in unique or not 2 <= len(unique) <= MAX_COMPARED:
         message = f"compare 2 to {MAX_COMPARED} trials by number, e.g. ?trials=1,4,7"
@@ -171,3 +179,29 @@ def compare_page(request: Request, repo: RepoDep, study_id: str, trials: str = "
             return _error(request, repo, 404, reason)
     data = {"page": "compare", "studyId": sid, "numbers": unique}
     return _page(request, repo, "compare.html", f"Study {sid} · compare", data)
+
+
+Handler = Callable[[Request, Any], Response | Awaitable[Response]]
+
+
+def not_found_page(fallback: Handler, api_prefix: str) -> Handler:
+    """The application's HTTP-error handler, except that a browser asking for an unknown
+    page (a GET for HTML, outside the API and the static files) gets the dashboard's HTML
+    404 page instead of the API's JSON error."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        answer = fallback(request, exc)
+        response = await answer if inspect.isawaitable(answer) else answer
+        path = request.url.path
+        wants_page = (
+            response.status_code == 404
+            and request.method in ("GET", "HEAD")
+            and "text/html" in request.headers.get("accept", "")
+            and not path.startswith((api_prefix + "/", "/static/"))
+        )
+        if not wants_page:
+            return response
+        repo = request.app.state.repo
+        return await run_in_threadpool(_error, request, repo, 404, f"There is no page at {path}.")
+
+    return handler

@@ -1,6 +1,7 @@
 """The dashboard's analysis endpoints over HTTP: /points samples big studies but keeps the
-best trials and an exact best-so-far, /curves reads any metric, /importance ranks the
-parameter the objective depends on first."""
+best trials and an exact best-so-far, and carries every trial with a value with its status
+(failed and running ones too); /curves reads any metric; /importance ranks the parameter
+the objective depends on first and counts its completed and pruned trials."""
 
 from __future__ import annotations
 
@@ -82,11 +83,22 @@ def finished(backend_url: str, study: StudyRecord) -> dict[int, float]:
         }
 
 
+@pytest.fixture(scope="module")
+def valued(backend_url: str, study: StudyRecord) -> dict[int, tuple[str, float, int]]:
+    """(status, value, epochs_run) by number of every trial with a value, from SQL."""
+    with Repository(backend_url) as repo:
+        return {
+            t.number: (t.status, t.objective_value, t.epochs_run)
+            for t in repo.iter_trials(study.id)
+            if t.objective_value is not None
+        }
+
+
 def test_points_small_limit_samples_but_keeps_the_best(
-    http: httpx.Client, finished: dict[int, float]
+    http: httpx.Client, finished: dict[int, float], valued: dict[int, tuple[str, float, int]]
 ) -> None:
     body = http.get("/points", params={"limit": 20}).json()
-    assert body["total"] == N_FINISHED
+    assert body["total"] == N_FINISHED + 2 == len(valued)  # the failed and running ones too
     numbers = [p["number"] for p in body["data"]]
     assert len(numbers) == 20 == len(set(numbers))
     assert numbers == sorted(numbers)
@@ -94,8 +106,9 @@ def test_points_small_limit_samples_but_keeps_the_best(
     best_five = sorted(finished, key=lambda n: (finished[n], n))[:5]
     assert set(best_five) <= set(numbers)
     for point in body["data"]:
-        assert point["number"] in finished  # never the failed or running trial
-        assert point["value"] == pytest.approx(finished[point["number"]])
+        status, value, epochs = valued[point["number"]]
+        assert (point["status"], point["epochs_run"]) == (status, epochs)
+        assert point["value"] == pytest.approx(value)
         assert set(point["config"]) == {"x", "noise"}
     # The same sample on every request (seeded by the study).
     again = http.get("/points", params={"limit": 20}).json()
@@ -117,11 +130,14 @@ def test_points_best_so_far_is_exact_over_every_trial(
 
 
 def test_points_under_the_limit_are_all_there(
-    http: httpx.Client, finished: dict[int, float]
+    http: httpx.Client, valued: dict[int, tuple[str, float, int]]
 ) -> None:
     body = http.get("/points").json()
-    assert [p["number"] for p in body["data"]] == sorted(finished)
-    assert body["best_shown"] == body["total"] == N_FINISHED
+    assert [p["number"] for p in body["data"]] == sorted(valued)
+    assert body["best_shown"] == body["total"] == N_FINISHED + 2
+    statuses = {p["number"]: p["status"] for p in body["data"]}
+    assert (statuses[N_FINISHED + 1], statuses[N_FINISHED + 2]) == ("failed", "running")
+    assert sum(s == "pruned" for s in statuses.values()) == N_FINISHED // 4
 
 
 def test_curves_of_any_metric(http: httpx.Client) -> None:
@@ -140,6 +156,8 @@ def test_curves_of_any_metric(http: httpx.Client) -> None:
 def test_importance_ranks_the_parameter_that_matters(http: httpx.Client) -> None:
     body = http.get("/importance").json()
     assert body["n_trials"] == N_FINISHED
+    # Every fourth finished trial was pruned: counted apart from the completed ones.
+    assert body["counts"] == {"completed": N_FINISHED - N_FINISHED // 4, "pruned": N_FINISHED // 4}
     assert list(body["importances"]) == ["x", "noise"]
     assert math.isclose(sum(body["importances"].values()), 1.0, rel_tol=1e-6)
     assert body["importances"]["x"] > 0.8

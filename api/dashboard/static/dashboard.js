@@ -40,6 +40,19 @@
     return response.json();
   }
 
+  // A POST or DELETE; resolves to the response, throws an HttpError with the API's message.
+  async function send(method, path) {
+    const response = await fetch(API + path, { method, headers: authHeaders() });
+    if (!response.ok) {
+      let message = response.statusText || `HTTP ${response.status}`;
+      try {
+        message = (await response.json()).detail.map((d) => d.message).join("; ");
+      } catch (_) { /* not an ErrorPublic body */ }
+      throw new HttpError(response.status, message);
+    }
+    return response;
+  }
+
   // Server-sent events read through fetch (EventSource cannot send the Authorization
   // header); reconnects with Last-Event-ID until the study's terminal event.
   async function follow(path, onEvent) {
@@ -94,16 +107,25 @@
     return node;
   }
 
+  // The one number format of every table, text and tick: integers as they are, anything
+  // else to 4 significant digits, in exponent form below 1e-3 or from 1e6 ("6.67e-6").
   function fmt(value) {
     if (value === null || value === undefined) return "—";
     if (typeof value === "number") {
-      return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(5)));
+      const size = Math.abs(value);
+      if (!Number.isFinite(value)) return String(value);
+      if (size !== 0 && (size < 1e-3 || size >= 1e6)) {
+        return value.toExponential(3).replace(/\.?0+e/, "e").replace("e+", "e");
+      }
+      return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(4)));
     }
     if (typeof value === "object") return JSON.stringify(value);
     return String(value);
   }
 
-  const statusBadge = (status) => h("span", { class: `status status-${status}` }, status);
+  // A status as text with its plots' marker (trial statuses) beside it.
+  const statusBadge = (status) => h("span", { class: `status status-${status}` },
+    STATUS[status] ? h("span", { class: "glyph", "aria-hidden": "true" }, STATUS[status].glyph) : null, status);
   const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
 
   function kvTable(tbody, entries) {
@@ -180,13 +202,91 @@
     return plotlyFullLoading;
   }
 
-  const plotConfig = { responsive: true, displaylogo: false };
+  // No Plotly logo (a link to plotly.com) and no "Edit in Chart Studio" / "Share chart"
+  // (they upload the data to Plotly's cloud: this dashboard works offline and keeps
+  // hyperparameters in-house); only the mode-bar buttons worth their tab stops.
+  const plotConfig = {
+    responsive: true,
+    displaylogo: false,
+    showSendToCloud: false,
+    showEditInChartStudio: false,
+    showLink: false,
+    plotlyServerURL: "",
+    modeBarButtonsToRemove: ["sendDataToCloud", "editInChartStudio", "select2d", "lasso2d",
+      "autoScale2d", "toggleSpikelines", "hoverClosestCartesian", "hoverCompareCartesian"],
+  };
   const baseLayout = (title, extra = {}) => ({
     title: { text: title },
     margin: { l: 60, r: 20, t: 50, b: 50 },
     font: { color: "#1a1a1a" },
     ...extra,
   });
+
+  // One look per trial status, the same in every plot and in the table: a colour
+  // (Okabe-Ito, told apart with colour-blindness too) and a marker shape or line dash, so
+  // that colour alone never carries it. Red is kept for "best".
+  const STATUS = {
+    completed: { color: "#0072b2", symbol: "circle", dash: "solid", glyph: "●", label: "completed" },
+    pruned: { color: "#e69f00", symbol: "x", dash: "dot", glyph: "✕", label: "pruned (stopped early)" },
+    failed: { color: "#cc79a7", symbol: "diamond", dash: "dashdot", glyph: "◆", label: "failed" },
+    running: { color: "#009e73", symbol: "triangle-up", dash: "dash", glyph: "▲", label: "running" },
+  };
+  const STATUS_ORDER = Object.keys(STATUS);
+  const styleOf = (status) => STATUS[status] || STATUS.completed;
+
+  // [status, items] for each status present, in STATUS_ORDER.
+  function byStatus(items) {
+    return STATUS_ORDER.map((s) => [s, items.filter((t) => t.status === s)]).filter(([, rows]) => rows.length > 0);
+  }
+
+  // "trial 3 · pruned at epoch 2": a point's hover text.
+  function trialText(t) {
+    const where = t.status === "pruned" || t.status === "failed" ? ` at epoch ${t.epochs_run}`
+      : t.status === "running" ? `, epoch ${t.epochs_run}` : "";
+    return `trial ${t.number} · ${t.status}${where}`;
+  }
+
+  // A legend entry with nothing drawn: how a status looks where traces are not per status.
+  const legendOnly = (name, extra) => ({ x: [null], y: [null], name, hoverinfo: "skip", showlegend: true, ...extra });
+
+  // Log or linear y axes, per plot, switched by a button above it: log by default for
+  // losses and learning rates (they span decades; on a linear axis most trials sit on 0).
+  const logY = {};
+  const isLossLike = (name) => /loss|^lr$|learning_rate/i.test(name.split(",")[0]);
+
+  function yScale(id, defaultLog) {
+    const div = document.getElementById(id);
+    if (!(id in logY)) {
+      logY[id] = defaultLog;
+      const button = h("button", { type: "button", class: "scale", "data-plot": id,
+        "aria-pressed": String(defaultLog), "aria-label": `Log scale for ${div.getAttribute("aria-label") || id}` },
+      "Log scale");
+      button.addEventListener("click", () => {
+        logY[id] = !logY[id];
+        button.setAttribute("aria-pressed", String(logY[id]));
+        Plotly.relayout(div, { "yaxis.type": logY[id] ? "log" : "linear", "yaxis.autorange": true });
+      });
+      div.before(h("div", { class: "plot-tools" }, button));
+    }
+    return logY[id] ? "log" : "linear";
+  }
+
+  // Epochs are whole numbers: a tick every epoch up to 10, then every ceil(n / 10).
+  const epochTicks = (n) => ({ tick0: 0, dtick: Math.max(1, Math.ceil(n / 10)), tickformat: "d" });
+
+  // Plots that link: clicking a trial's point (or line) opens its page. Every trace that
+  // draws trials carries their numbers as `customdata`. Re-bound after each draw: a purge
+  // (switching the parallel coordinates' bundle) drops a plot's handlers.
+  function linkToTrials(div, studyId) {
+    const element = typeof div === "string" ? document.getElementById(div) : div;
+    if (!element.on) return;
+    element.removeAllListeners?.("plotly_click");
+    element.on("plotly_click", (event) => {
+      const number = (event.points || []).map((p) => p.customdata).find((n) => Number.isInteger(n));
+      if (number) window.location.href = `/studies/${studyId}/trials/${number}`;
+    });
+    element.classList.add("linked");
+  }
 
   function isLog(param) {
     return Boolean(param && (param.loguniform || param.log));
@@ -253,7 +353,16 @@
     }
     filter.addEventListener("change", () => load().catch(showFailure));
     setUpNewStudy();
-    await load();
+    const clone = new URLSearchParams(window.location.search).get("clone");
+    await Promise.all([load(), clone ? cloneInto(clone) : null]);
+  }
+
+  // "Clone": the New study form opened with a study's spec (renamed "NAME-copy") to edit.
+  async function cloneInto(id) {
+    const study = await api(`/studies/${encodeURIComponent(id)}`);
+    $("#new-study-spec").value = toYaml({ ...study.spec, name: `${study.spec.name}-copy` }) + "\n";
+    $("#new-study").open = true;
+    $("#new-study-spec").focus();
   }
 
   // "New study": a YAML spec posted as is; the API's field errors are listed under it.
@@ -314,7 +423,9 @@
       h("td", {}, statusBadge(s.status)),
       h("td", {}, strategy),
       h("td", {}, progress),
-      h("td", { class: "num" }, fmt(s.best_value)),
+      // The best value says which metric and which way is better: "0.7894 (max val_accuracy)".
+      h("td", { class: "num" }, fmt(s.best_value),
+        s.best_value === null ? null : h("span", { class: "muted" }, ` (${s.objective.mode} ${s.objective.metric})`)),
       h("td", {}, when(s.started_at)),
       h("td", { class: "num" }, duration(s.started_at, s.finished_at)));
   }
@@ -342,11 +453,12 @@
         kvTable(tbody, [["trial", best.number], [valueLabel(study), best.value],
           ["best epoch's value", best.best_value],
           ...params.filter((p) => p in best.config).map((p) => [p, best.config[p]])]);
-        $("#best").replaceChildren(
+        $("#best").replaceChildren(h("div", { class: "best-grid" },
           h("table", { class: "kv" }, tbody),
-          h("p", {}, h("a", { href: `/studies/${id}/trials/${best.number}` }, `Trial ${best.number} in full`)),
-          h("p", { class: "muted" }, "Retrain it from the database and check its value:"),
-          h("pre", { id: "command" }, `hpo train --trial ${id}/${best.number}`));
+          h("div", {},
+            h("p", {}, h("a", { href: `/studies/${id}/trials/${best.number}` }, `Trial ${best.number} in full`)),
+            h("p", { class: "muted" }, "Retrain it from the database and check its value:"),
+            h("pre", { id: "command" }, `hpo train --trial ${id}/${best.number}`))));
       }
     }
 
@@ -360,32 +472,59 @@
           if (name !== "epoch" && name !== study.objective.metric) metricNames.add(name);
         }
       }
-      columns = [
+      allColumns = [
         { key: "number", label: "#", sort: "number" },
         { key: "status", label: "Status" },
         ...params.map((p) => ({ key: p, label: p, param: true, sort: `param:${p}` })),
         { key: "value", label: valueLabel(study), sort: "objective_value" },
-        { key: "best_value", label: "best epoch", sort: "best_value" },
+        { key: "best_value", label: "best epoch", sort: "best_value",
+          title: `${study.objective.metric} at the trial's best epoch` },
         { key: "epochs_run", label: "Epochs", sort: "epochs_run" },
-        ...[...metricNames].sort().map((m) => ({ key: m, label: m, sort: m, metric: true })),
+        // "final lr", not "lr": a metric's header never repeats a hyperparameter's.
+        ...[...metricNames].sort().map((m) => ({ key: m, label: `final ${m}`, sort: m, metric: true,
+          title: `${m} at the trial's last epoch` })),
         { key: "select", label: "Compare" },
       ];
+      columns = allColumns.filter((col) => !hiddenColumns.has(col.label));
+      renderChooser();
+    }
+
+    // The column chooser: every column but # and Compare can be hidden; the choice is kept
+    // per study in this browser.
+    const COLUMNS_KEY = `hpo-hidden-columns-${id}`;
+    let allColumns = [];
+    const hiddenColumns = new Set(JSON.parse(localStorage.getItem(COLUMNS_KEY) || "[]"));
+    let chooserFor = "";
+    function renderChooser() {
+      const optional = allColumns.filter((col) => col.key !== "number" && col.key !== "select");
+      const signature = optional.map((col) => col.label).join("\n");
+      if (signature === chooserFor) return;
+      chooserFor = signature;
+      $("#column-list").replaceChildren(...optional.map((col) => h("label", {},
+        h("input", { type: "checkbox", checked: !hiddenColumns.has(col.label), "data-column": col.label,
+          onchange: (event) => {
+            if (event.target.checked) hiddenColumns.delete(col.label);
+            else hiddenColumns.add(col.label);
+            localStorage.setItem(COLUMNS_KEY, JSON.stringify([...hiddenColumns]));
+            loadTrials().catch(showFailure);
+          } }), ` ${col.label}`)));
     }
 
     function renderHeader() {
       const row = $("#trials thead tr");
       row.replaceChildren(...columns.map((col) => {
-        if (!col.sort) return h("th", { scope: "col" }, col.label);
+        if (!col.sort) return h("th", { scope: "col", title: col.title }, col.label);
         const active = state.sort === col.sort;
         const ariaSort = active ? (state.order === "asc" ? "ascending" : "descending") : null;
         const arrow = active ? (state.order === "asc" ? " ▲" : " ▼") : "";
-        return h("th", { scope: "col", "aria-sort": ariaSort },
+        return h("th", { scope: "col", "aria-sort": ariaSort, title: col.title },
           h("button", { type: "button", class: "sort", "data-sort": col.sort,
             onclick: () => { sortBy(col.sort); } }, col.label + arrow));
       }));
     }
 
     function sortBy(key) {
+      state.refocus = key;  // the header is drawn anew: keep the keyboard on this column
       if (state.sort === key) state.order = state.order === "asc" ? "desc" : "asc";
       else {
         state.sort = key;
@@ -407,9 +546,16 @@
     function trialRow(t) {
       const cells = columns.map((col) => {
         if (col.key === "number") {
-          return h("td", { class: "num" }, h("a", { href: `/studies/${id}/trials/${t.number}` }, t.number));
+          const best = t.number === study.best_trial?.number;
+          return h("th", { scope: "row", class: "num" },
+            best ? h("span", { class: "best-mark", title: "best trial" }, "★ ") : null,
+            h("a", { href: `/studies/${id}/trials/${t.number}`, "aria-label": best ? `trial ${t.number}, the best` : null }, t.number));
         }
-        if (col.key === "status") return h("td", {}, statusBadge(t.status));
+        if (col.key === "status") {
+          const stopped = t.status === "pruned" || t.status === "failed";
+          return h("td", {}, statusBadge(t.status),
+            stopped ? h("span", { class: "muted" }, ` at epoch ${t.epochs_run}`) : null);
+        }
         if (col.key === "select") {
           const box = h("input", { type: "checkbox", "aria-label": `Compare trial ${t.number}`,
             checked: state.selected.has(t.number),
@@ -423,7 +569,7 @@
         const value = col.param ? t.config[col.key] : col.metric ? t.final_metrics[col.key] : t[col.key];
         return h("td", { class: typeof value === "number" ? "num" : null }, fmt(value));
       });
-      return h("tr", { "data-number": t.number }, cells);
+      return h("tr", { "data-number": t.number, class: t.number === study.best_trial?.number ? "best" : null }, cells);
     }
 
     async function loadTrials() {
@@ -432,6 +578,10 @@
         `&sort=${state.sort}&order=${state.order}${status}`);
       updateColumns(page.data);
       renderHeader();
+      if (state.refocus) {
+        $(`#trials thead button[data-sort="${CSS.escape(state.refocus)}"]`)?.focus();
+        state.refocus = null;
+      }
       $("#trials tbody").replaceChildren(...page.data.map(trialRow));
       $("#trials-empty").hidden = page.data.length > 0;
       const last = Math.min(state.offset + PAGE.perPage, page.count);
@@ -455,7 +605,7 @@
     });
     $("#parallel-brush").addEventListener("click", () => {
       parallelBrushing = !parallelBrushing;
-      if (parallelArgs) plotParallel(...parallelArgs).catch(showFailure);
+      if (parallelArgs) plotParallel(...parallelArgs).then(() => linkToTrials("plot-parallel", id)).catch(showFailure);
     });
     $("#copy-spec").addEventListener("click", async () => {
       try {
@@ -466,7 +616,68 @@
       }
     });
 
+    // Study actions: cancel (queued or running), delete (confirmed; not while running),
+    // export; the elapsed time of a running study ticks every second.
+    function renderActions() {
+      const live = study.status === "queued" || study.status === "running";
+      $("#cancel-study").hidden = !live;
+      $("#delete-study").hidden = study.status === "running";
+      $("#elapsed").textContent = study.status === "queued" ? "waiting for a runner"
+        : !study.started_at ? ""
+        : study.finished_at ? `ran ${duration(study.started_at, study.finished_at)}`
+        : `running for ${duration(study.started_at)}`;
+    }
+    setInterval(() => { if (study.status === "running") renderActions(); }, 1000);
+    const say = (text) => { $("#action-message").textContent = text; };
+    $("#cancel-study").addEventListener("click", async () => {
+      try {
+        await send("POST", `/studies/${id}/cancel`);
+        study = await api(`/studies/${id}`);
+        renderSummary();
+        renderActions();
+        say("Cancelled: its runner stops its trials.");
+      } catch (error) {
+        say(`Not cancelled: ${error.message}`);
+      }
+    });
+    const dialog = $("#confirm-delete");
+    $("#delete-study").addEventListener("click", () => {
+      $("#confirm-delete-title").textContent = `Delete study ${study.id} (${study.name})?`;
+      dialog.showModal();
+    });
+    dialog.addEventListener("close", async () => {
+      if (dialog.returnValue !== "delete") {
+        $("#delete-study").focus();
+        return;
+      }
+      try {
+        await send("DELETE", `/studies/${id}`);
+        window.location.href = "/";
+      } catch (error) {
+        say(`Not deleted: ${error.message}`);
+      }
+    });
+    // With tokens on, a plain link cannot carry the Authorization header: fetch the file.
+    for (const link of document.querySelectorAll("a.export")) {
+      link.addEventListener("click", async (event) => {
+        if (!sessionStorage.getItem(TOKEN_KEY)) return;
+        event.preventDefault();
+        const response = await fetch(link.href, { headers: authHeaders() });
+        if (!response.ok) {
+          say(`Export failed: HTTP ${response.status}`);
+          return;
+        }
+        const url = URL.createObjectURL(await response.blob());
+        const save = h("a", { href: url, download: link.getAttribute("download"), hidden: true });
+        document.body.append(save);
+        save.click();
+        save.remove();
+        URL.revokeObjectURL(url);
+      });
+    }
+
     renderSummary();
+    renderActions();
     await Promise.all([loadTrials(), loadPlots(study, params, plotData)]);
 
     if (!TERMINAL.has(study.status)) {
@@ -474,6 +685,7 @@
       const refresh = async () => {
         study = await api(`/studies/${id}`);
         renderSummary();
+        renderActions();
         await Promise.all([loadTrials(), loadPlots(study, params)]);
       };
       follow(`/studies/${id}/events`, () => {
@@ -503,7 +715,8 @@
   // Each plot is drawn as soon as its own data is in: a slow importance fit never holds
   // back the history, and the trials table never waits for any of them.
   async function loadPlots(study, params, requested) {
-    const metric = study.objective.metric;
+    // Every axis of the trials' one value says what it is: "val_loss, last epoch".
+    const metric = valueLabel(study);
     const ready = plotly();
     const draw = (request, render) => Promise.all([ready, request]).then(([, data]) => render(data));
     const { points, curves, lr, importance } = requested || requestPlotData(study.id);
@@ -518,16 +731,26 @@
       draw(points, (sample) => {
         $("#points-note").textContent = sample.data.length < sample.total
           ? `History, parallel coordinates and slices show ${sample.data.length.toLocaleString()} of ` +
-            `${sample.total.toLocaleString()} finished trials: the best ${sample.best_shown.toLocaleString()} ` +
+            `${sample.total.toLocaleString()} trials with a value: the best ${sample.best_shown.toLocaleString()} ` +
             "and a random sample of the rest. The best-so-far line counts every trial."
           : "";
         plotHistory(sample, metric);
         plotSlices(sample.data, params, study.spec.space, metric);
+        plotDistribution(sample.data, metric);
+        linkToTrials("plot-history", study.id);
+        linkToTrials("plot-slice", study.id);
         const steps = sample.best_so_far;
-        return plotParallel(sample.data, params, study.spec.space, metric, steps[steps.length - 1].number);
+        return plotParallel(sample.data, params, study.spec.space, metric, steps.length ? steps[steps.length - 1].number : null)
+          .then(() => linkToTrials("plot-parallel", study.id));
       }),
-      draw(curves, plotCurves),
-      draw(lr, plotLearningRate),
+      draw(curves, (data) => {
+        plotCurves(data, `${study.objective.metric} per epoch`);
+        linkToTrials("plot-curves", study.id);
+      }),
+      draw(lr, (data) => {
+        plotLearningRate(data);
+        linkToTrials("plot-lr", study.id);
+      }),
       draw(importance, plotImportance),
     ]);
   }
@@ -536,49 +759,68 @@
     const shown = sample.data;
     // The best-so-far steps, carried on to the last trial shown.
     const steps = sample.best_so_far;
-    const lastNumber = Math.max(steps[steps.length - 1].number, ...shown.map((t) => t.number));
-    Plotly.react("plot-history", [
-      { x: shown.map((t) => t.number), y: shown.map((t) => t.value), mode: "markers",
-        type: "scatter", name: metric,
-        text: shown.map((t) => `trial ${t.number} (${t.status})`),
-        marker: { color: "#1a73e8", size: 7, opacity: 0.7 } },
-      { x: [...steps.map((s) => s.number), lastNumber], y: [...steps.map((s) => s.value), steps[steps.length - 1].value],
-        mode: "lines", name: "best so far", line: { color: "#d93025", shape: "hv", width: 2 } },
-    ], baseLayout("Optimization history", { xaxis: { title: { text: "trial" } }, yaxis: { title: { text: metric } } }), plotConfig);
+    const lastNumber = Math.max(...steps.map((s) => s.number), ...shown.map((t) => t.number));
+    const traces = byStatus(shown).map(([status, rows]) => ({
+      x: rows.map((t) => t.number), y: rows.map((t) => t.value), mode: "markers", type: "scatter",
+      name: styleOf(status).label, customdata: rows.map((t) => t.number), text: rows.map(trialText),
+      hovertemplate: "%{text}<br>%{y}<extra></extra>",
+      marker: { color: styleOf(status).color, symbol: styleOf(status).symbol, size: 8, opacity: 0.8 },
+    }));
+    if (steps.length > 0) {
+      traces.push({ x: [...steps.map((s) => s.number), lastNumber], y: [...steps.map((s) => s.value), steps[steps.length - 1].value],
+        mode: "lines", name: "best so far", hoverinfo: "skip", line: { color: "#d93025", shape: "hv", width: 2 } });
+    }
+    Plotly.react("plot-history", traces, baseLayout("Optimization history", {
+      xaxis: { title: { text: "trial" } },
+      yaxis: { title: { text: metric }, type: yScale("plot-history", isLossLike(metric)) },
+      legend: { orientation: "h", y: -0.28 }, margin: { l: 60, r: 20, t: 50, b: 90 },
+    }), plotConfig);
   }
 
   // One line per trial of a /curves response, the best one thick, red and drawn last (on
   // top); `style(c)` gives each line's name and dash.
-  function curveTraces(curves, style) {
+  // `byStatus` colours each line by its trial's status (with the status legend added by
+  // the caller); otherwise each trial gets its own colour and legend entry.
+  function curveTraces(curves, byStatusColour) {
     const traces = curves.data.map((c) => {
       const isBest = c.number === curves.best_number;
-      const { name, dash } = style(c);
+      const style = styleOf(c.status);
       return {
-        x: c.steps, y: c.values, mode: "lines", name,
-        line: { width: isBest ? 4 : 1.2, color: isBest ? "#d93025" : undefined, dash },
-        opacity: isBest ? 1 : 0.6,
+        x: c.steps, y: c.values, mode: "lines", name: `trial ${c.number} (${c.status})`,
+        customdata: c.steps.map(() => c.number), showlegend: !byStatusColour,
+        hovertemplate: `trial ${c.number} · ${c.status}<br>epoch %{x}: %{y}<extra></extra>`,
+        line: { width: isBest ? 4 : 1.2, color: isBest ? "#d93025" : byStatusColour ? style.color : undefined,
+          dash: byStatusColour ? style.dash : "solid" },
+        opacity: isBest ? 1 : 0.7,
       };
     });
     return traces.sort((a, b) => a.line.width - b.line.width);
   }
 
-  function plotCurves(curves) {
-    const traces = curveTraces(curves, (c) => ({
-      name: `trial ${c.number} (${c.status})`, dash: c.status === "pruned" ? "dot" : "solid",
-    }));
+  function plotCurves(curves, yTitle) {
+    const traces = curveTraces(curves, true);
     // Pruned trials end in a cross where the scheduler stopped them (one trace for all).
     const pruned = curves.data.filter((c) => c.status === "pruned" && c.steps.length > 0);
     if (pruned.length > 0) {
       traces.push({
         x: pruned.map((c) => c.steps[c.steps.length - 1]), y: pruned.map((c) => c.values[c.values.length - 1]),
-        mode: "markers", name: "stopped by the scheduler", text: pruned.map((c) => `trial ${c.number}`),
-        marker: { symbol: "x", size: 10, color: "#4a4a4a" },
+        mode: "markers", name: "stopped by the scheduler", text: pruned.map((c) => `trial ${c.number} · pruned at epoch ${c.steps[c.steps.length - 1]}`),
+        customdata: pruned.map((c) => c.number), hovertemplate: "%{text}<extra></extra>",
+        marker: { symbol: "x", size: 10, color: STATUS.pruned.color, line: { width: 1, color: "#1a1a1a" } },
       });
+    }
+    for (const [status] of byStatus(curves.data)) {
+      traces.push(legendOnly(styleOf(status).label, { mode: "lines", line: { color: styleOf(status).color, dash: styleOf(status).dash } }));
+    }
+    if (curves.best_number !== null && curves.data.some((c) => c.number === curves.best_number)) {
+      traces.push(legendOnly(`best: trial ${curves.best_number}`, { mode: "lines", line: { color: "#d93025", width: 4 } }));
     }
     $("#curves-note").textContent = curves.data.length < curves.total
       ? `Showing ${curves.data.length} of ${curves.total} trials: the best 50 and a random sample.` : "";
     Plotly.react("plot-curves", traces, baseLayout(`Learning curves (${curves.metric})`, {
-      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: curves.metric } }, showlegend: traces.length <= 16,
+      xaxis: { title: { text: "epoch" }, ...epochTicks(Math.max(1, ...curves.data.map((c) => c.steps.length))) },
+      yaxis: { title: { text: yTitle }, type: yScale("plot-curves", isLossLike(curves.metric)) },
+      legend: { orientation: "h", y: -0.28 }, margin: { l: 60, r: 20, t: 50, b: 90 },
     }), plotConfig);
   }
 
@@ -590,33 +832,70 @@
       figure.hidden = true;
       return;
     }
-    const traces = curveTraces(lr, (c) => ({ name: `trial ${c.number}`, dash: "solid" }));
+    const traces = curveTraces(lr, false);
     Plotly.react("plot-lr", traces, baseLayout("Learning rate per epoch", {
-      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "lr" }, type: "log" },
+      xaxis: { title: { text: "epoch" }, ...epochTicks(Math.max(1, ...lr.data.map((c) => c.steps.length))) },
+      yaxis: { title: { text: "learning rate" }, type: yScale("plot-lr", true) },
       showlegend: traces.length <= 15,
     }), plotConfig);
   }
 
-  // A parallel-coordinates axis: numbers as they are (log10 for log-scaled parameters),
-  // anything else as codes with its values as tick labels; absent values get their own tick.
-  function dimension(name, values, param) {
-    const present = values.filter((v) => v !== undefined && v !== null);
-    const numeric = present.length > 0 && present.every((v) => typeof v === "number");
-    if (numeric && present.length === values.length) {
-      const log = isLog(param);
-      return { label: log ? `log10(${name})` : name, name, log, values: values.map((v) => (log ? Math.log10(v) : v)) };
+  // Where an absent value (a conditional parameter left out) sits on a parallel-coordinates
+  // axis: its own "—" tick below the axis' values, which span [0, 1].
+  const ABSENT = -0.12;
+
+  // Readable ticks between lo and hi (real values): a 1-2-5 step on a linear axis, powers
+  // of ten on a log one (lo and hi are then log10 values); the ends when nothing fits.
+  function niceTicks(lo, hi, log) {
+    if (!(hi > lo)) return [log ? 10 ** lo : lo];
+    if (log) {
+      const ticks = [];
+      for (let e = Math.ceil(lo - 1e-9); e <= hi + 1e-9; e += 1) ticks.push(10 ** e);
+      return ticks.length >= 2 ? ticks : [10 ** lo, ...ticks, 10 ** hi];
     }
-    const labels = [...new Set(values.map((v) => (v === undefined || v === null ? "—" : String(v))))];
-    return {
-      label: name, name, values: values.map((v) => labels.indexOf(v === undefined || v === null ? "—" : String(v))),
-      tickvals: labels.map((_, i) => i), ticktext: labels,
-    };
+    const raw = (hi - lo) / 4;
+    const magnitude = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 5, 10].find((m) => m * magnitude >= raw) * magnitude;
+    const ticks = [];
+    for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k += 1) {
+      ticks.push(Number((k * step).toPrecision(12)));
+    }
+    return ticks;
+  }
+
+  // A parallel-coordinates axis, its positions in [0, 1]: numbers on their own scale (log
+  // for log-scaled parameters, ticked in real values), anything else as categories spread
+  // evenly; absent values at their own "—" tick (ABSENT), whatever the axis' kind.
+  function dimension(name, values, param) {
+    const absent = (v) => v === undefined || v === null;
+    const present = values.filter((v) => !absent(v));
+    const numeric = present.length > 0 && present.every((v) => typeof v === "number");
+    let positions;
+    let ticks;
+    let log = false;
+    if (numeric) {
+      log = isLog(param) && present.every((v) => v > 0);
+      const scale = (v) => (log ? Math.log10(v) : v);
+      const lo = Math.min(...present.map(scale));
+      const hi = Math.max(...present.map(scale));
+      const unit = (v) => (hi > lo ? (scale(v) - lo) / (hi - lo) : 0.5);
+      positions = values.map((v) => (absent(v) ? ABSENT : unit(v)));
+      ticks = niceTicks(lo, hi, log).map((v) => [unit(v), fmt(v)]);
+    } else {
+      const labels = [...new Set(present.map(String))].sort();
+      const unit = (i) => (labels.length > 1 ? i / (labels.length - 1) : 0.5);
+      positions = values.map((v) => (absent(v) ? ABSENT : unit(labels.indexOf(String(v)))));
+      ticks = labels.map((label, i) => [unit(i), label]);
+    }
+    if (present.length < values.length) ticks.push([ABSENT, "—"]);
+    return { name, label: log ? `${name} (log)` : name, log, positions, ticks };
   }
 
   // Parallel coordinates, two ways. By default SVG lines (one scatter trace per colour
-  // band, trials separated by gaps): drawn in a few hundred ms anywhere. On request Plotly's
-  // parcoords, whose axes filter by dragging, but which is WebGL: without a GPU (software
-  // GL) it alone costs seconds, so it is not the default.
+  // band and status, trials separated by gaps): drawn in a few hundred ms anywhere. On
+  // request Plotly's parcoords, whose axes filter by dragging, but which is WebGL: without
+  // a GPU (software GL) it alone costs seconds, so it is not the default. Both draw the
+  // same axes (`dimension`).
   const VIRIDIS = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e",
     "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725"];
   let parallelBrushing = false;
@@ -634,69 +913,76 @@
     parallelArgs = [finished, params, space, metric, bestNumber];
     const dimensions = params.map((p) => dimension(p, finished.map((t) => t.config[p]), space[p]));
     const objective = finished.map((t) => t.value);
-    dimensions.push({ label: metric, name: metric, values: objective });
+    dimensions.push(dimension(metric, objective, null));
+    const [lo, hi] = [Math.min(...objective), Math.max(...objective)];
+    // The colour bar's title stands to its right, clear of its tick labels.
+    const colorbar = { title: { text: metric, side: "right" }, thickness: 14, tickformat: ".3~g" };
     const button = $("#parallel-brush");
     button.textContent = parallelBrushing ? "Static lines" : "Filter by dragging on the axes (WebGL)";
     button.setAttribute("aria-pressed", String(parallelBrushing));
-    const layout = baseLayout("Parallel coordinates", { margin: { l: 60, r: 60, t: 80, b: 30 } });
+    const layout = baseLayout("Parallel coordinates", { margin: { l: 60, r: 80, t: 80, b: 30 } });
     if (parallelBrushing) {
-      const axes = dimensions.map(({ label, values, tickvals, ticktext }) => ({ label, values, tickvals, ticktext }));
+      const axes = dimensions.map((d) => ({
+        label: d.label, values: d.positions, range: [d.positions.includes(ABSENT) ? ABSENT : 0, 1],
+        tickvals: d.ticks.map(([at]) => at), ticktext: d.ticks.map(([, text]) => text),
+      }));
       drawParallel(await plotlyFull(), [{
-        type: "parcoords", dimensions: axes, line: { color: objective, colorscale: "Viridis", showscale: true },
+        type: "parcoords", dimensions: axes, line: { color: objective, colorscale: "Viridis", showscale: true, colorbar },
       }], layout);
       return;
     }
-    // Each axis scaled to [0, 1] by its range; categorical axes spread their codes evenly.
-    const ranges = dimensions.map((d) => [Math.min(...d.values), Math.max(...d.values)]);
-    const unit = (v, [rlo, rhi]) => (rhi > rlo ? (v - rlo) / (rhi - rlo) : 0.5);
-    const scaled = dimensions.map((d, axis) => d.values.map((v) => unit(v, ranges[axis])));
-    const [lo, hi] = ranges[ranges.length - 1];
     const band = (v) => (hi > lo ? Math.min(VIRIDIS.length - 1, Math.floor(((v - lo) / (hi - lo)) * VIRIDIS.length)) : 0);
-    const bands = VIRIDIS.map((color) => ({
-      type: "scatter", mode: "lines", x: [], y: [], text: [], hoverinfo: "text", showlegend: false,
-      line: { color, width: 1 }, opacity: 0.55,
-    }));
+    // One trace per colour band and status: the colour is the value, the dash the status.
+    const bands = new Map();
     finished.forEach((t, i) => {
-      const trace = bands[band(t.value)];
-      scaled.forEach((column, axis) => {
+      const key = `${band(t.value)}:${t.status}`;
+      if (!bands.has(key)) {
+        bands.set(key, { type: "scatter", mode: "lines", x: [], y: [], text: [], customdata: [],
+          hoverinfo: "text", showlegend: false, opacity: 0.6,
+          line: { color: VIRIDIS[band(t.value)], width: t.status === "completed" ? 1.2 : 1.5, dash: styleOf(t.status).dash } });
+      }
+      const trace = bands.get(key);
+      dimensions.forEach((d, axis) => {
         trace.x.push(axis);
-        trace.y.push(column[i]);
-        trace.text.push(`trial ${t.number}: ${metric} ${fmt(t.value)}`);
+        trace.y.push(d.positions[i]);
+        trace.text.push(`${trialText(t)}: ${metric} ${fmt(t.value)}`);
+        trace.customdata.push(t.number);
       });
       trace.x.push(null);
       trace.y.push(null);
       trace.text.push(null);
+      trace.customdata.push(null);
     });
-    const traces = bands.filter((t) => t.x.length > 0);
+    const traces = [...bands.values()];
+    for (const [status] of byStatus(finished)) {
+      traces.push(legendOnly(styleOf(status).label, { mode: "lines", line: { color: "#4a4a4a", dash: styleOf(status).dash } }));
+    }
     const bestIndex = finished.findIndex((t) => t.number === bestNumber);
     if (bestIndex >= 0) {
       traces.push({ type: "scatter", mode: "lines+markers", name: `best: trial ${bestNumber}`,
-        x: scaled.map((_, axis) => axis), y: scaled.map((column) => column[bestIndex]),
-        line: { color: "#d93025", width: 3 }, hoverinfo: "name", showlegend: false });
+        x: dimensions.map((_, axis) => axis), y: dimensions.map((d) => d.positions[bestIndex]),
+        customdata: dimensions.map(() => bestNumber),
+        line: { color: "#d93025", width: 3 }, hoverinfo: "name", showlegend: true });
     }
     // The colour bar, on a trace with no visible points.
     traces.push({ type: "scatter", mode: "markers", x: [null, null], y: [null, null], hoverinfo: "skip",
       showlegend: false, marker: { color: [lo, hi], cmin: lo, cmax: hi, colorscale: "Viridis",
-        showscale: true, colorbar: { title: { text: metric }, thickness: 14 } } });
+        showscale: true, colorbar } });
     const annotations = [];
     dimensions.forEach((d, axis) => {
-      const label = d.log ? `${d.name} (log)` : d.name;
-      annotations.push({ x: axis, y: 1.04, yanchor: "bottom", text: `<b>${label}</b>`, showarrow: false });
-      const ticks = d.tickvals
-        ? d.tickvals.map((code, k) => [code, d.ticktext[k]])
-        : ranges[axis].map((v) => [v, fmt(d.log ? 10 ** v : v)]);
-      for (const [value, label] of ticks) {
-        annotations.push({ x: axis, y: unit(value, ranges[axis]), xanchor: "right",
-          xshift: -4, text: label, showarrow: false, font: { size: 11, color: "#4a4a4a" } });
+      annotations.push({ x: axis, y: 1.04, yanchor: "bottom", text: `<b>${d.label}</b>`, showarrow: false });
+      for (const [at, label] of d.ticks) {
+        annotations.push({ x: axis, y: at, xanchor: "right", xshift: -4, text: label, showarrow: false,
+          font: { size: 11, color: "#4a4a4a" } });
       }
     });
     drawParallel(Plotly, traces, {
       ...layout,
-      showlegend: false, hovermode: "closest", annotations,
+      showlegend: true, legend: { orientation: "h", y: -0.02, yanchor: "top" }, hovermode: "closest", annotations,
       shapes: dimensions.map((_, axis) => ({ type: "line", x0: axis, x1: axis, y0: 0, y1: 1,
         line: { color: "#4a4a4a", width: 1 } })),
       xaxis: { range: [-0.5, dimensions.length - 0.7], visible: false, fixedrange: true },
-      yaxis: { range: [-0.04, 1.12], visible: false, fixedrange: true },
+      yaxis: { range: [ABSENT - 0.06, 1.12], visible: false, fixedrange: true },
     });
   }
 
@@ -711,32 +997,62 @@
       return;
     }
     $("#plot-importance").hidden = false;
+    const c = importance.counts || {};
     $("#importance-note").textContent =
-      `${importance.method} over ${importance.n_trials} finished trials: which parameters a forest ` +
-      "used to predict the objective, not a causal effect.";
+      `${importance.method} over ${importance.n_trials} finished trials (${c.completed ?? 0} completed, ` +
+      `${c.pruned ?? 0} pruned: a pruned trial's value is from the epoch it was stopped at): which ` +
+      "parameters a forest used to predict the objective, not a causal effect.";
     Plotly.react("plot-importance", [{
       type: "bar", orientation: "h", x: names.map((n) => importance.importances[n]).reverse(),
       y: [...names].reverse(), marker: { color: "#1a73e8" },
-    }], baseLayout("Hyperparameter importance", { xaxis: { title: { text: "importance" } } }), plotConfig);
+    }], baseLayout("Hyperparameter importance", {
+      xaxis: { title: { text: "importance" } }, yaxis: { automargin: true },
+    }), plotConfig);
+  }
+
+  // The empirical distribution (ECDF) of the value of completed and of pruned trials:
+  // how many configurations reach a given value, and how far pruned ones fell behind.
+  function plotDistribution(points, metric) {
+    const traces = byStatus(points.filter((t) => t.status === "completed" || t.status === "pruned"))
+      .map(([status, rows]) => {
+        const values = rows.map((t) => t.value).sort((a, b) => a - b);
+        return { x: values, y: values.map((_, i) => (i + 1) / values.length), mode: "lines",
+          name: `${styleOf(status).label} (${values.length})`, hovertemplate: "%{y:.0%} ≤ %{x}<extra></extra>",
+          line: { shape: "hv", color: styleOf(status).color, dash: styleOf(status).dash, width: 2 } };
+      });
+    Plotly.react("plot-ecdf", traces, baseLayout("Distribution of the value", {
+      xaxis: { title: { text: metric } },
+      yaxis: { title: { text: "fraction of trials ≤ value" }, range: [0, 1.02], tickformat: ".0%" },
+      legend: { orientation: "h", y: -0.28 }, margin: { l: 60, r: 20, t: 50, b: 90 },
+    }), plotConfig);
   }
 
   function plotSlices(finished, params, space, metric) {
     const n = Math.max(params.length, 1);
     const layout = baseLayout("Slice plot", {
-      grid: { rows: 1, columns: n, pattern: "independent" }, showlegend: false,
+      grid: { rows: 1, columns: n, pattern: "independent" }, showlegend: true,
+      legend: { orientation: "h", y: -0.25 }, margin: { l: 60, r: 20, t: 50, b: 90 },
     });
-    const traces = params.map((p, i) => {
+    // One trace per parameter and status; the legend lists each status once.
+    const shownInLegend = new Set();
+    const traces = params.flatMap((p, i) => {
       const axis = i === 0 ? "" : String(i + 1);
-      layout[`xaxis${axis}`] = { title: { text: p }, type: isLog(space[p]) ? "log" : undefined };
+      // Log axes ticked "1e-4", not Plotly's SI "100μ".
+      layout[`xaxis${axis}`] = { title: { text: p }, type: isLog(space[p]) ? "log" : undefined, exponentformat: "e", automargin: true };
       layout[`yaxis${axis}`] = i === 0 ? { title: { text: metric } } : {};
-      const rows = finished.filter((t) => p in t.config);
-      return {
-        x: rows.map((t) => (typeof t.config[p] === "number" ? t.config[p] : String(t.config[p]))),
-        y: rows.map((t) => t.value), mode: "markers", name: p, type: "scatter",
-        xaxis: `x${axis}`, yaxis: `y${axis}`,
-        marker: { color: rows.map((t) => t.number), colorscale: "Blues", size: 7 },
-        text: rows.map((t) => `trial ${t.number}`),
-      };
+      return byStatus(finished.filter((t) => p in t.config)).map(([status, rows]) => {
+        const style = styleOf(status);
+        const first = !shownInLegend.has(status);
+        shownInLegend.add(status);
+        return {
+          x: rows.map((t) => (typeof t.config[p] === "number" ? t.config[p] : String(t.config[p]))),
+          y: rows.map((t) => t.value), mode: "markers", type: "scatter", name: style.label,
+          legendgroup: status, showlegend: first, xaxis: `x${axis}`, yaxis: `y${axis}`,
+          marker: { color: style.color, symbol: style.symbol, size: 8, opacity: 0.8 },
+          customdata: rows.map((t) => t.number), text: rows.map(trialText),
+          hovertemplate: `%{text}<br>${p} %{x}<br>%{y}<extra></extra>`,
+        };
+      });
     });
     Plotly.react("plot-slice", traces, layout, plotConfig);
   }
@@ -760,32 +1076,69 @@
     mode: "lines+markers", name: label || name,
   });
 
+  // Why a pruned trial got no more epochs, in words, from the study's scheduler; null for
+  // any other trial.
+  function whyStopped(trial, study) {
+    if (trial.status !== "pruned") return null;
+    const budget = study.spec.budget?.max_epochs;
+    const at = `at epoch ${trial.epochs_run}${budget ? ` of ${budget}` : ""}`;
+    if (trial.error) return `Stopped ${at}: ${trial.error}.`;
+    const scheduler = study.strategy.scheduler || "the scheduler";
+    const eta = study.spec.strategy?.reduction_factor;
+    const metric = study.objective.metric;
+    const rule = {
+      asha: `its ${metric} at that rung was not in the best 1/${fmt(eta ?? 3)} of the trials that reached it`,
+      hyperband: `its ${metric} at that rung was not in the best 1/${fmt(eta ?? 3)} of the trials that reached it`,
+      median: `its ${metric} was worse than the median of the other trials at that epoch`,
+    }[scheduler];
+    return `Stopped early by the ${scheduler.toUpperCase()} scheduler ${at}` + (rule ? `: ${rule}.` : ".");
+  }
+
   async function trialPage() {
     const { studyId, number } = PAGE;
-    const trial = await api(`/studies/${studyId}/trials/${number}`);
+    const [trial, study] = await Promise.all([
+      api(`/studies/${studyId}/trials/${number}`), api(`/studies/${studyId}`)]);
+    const stopped = whyStopped(trial, study);
+    $("#trial-stopped").hidden = !stopped;
+    $("#trial-stopped").textContent = stopped || "";
     $("#trial-status").replaceChildren(statusBadge(trial.status),
       ` ${trial.epochs_run} epochs · value ${fmt(trial.value)} · best epoch ${fmt(trial.best_value)} · last ${fmt(trial.last_value)}`);
-    if (trial.error) {
+    if (trial.error && trial.status !== "pruned") {  // a pruned trial's says why it stopped
       $("#trial-error").hidden = false;
       $("#trial-error").textContent = trial.error;
     }
     kvTable($("#config tbody"), Object.entries(trial.config));
     kvTable($("#provenance tbody"), [["seed", trial.seed], ["started", when(trial.started_at)],
       ["finished", when(trial.finished_at)], ...Object.entries(trial.provenance)]);
+    // The driver names trials by their Ray key in its messages: say the trial's number.
+    const message = (e) => (e.trial_id === trial.id ? e.message.replace(/^trial \S+/, `trial ${trial.number}`) : e.message);
     $("#events").replaceChildren(...trial.events.map((e) => h("li", {},
       h("time", { datetime: e.created_at }, when(e.created_at)), " ", statusBadge(e.kind.replace(/^trial_/, "")),
-      " ", e.message)));
+      " ", message(e))));
     $("#events-empty").hidden = trial.events.length > 0;
     const groups = groupMetrics(trial.history);
     if (trial.history.length > 0) await plotly();
     $("#epochs-empty").hidden = trial.history.length > 0;
     const titles = { loss: "Losses", accuracy: "Accuracy", lr: "Learning rate", other: "Other metrics" };
+    // A pruned trial's plots mark the epoch it was stopped at.
+    const stopLine = stopped ? [{ type: "line", xref: "x", yref: "paper", x0: trial.epochs_run, x1: trial.epochs_run,
+      y0: 0, y1: 1, line: { color: STATUS.pruned.color, dash: "dot", width: 2 } }] : [];
+    const stopNote = stopped ? [{ xref: "x", yref: "paper", x: trial.epochs_run, y: 1, yanchor: "bottom",
+      text: "stopped", showarrow: false, font: { color: "#7a5300" } }] : [];
+    const named = (names) => (names.length <= 2 ? names.join(", ") : "value (see legend)");
+    const axisTitles = { loss: (n) => (n.length === 1 ? n[0] : "loss"), accuracy: (n) => (n.length === 1 ? n[0] : "accuracy"),
+      lr: () => "learning rate", other: named };
     for (const [group, names] of Object.entries(groups)) {
       const div = $(`#plot-${group}`);
       div.closest("figure").hidden = names.length === 0;
       if (names.length === 0) continue;
+      const switchable = group === "loss" || group === "lr";
       Plotly.newPlot(div, names.map((n) => metricTrace(trial.history, n)),
-        baseLayout(titles[group], { xaxis: { title: { text: "epoch" } } }), plotConfig);
+        baseLayout(titles[group], {
+          shapes: stopLine, annotations: stopNote,
+          xaxis: { title: { text: "epoch" }, ...epochTicks(trial.history.length) },
+          yaxis: { title: { text: axisTitles[group](names) }, ...(switchable ? { type: yScale(div.id, true) } : {}) },
+        }), plotConfig);
     }
   }
 
