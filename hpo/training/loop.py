@@ -35,6 +35,7 @@ from torch.nn import functional as F
 from hpo.training.config import (
     METRICS_CLASSIFICATION,
     METRICS_REGRESSION,
+    SEQUENCE_MODELS,
     ConfigError,
     TrainConfig,
     build_config,
@@ -43,7 +44,7 @@ from hpo.training.config import (
 from hpo.training.data import Dataset, load_dataset, split
 from hpo.training.device import autocast_for, resolve_device
 from hpo.training.init import create_initializer
-from hpo.training.models import create_model
+from hpo.training.models import build_model
 from hpo.training.optimizers import create_optimizer, param_groups
 from hpo.training.preprocessing import fit_preprocessor
 from hpo.training.regularization import (
@@ -238,8 +239,12 @@ def _load_checked(cfg: TrainConfig) -> Dataset:
                 f"must be one of {', '.join(allowed)} for a {dataset.task} dataset",
             )
         )
+    shape = tuple(dataset.x.shape[1:])
+    if cfg.model in SEQUENCE_MODELS and not dataset.is_sequence_or_image:
+        problems.append(
+            ("model", f"'{cfg.model}' needs sequence (T, F) or image inputs, got {shape}")
+        )
     if not dataset.is_image:
-        shape = tuple(dataset.x.shape[1:])
         if cfg.model == "cnn":
             problems.append(("model", f"'cnn' needs image inputs (C, H, W), got {shape}"))
         for name in ("augment_flip", "augment_shift", "augment_rotate"):
@@ -298,10 +303,11 @@ def train(
     train_y, val_y = splits.train_y.to(device), splits.val_y.to(device)
 
     # --- model, optimizer, schedule ---
-    params = cfg.model_dump()
-    model = create_model(
-        cfg.model, in_shape=tuple(train_x.shape[1:]), n_outputs=dataset.n_outputs, **params
-    ).to(device)
+    params = cfg.model_dump()  # with a user model or dataset, extra names too
+    try:
+        model = build_model(params, tuple(train_x.shape[1:]), dataset.n_outputs).to(device)
+    except (ValueError, ImportError) as exc:
+        raise ConfigError([("model", f"{cfg.model!r}: {exc}")]) from None
     create_initializer(
         cfg.init, init_std=cfg.init_std, init_range=cfg.init_range, activation=cfg.activation
     )(model)

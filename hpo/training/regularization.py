@@ -2,7 +2,7 @@
 when off, so a run that does not ask for one pays nothing for it.
 
 - `l1_weights` / `l1_penalty`: l1·Σ|w| over weight matrices and kernels (not biases, not
-  normalization parameters); added to the loss, its gradient is l1·sign(w).
+  normalization parameters, not embeddings); added to the loss, its gradient is l1·sign(w).
 - `clip_gradients`: global-norm and per-value clipping.
 - `EarlyStopping`: stop after `patience` epochs without improvement.
 - `Augmenter`: batched image augmentation on the data's device (flip, shift, rotate, noise).
@@ -20,8 +20,15 @@ from torch.nn import functional as F
 
 
 def l1_weights(model: nn.Module) -> list[torch.Tensor]:
-    """The parameters L1 applies to: weights of Linear and Conv layers only."""
-    return [m.weight for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+    """The parameters L1 applies to: the weights of Linear and Conv layers, of recurrent
+    layers and of attention's input projections; not biases, norms or embeddings."""
+    weights: list[torch.Tensor] = []
+    for m in model.modules():
+        if isinstance(m, nn.Linear | nn.modules.conv._ConvNd):
+            weights.append(m.weight)
+        elif isinstance(m, nn.RNNBase | nn.MultiheadAttention):
+            weights += [p for name, p in m.named_parameters(recurse=False) if "weight" in name]
+    return weights
 
 
 def l1_penalty(weights: Sequence[torch.Tensor], l1: float) -> torch.Tensor:
