@@ -69,6 +69,15 @@ BUILTIN_DATASETS: dict[str, Task] = {
 IMAGE_DATASETS: frozenset[str] = frozenset({"digits"})
 #: Built-in datasets whose samples are sequences (N, T, F).
 SEQUENCE_DATASETS: frozenset[str] = frozenset({"adding"})
+#: Augmentations that only make sense on images.
+IMAGE_AUGMENTATIONS: tuple[str, ...] = (
+    "augment_flip",
+    "augment_vflip",
+    "augment_zoom",
+    "augment_shift",
+    "augment_rotate",
+    "augment_cutout",
+)
 #: Built-in models; any other `model` is a user ``"pkg.module:build"``.
 BUILTIN_MODELS: tuple[str, ...] = ("mlp", "cnn", "rnn", "transformer")
 #: Models that read their input as a sequence: (T, F) samples, or images as H rows of C·W.
@@ -361,6 +370,31 @@ class TrainConfig(BaseModel):
     augment_rotate: Float = Field(
         0.0, ge=0, le=180, description="Default 0. Random rotations of up to ± degrees."
     )
+    augment_vflip: bool = Field(
+        False, description="Default false. Random vertical flips (images only)."
+    )
+    augment_zoom: Float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Default 0. Random resized crop (images only): a window of s·H × s·W, "
+        "s ~ U(1 − augment_zoom, 1), anywhere in the image, resized back to H × W.",
+    )
+    augment_cutout: Int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Default 0. Side of a square zeroed at a random centre of each image "
+        "(clipped at the border; images only).",
+    )
+    mixup_alpha: Float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="Default 0 (off). Mixup: train on λ·x + (1 − λ)·x' of random pairs with "
+        "λ ~ Beta(α, α) per batch and the loss mixed alike; the reported train_loss is "
+        "that mixed loss.",
+    )
     augment_noise: Float = Field(
         0.0,
         ge=0,
@@ -549,7 +583,7 @@ def _input_shape(v: Mapping[str, Any]) -> list[Problem]:
         problems.append(
             ("model", f"'{model}' needs a sequence or image dataset; '{dataset}' is {kind}")
         )
-    for name in ("augment_flip", "augment_shift", "augment_rotate"):
+    for name in IMAGE_AUGMENTATIONS:
         if v[name]:
             problems.append((name, f"needs an image dataset; '{dataset}' is {kind}"))
     return problems
@@ -594,9 +628,7 @@ CROSS_CHECKS: tuple[CrossCheck, ...] = (
     ),
     CrossCheck(("val_fraction", "test_fraction"), _val_test),
     CrossCheck(("norm", "batch_size"), _batch_norm),
-    CrossCheck(
-        ("dataset", "model", "augment_flip", "augment_shift", "augment_rotate"), _input_shape
-    ),
+    CrossCheck(("dataset", "model", *IMAGE_AUGMENTATIONS), _input_shape),
     CrossCheck(("model", "d_model", "heads"), _heads),
     CrossCheck(("dataset", "early_stopping_metric"), _metric_for_task),
 )

@@ -28,11 +28,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from hpo.training.config import (
+    IMAGE_AUGMENTATIONS,
     METRICS_CLASSIFICATION,
     METRICS_REGRESSION,
     SEQUENCE_MODELS,
@@ -50,6 +52,7 @@ from hpo.training.preprocessing import fit_preprocessor
 from hpo.training.regularization import (
     Augmenter,
     EarlyStopping,
+    Mixup,
     clip_gradients,
     l1_penalty,
     l1_weights,
@@ -120,6 +123,7 @@ class Session:
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None
     l1: tuple[list[torch.Tensor], float] | None = None
     clip: tuple[float, float] | None = None
+    mixup: Mixup | None = None
 
 
 def batch_plan(n: int, batch_size: int, accum_steps: int) -> list[list[tuple[int, int]]]:
@@ -160,10 +164,14 @@ def train_one_epoch(s: Session) -> torch.Tensor:
                 xb = s.augment(xb)  # in pixel space: shifts pad with black, not with 0 = mean
             if s.transform is not None:
                 xb = s.transform(xb)
+            mix = None
+            if s.mixup is not None:
+                xb, partners, lam = s.mixup(xb, yb)
+                mix = (partners, lam)
             with s.autocast():
                 out = s.model(xb)
-                loss = s.loss_fn(out, yb)
-            shown = loss if s.report_loss is None else s.report_loss(out.detach(), yb)
+                loss = _mixed(s.loss_fn, out, yb, mix)
+            shown = loss if s.report_loss is None else _mixed(s.report_loss, out.detach(), yb, mix)
             losses.append(shown.detach())
             sizes.append(hi - lo)
             if s.l1 is not None:
@@ -178,6 +186,16 @@ def train_one_epoch(s: Session) -> torch.Tensor:
         s.optimizer.zero_grad(set_to_none=True)
     weights = torch.tensor(sizes, dtype=torch.float32, device=s.train_x.device)
     return (torch.stack(losses).float() * weights).sum() / n
+
+
+def _mixed(
+    loss_fn: LossFn, out: torch.Tensor, y: torch.Tensor, mix: tuple[torch.Tensor, float] | None
+) -> torch.Tensor:
+    """loss_fn(out, y), or with mixup λ·loss_fn(out, y) + (1 − λ)·loss_fn(out, y_partner)."""
+    if mix is None:
+        return loss_fn(out, y)
+    partners, lam = mix
+    return lam * loss_fn(out, y) + (1 - lam) * loss_fn(out, partners)
 
 
 def loss_functions(regression: bool, label_smoothing: float) -> tuple[LossFn, LossFn | None]:
@@ -247,7 +265,7 @@ def _load_checked(cfg: TrainConfig) -> Dataset:
     if not dataset.is_image:
         if cfg.model == "cnn":
             problems.append(("model", f"'cnn' needs image inputs (C, H, W), got {shape}"))
-        for name in ("augment_flip", "augment_shift", "augment_rotate"):
+        for name in IMAGE_AUGMENTATIONS:
             if getattr(cfg, name):
                 problems.append((name, f"needs an image dataset, got samples of shape {shape}"))
     if problems:
@@ -289,8 +307,11 @@ def train(
     transform = fit_preprocessor(cfg.preprocess, splits.train_x.to(device), cfg.whiten_eps)
     augment = Augmenter(
         flip=cfg.augment_flip,
+        vflip=cfg.augment_vflip,
+        zoom=cfg.augment_zoom,
         shift=cfg.augment_shift,
         rotate=cfg.augment_rotate,
+        cutout=cfg.augment_cutout,
         noise=cfg.augment_noise,
         generator=torch.Generator(device=device).manual_seed(cfg.seed),
     )
@@ -346,6 +367,11 @@ def train(
         augment=augment if augment.active else None,
         transform=transform if augment.active else None,
         l1=(l1_weights(model), cfg.l1) if cfg.l1 > 0 else None,
+        mixup=(
+            Mixup(cfg.mixup_alpha, augment.generator, np.random.default_rng(cfg.seed))
+            if cfg.mixup_alpha > 0
+            else None
+        ),
         clip=(
             (cfg.grad_clip_norm, cfg.grad_clip_value)
             if cfg.grad_clip_norm > 0 or cfg.grad_clip_value > 0
