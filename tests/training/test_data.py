@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
 import textwrap
 from pathlib import Path
@@ -111,6 +112,12 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
                 x = torch.randn(300, 4, generator=g) * 0.3 + y[:, None].float()
                 return x, y
 
+            def sequences(config):
+                # (N, T, F): the class is the sign of the first step's first feature.
+                g = torch.Generator().manual_seed(0)
+                x = torch.randn(200, 7, 3, generator=g)
+                return x, (x[:, 0, 0] > 0).long()
+
             def line(config):
                 x = torch.linspace(-1, 1, 200)[:, None]
                 return x, 2.0 * x[:, 0]
@@ -151,6 +158,27 @@ def test_user_dataset_errors_are_clear(user_module: str) -> None:
         with pytest.raises(ConfigError, match=r"needs sequence .* or image inputs") as info:
             train({"dataset": f"{user_module}:blobs", "model": model, "epochs": 1})
         assert info.value.field == "model"
+
+
+@pytest.mark.parametrize("model", ["rnn", "transformer"])
+def test_sequence_models_read_a_user_n_t_f_dataset(user_module: str, model: str) -> None:
+    seen: list[torch.Tensor] = []
+    config = {
+        "dataset": f"{user_module}:sequences",
+        "model": model,
+        "epochs": 1,
+        "hidden": 8,
+        "depth": 1,
+        "d_model": 8,
+        "heads": 2,
+    }
+    result = train(config, report=lambda m: seen.append(m))
+    assert seen and math.isfinite(result.final["val_loss"])
+    layers = [m for m in result.model.modules() if isinstance(m, torch.nn.RNNBase)]
+    if model == "rnn":
+        assert layers[0].input_size == 3  # F features per step
+    else:
+        assert result.model.positions.shape == (7, 8)  # T steps
 
 
 def test_user_dataset_gets_names_outside_the_vocabulary(user_module: str) -> None:
