@@ -340,7 +340,10 @@ class TrainConfig(BaseModel):
         "transformer: on attention weights, sublayer outputs and embeddings).",
     )
     norm: NormName = Field(
-        "none", description="Default 'none'. Normalization layer: none, batch or layer."
+        "none",
+        description="Default 'none'. Normalization layer: none, batch or layer (rnn: after "
+        "each recurrent layer; transformer: around attention and feed-forward, see "
+        "norm_position).",
     )
     early_stopping_patience: Int = Field(
         0,
@@ -734,15 +737,19 @@ def validate_value(name: str, value: object) -> str | None:
 def build_config(values: Mapping[str, object]) -> TrainConfig:
     """Validate a flat hyperparameter mapping into a `TrainConfig`.
 
-    Missing names take their defaults. Raises `ConfigError` listing every problem with
-    its field, including the cross-field ones (e.g. cyclic needs max_lr > base_lr).
+    Missing names take their defaults. Names outside the vocabulary are refused unless
+    the dataset or model is user code, which receives them. Raises `ConfigError` listing
+    every problem with its field, including the cross-field ones (e.g. cyclic needs
+    max_lr > base_lr).
     """
     values = dict(values)
+    # Listed here too, not only by the model's own check: that check runs only once every
+    # field is valid, and a typo should show up beside the other problems.
     problems: list[Problem] = []
     if not uses_user_code(values):
         problems += _unknown_names(str(k) for k in values if k not in VOCABULARY)
     try:
-        config = TrainConfig.model_validate(values)
+        return TrainConfig.model_validate(values)
     except ValidationError as exc:
         for error in exc.errors():
             cause = (error.get("ctx") or {}).get("error")
@@ -752,9 +759,6 @@ def build_config(values: Mapping[str, object]) -> TrainConfig:
                 field = ".".join(str(p) for p in error["loc"])
                 problems.append((field, _reason(error)))
         raise ConfigError(problems) from None
-    if problems:
-        raise ConfigError(problems)
-    return config
 
 
 def metric_mode(metric: str) -> Literal["min", "max"]:
