@@ -453,6 +453,9 @@ def test_a_user_model_may_search_and_fix_names_outside_the_vocabulary() -> None:
     # The core's own names are still checked against the vocabulary.
     data["fixed"]["schedule"] = "cosin"
     assert "must be one of" in errors_of(data)["fixed.schedule"]
+    # Beside a structural error, the extra names are still allowed.
+    data["budget"] = {"trials": 0}
+    assert "fixed.blocks" not in errors_of(data) and "space.width" not in errors_of(data)
 
 
 def test_names_outside_the_vocabulary_need_user_code_in_every_trial() -> None:
