@@ -93,7 +93,11 @@ class Trainable(_Model):
     dataset: str | None = Field(
         None, description="Built-in dataset name or 'pkg.module:function' returning (X, y)."
     )
-    model: str | None = Field(None, description="Built-in model (mlp, cnn); default mlp.")
+    model: str | None = Field(
+        None,
+        description="Built-in model (mlp, cnn, rnn, transformer; default mlp) or "
+        "'pkg.module:build' called as build(config, input_shape, num_outputs).",
+    )
     function: str | None = Field(
         None, description="'pkg.module:function' called as function(config, report)."
     )
@@ -355,20 +359,24 @@ def _message(error: Mapping[str, Any]) -> str:
 
 
 def _raw_vocabulary_errors(data: Mapping[str, Any]) -> list[FieldError]:
+    from hpo.training import config as vocab
+
     trainable = data.get("trainable")
     if isinstance(trainable, Mapping) and trainable.get("function") is not None:
         return []
-    errors: list[FieldError] = []
     space, fixed = data.get("space"), data.get("fixed")
+    sources = [s for s in (trainable, fixed) if isinstance(s, Mapping)]
+    user = any(vocab.uses_user_code(s) for s in sources)
+    errors: list[FieldError] = []
     if isinstance(space, Mapping):
         for name in space:
             check_budget()
             if len(errors) >= MAX_ERRORS:
                 break
-            if err := _name_error("space", str(name)):
+            if err := _name_error("space", str(name), user=user):
                 errors.append(err)
     if isinstance(fixed, Mapping):
-        errors += _fixed_errors(fixed)
+        errors += _fixed_errors(fixed, user=user)
     return errors
 
 
@@ -428,22 +436,39 @@ def _builtin_errors(spec: StudySpec) -> list[FieldError]:
     for field, value in (("dataset", trainable.dataset), ("model", trainable.model)):
         if value is not None and (reason := vocab.validate_value(field, value)):
             errors.append(FieldError(f"trainable.{field}", reason))
+    user = _user_code(spec)
     for name, param in spec.space.items():
         check_budget()
         if len(errors) >= MAX_ERRORS:
             break
-        if err := _name_error("space", name):
+        if err := _name_error("space", name, user=user):
             errors.append(err)
             continue
-        errors += _param_value_errors(name, param)
-    errors += _fixed_errors(spec.fixed)
+        if name in vocab.VOCABULARY:
+            errors += _param_value_errors(name, param)
+    errors += _fixed_errors(spec.fixed, user=user)
     errors += _objective_errors(spec)
     known = {e.path for e in errors}
     errors += [e for e in _region_errors(spec) if e.path not in known]
     return errors
 
 
-def _name_error(section: str, name: str) -> FieldError | None:
+def _user_code(spec: StudySpec) -> bool:
+    """Whether every trial's dataset, or every trial's model, is user code
+    (``pkg.module:function``): then names outside the core's vocabulary may be searched
+    or fixed, and the core passes them on to that code."""
+    from hpo.training import config as vocab
+
+    base = spec.base_config()
+    return any(
+        all(vocab.is_user_reference(value) for value, _ in _candidates(name, spec.space, base))
+        for name in ("dataset", "model")
+    )
+
+
+def _name_error(section: str, name: str, *, user: bool = False) -> FieldError | None:
+    """Why `name` may not appear in `section`, or None; with `user` code (see
+    `_user_code`), names outside the vocabulary are allowed."""
     from hpo.training import config as vocab
 
     if name in RESERVED:
@@ -454,14 +479,14 @@ def _name_error(section: str, name: str) -> FieldError | None:
             "not a searchable hyperparameter: every trial of a study is scored on one split; "
             "set it in fixed (default: strategy.seed)",
         )
-    if name not in vocab.VOCABULARY:
+    if name not in vocab.VOCABULARY and not user:
         close = difflib.get_close_matches(name, vocab.VOCABULARY, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else " (see README: Hyperparameters)"
         return FieldError(f"{section}.{name}", "unknown hyperparameter" + hint)
     return None
 
 
-def _fixed_errors(fixed: Mapping[str, Any]) -> list[FieldError]:
+def _fixed_errors(fixed: Mapping[str, Any], *, user: bool = False) -> list[FieldError]:
     from hpo.training import config as vocab
 
     errors: list[FieldError] = []
@@ -469,9 +494,9 @@ def _fixed_errors(fixed: Mapping[str, Any]) -> list[FieldError]:
         check_budget()
         if len(errors) >= MAX_ERRORS:
             break
-        if err := _name_error("fixed", str(name)):
+        if err := _name_error("fixed", str(name), user=user):
             errors.append(err)
-        elif reason := vocab.validate_value(str(name), value):
+        elif str(name) in vocab.VOCABULARY and (reason := vocab.validate_value(str(name), value)):
             errors.append(FieldError(f"fixed.{name}", reason))
     return errors
 

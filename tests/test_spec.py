@@ -159,7 +159,7 @@ BAD = [
     ("trainable", {"function": "not a path"}, "trainable", "package.module:function"),
     ("trainable", {"model": "mlp"}, "trainable", "needs dataset"),
     ("trainable.dataset", "imagenet", "trainable.dataset", "unknown dataset 'imagenet'"),
-    ("trainable.model", "transformer", "trainable.model", "must be one of mlp, cnn"),
+    ("trainable.model", "resnet", "trainable.model", "must be one of mlp, cnn, rnn, transformer"),
 ]
 
 
@@ -361,6 +361,34 @@ def _spec(space: dict | None = None, fixed: dict | None = None, **top: Any) -> d
         ({"depth": {"choice": [2, 65]}}, {}, None, "space.depth.choice[1]", "<= 64"),
         ({}, {"channels": 4097}, None, "fixed.channels", "<= 4096"),
         ({}, {"n_samples": 10**400}, None, "fixed.n_samples", "<= 1000000"),
+        ({}, {}, {"dataset": "wine", "model": "rnn"}, "trainable.model", "sequence or image"),
+        (
+            {"model": {"choice": ["mlp", "transformer"]}},
+            {},
+            {"dataset": "breast_cancer"},
+            "space.model",
+            "'transformer' needs a sequence or image dataset",
+        ),
+        ({}, {}, {"dataset": "adding", "model": "cnn"}, "trainable.model", "sequence dataset"),
+        (
+            {"heads": {"choice": [2, 3, 4]}},
+            {"d_model": 32},
+            {"dataset": "digits", "model": "transformer"},
+            "space.heads",
+            "must divide d_model (32)",
+        ),
+        (
+            {"d_model": {"choice": [24, 32]}},
+            {"heads": 16},
+            {"dataset": "digits", "model": "transformer"},
+            "space.d_model",
+            "must divide d_model",
+        ),
+        ({}, {"d_model": 4097}, None, "fixed.d_model", "<= 4096"),
+        ({"heads": {"int": [1, 65]}}, {}, None, "space.heads.int", "<= 64"),
+        ({}, {"seq_len": 10_001}, None, "fixed.seq_len", "<= 10000"),
+        ({}, {"cell": "lstmm"}, None, "fixed.cell", "lstm, gru, rnn"),
+        ({}, {"norm_position": "middle"}, None, "fixed.norm_position", "pre, post"),
     ],
 )
 def test_specs_that_would_fail_trials_are_refused_at_load(
@@ -407,3 +435,45 @@ def test_every_region_problem_is_listed_at_once() -> None:
 def test_an_absurd_number_is_refused_without_flooding_the_message() -> None:
     errs = errors_of(_spec({"hidden": {"choice": [10**400]}}))
     assert len(errs["space.hidden.choice[0]"]) < 100
+
+
+# --- user models ----------------------------------------------------------------------
+
+
+def test_a_user_model_may_search_and_fix_names_outside_the_vocabulary() -> None:
+    data = _spec(
+        {"width": {"int": [16, 128]}, "lr": {"loguniform": [1e-3, 0.1]}},
+        {"blocks": 2, "schedule": "cosine"},
+        trainable={"dataset": "digits", "model": "hpo.examples.models:build"},
+    )
+    spec = load_spec(data)
+    config = spec.trial_config({"width": 20, "lr": 0.01}, seed=1)
+    assert config["model"] == "hpo.examples.models:build"
+    assert config["width"] == 20 and config["blocks"] == 2
+    # The core's own names are still checked against the vocabulary.
+    data["fixed"]["schedule"] = "cosin"
+    assert "must be one of" in errors_of(data)["fixed.schedule"]
+    # Beside a structural error, the extra names are still allowed.
+    data["budget"] = {"trials": 0}
+    assert "fixed.blocks" not in errors_of(data) and "space.width" not in errors_of(data)
+
+
+def test_names_outside_the_vocabulary_need_user_code_in_every_trial() -> None:
+    builtin = _spec({"width": {"int": [16, 128]}}, {"blocks": 2})
+    errs = errors_of(builtin)
+    assert "unknown hyperparameter" in errs["space.width"]
+    assert "unknown hyperparameter" in errs["fixed.blocks"]
+    # A space that can pick a built-in model cannot pass unknown names to it.
+    mixed = _spec(
+        {"model": {"choice": ["mlp", "hpo.examples.models:build"]}},
+        {"blocks": 2},
+    )
+    assert "unknown hyperparameter" in errors_of(mixed)["fixed.blocks"]
+    # A user dataset is user code too.
+    user_data = _spec({}, {"blocks": 2}, trainable={"dataset": "mypkg.data:load"})
+    load_spec(user_data)
+
+
+def test_a_user_model_must_be_a_reference() -> None:
+    data = _spec(trainable={"dataset": "digits", "model": "my model"})
+    assert "'pkg.module:build'" in errors_of(data)["trainable.model"]

@@ -23,6 +23,7 @@ from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -62,9 +63,25 @@ BUILTIN_DATASETS: dict[str, Task] = {
     "breast_cancer": "classification",
     "synthetic_classification": "classification",
     "synthetic_regression": "regression",
+    "adding": "regression",
 }
 #: Built-in datasets whose samples are images (N, C, H, W), the only ones a `cnn` accepts.
 IMAGE_DATASETS: frozenset[str] = frozenset({"digits"})
+#: Built-in datasets whose samples are sequences (N, T, F).
+SEQUENCE_DATASETS: frozenset[str] = frozenset({"adding"})
+#: Augmentations that only make sense on images.
+IMAGE_AUGMENTATIONS: tuple[str, ...] = (
+    "augment_flip",
+    "augment_vflip",
+    "augment_zoom",
+    "augment_shift",
+    "augment_rotate",
+    "augment_cutout",
+)
+#: Built-in models; any other `model` is a user ``"pkg.module:build"``.
+BUILTIN_MODELS: tuple[str, ...] = ("mlp", "cnn", "rnn", "transformer")
+#: Models that read their input as a sequence: (T, F) samples, or images as H rows of C·W.
+SEQUENCE_MODELS: frozenset[str] = frozenset({"rnn", "transformer"})
 
 METRICS_CLASSIFICATION: tuple[str, ...] = ("train_loss", "val_loss", "val_accuracy")
 METRICS_REGRESSION: tuple[str, ...] = ("train_loss", "val_loss", "val_rmse")
@@ -106,21 +123,34 @@ InitName = Literal[
 ]
 PreprocessName = Literal["none", "standardize", "minmax", "pca_whiten", "zca_whiten"]
 ActivationName = Literal["relu", "gelu", "tanh", "sigmoid", "leaky_relu"]
-ModelName = Literal["mlp", "cnn"]
+CellName = Literal["lstm", "gru", "rnn"]
+NormPositionName = Literal["pre", "post"]
 LrScalingName = Literal["none", "linear", "sqrt"]
 AmpName = Literal["none", "bf16"]
 DeviceName = Literal["auto", "cpu", "cuda"]
 MetricName = Literal["train_loss", "val_loss", "val_accuracy", "val_rmse"]
 
 
+def _model_name(value: str) -> str:
+    if value not in BUILTIN_MODELS and not _looks_like_import_path(value):
+        raise ValueError(f"must be one of {', '.join(BUILTIN_MODELS)} or 'pkg.module:build'")
+    return value
+
+
+ModelName = Annotated[str, AfterValidator(_model_name)]
+
+
 class TrainConfig(BaseModel):
     """Every hyperparameter of one training run, validated; build it with `build_config`.
 
     Frozen, so a config can be shared and hashed; unknown keys are refused so a misspelt
-    hyperparameter fails loudly instead of silently training with the default.
+    hyperparameter fails loudly instead of silently training with the default, except
+    with user code (a ``pkg.module:function`` dataset or model): then they are kept in
+    `model_extra` and passed on in the config dict user code receives (the core ignores
+    them).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
     # --- data and task ---
     dataset: str = Field(
@@ -129,13 +159,15 @@ class TrainConfig(BaseModel):
         description="Default 'digits'. A built-in name (digits, wine, breast_cancer, "
         "synthetic_classification, synthetic_regression) or 'pkg.module:function' taking "
         "the config dict and returning (X, y) tensors; float y means regression, integer "
-        "y classification.",
+        "y classification. 'adding' is the adding problem (regression): sequences of "
+        "`seq_len` steps of (value, marker), the target the sum of the two marked values.",
     )
     n_samples: Int = Field(
         1000,
         ge=10,
         le=1_000_000,
-        description="Default 1000 (at most 1,000,000). Rows of the synthetic_* datasets.",
+        description="Default 1000 (at most 1,000,000). Rows of the synthetic_* and adding "
+        "datasets.",
     )
     n_features: Int = Field(
         20,
@@ -158,8 +190,18 @@ class TrainConfig(BaseModel):
         "`data_seed`) that training and validation never see; its metrics are computed "
         "once, on the delivered model, and never reported per epoch.",
     )
+    seq_len: Int = Field(
+        50,
+        ge=2,
+        le=10_000,
+        description="Default 50 (at most 10,000). Time steps of each 'adding' sequence.",
+    )
     model: ModelName = Field(
-        "mlp", description="Default 'mlp'. 'cnn' only for image datasets (digits)."
+        "mlp",
+        description="Default 'mlp'. 'cnn' only for image datasets (digits); 'rnn' and "
+        "'transformer' for sequence (N, T, F) or image datasets (an image is read as H rows "
+        "of C·W features); or 'pkg.module:build', called as build(config, input_shape, "
+        "num_outputs) and returning a torch.nn.Module.",
     )
     epochs: Int = Field(
         20,
@@ -290,9 +332,18 @@ class TrainConfig(BaseModel):
     )
 
     # --- regularization ---
-    dropout: Float = Field(0.0, ge=0, lt=1, description="Default 0. Dropout probability.")
+    dropout: Float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Default 0. Dropout probability (rnn: between recurrent layers; "
+        "transformer: on attention weights, sublayer outputs and embeddings).",
+    )
     norm: NormName = Field(
-        "none", description="Default 'none'. Normalization layer: none, batch or layer."
+        "none",
+        description="Default 'none'. Normalization layer: none, batch or layer (rnn: after "
+        "each recurrent layer; transformer: around attention and feed-forward, see "
+        "norm_position).",
     )
     early_stopping_patience: Int = Field(
         0,
@@ -322,6 +373,31 @@ class TrainConfig(BaseModel):
     augment_rotate: Float = Field(
         0.0, ge=0, le=180, description="Default 0. Random rotations of up to ± degrees."
     )
+    augment_vflip: bool = Field(
+        False, description="Default false. Random vertical flips (images only)."
+    )
+    augment_zoom: Float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Default 0. Random resized crop (images only): a window of s·H × s·W, "
+        "s ~ U(1 − augment_zoom, 1), anywhere in the image, resized back to H × W.",
+    )
+    augment_cutout: Int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Default 0. Side of a square zeroed at a random centre of each image "
+        "(clipped at the border; images only).",
+    )
+    mixup_alpha: Float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="Default 0 (off). Mixup: train on λ·x + (1 − λ)·x' of random pairs with "
+        "λ ~ Beta(α, α) per batch and the loss mixed alike; the reported train_loss is "
+        "that mixed loss.",
+    )
     augment_noise: Float = Field(
         0.0,
         ge=0,
@@ -347,7 +423,9 @@ class TrainConfig(BaseModel):
     # --- init and preprocessing ---
     init: InitName = Field(
         "default",
-        description="Default 'default' (PyTorch's own). Others also zero the biases; "
+        description="Default 'default' (PyTorch's own). Others apply to every Linear and "
+        "Conv weight, attention projection and recurrent input weight (per gate), set "
+        "recurrent hidden-to-hidden weights orthogonal (per gate) and zero the biases; "
         "kaiming_* use the gain of `activation`.",
     )
     init_std: Float = Field(0.01, gt=0, description="Default 0.01. Std of 'normal' init.")
@@ -369,13 +447,15 @@ class TrainConfig(BaseModel):
         128,
         ge=1,
         le=65_536,
-        description="Default 128 (at most 65,536). Width of the MLP's hidden layers.",
+        description="Default 128 (at most 65,536). Width of the MLP's hidden layers; "
+        "hidden state size of the rnn (per direction).",
     )
     depth: Int = Field(
         2,
         ge=1,
         le=64,
-        description="Default 2 (at most 64). Hidden layers of the MLP, conv blocks of the CNN.",
+        description="Default 2 (at most 64). Hidden layers of the MLP, conv blocks of the "
+        "CNN, recurrent layers of the rnn, encoder blocks of the transformer.",
     )
     activation: ActivationName = Field("relu", description="Default 'relu'.")
     residual: bool = Field(
@@ -384,10 +464,38 @@ class TrainConfig(BaseModel):
     channels: Int = Field(
         32, ge=1, le=4096, description="Default 32 (at most 4096). Channels of each CNN block."
     )
+    cell: CellName = Field(
+        "lstm", description="Default 'lstm'. rnn: the recurrent cell, lstm, gru or rnn (tanh)."
+    )
+    bidirectional: bool = Field(
+        False, description="Default false. rnn: read each sequence in both directions."
+    )
+    d_model: Int = Field(
+        64, ge=1, le=4096, description="Default 64 (at most 4096). transformer: token width."
+    )
+    heads: Int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Default 4 (at most 64). transformer: attention heads; must divide d_model.",
+    )
+    ff_mult: Int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Default 4 (at most 64). transformer: feed-forward width = ff_mult × d_model.",
+    )
+    norm_position: NormPositionName = Field(
+        "pre",
+        description="Default 'pre'. transformer: normalize each sublayer's input (pre, with "
+        "a final norm) or the residual sum (post, the original Transformer).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
         """Checks that involve several hyperparameters (never run by `validate_value`)."""
+        if self.model_extra and not uses_user_code(self.__dict__):
+            raise ConfigError(_unknown_names(self.model_extra))
         builtin = self.dataset in BUILTIN_DATASETS
         if not builtin and not _looks_like_import_path(self.dataset):
             raise ConfigError(
@@ -466,17 +574,28 @@ def _batch_norm(v: Mapping[str, Any]) -> list[Problem]:
     return []
 
 
-def _images_only(v: Mapping[str, Any]) -> list[Problem]:
-    dataset = v["dataset"]
+def _input_shape(v: Mapping[str, Any]) -> list[Problem]:
+    dataset, model = v["dataset"], v["model"]
     if dataset not in BUILTIN_DATASETS or dataset in IMAGE_DATASETS:
         return []  # a user dataset's shape is only known once loaded
+    kind = "a sequence dataset" if dataset in SEQUENCE_DATASETS else "tabular"
     problems: list[Problem] = []
-    if v["model"] == "cnn":
-        problems.append(("model", f"'cnn' needs an image dataset; '{dataset}' is tabular"))
-    for name in ("augment_flip", "augment_shift", "augment_rotate"):
+    if model == "cnn":
+        problems.append(("model", f"'cnn' needs an image dataset; '{dataset}' is {kind}"))
+    if model in SEQUENCE_MODELS and dataset not in SEQUENCE_DATASETS:
+        problems.append(
+            ("model", f"'{model}' needs a sequence or image dataset; '{dataset}' is {kind}")
+        )
+    for name in IMAGE_AUGMENTATIONS:
         if v[name]:
-            problems.append((name, f"needs an image dataset; '{dataset}' is tabular"))
+            problems.append((name, f"needs an image dataset; '{dataset}' is {kind}"))
     return problems
+
+
+def _heads(v: Mapping[str, Any]) -> list[Problem]:
+    if v["model"] == "transformer" and v["d_model"] % v["heads"]:
+        return [("heads", f"must divide d_model ({v['d_model']})")]
+    return []
 
 
 def _metric_for_task(v: Mapping[str, Any]) -> list[Problem]:
@@ -512,9 +631,8 @@ CROSS_CHECKS: tuple[CrossCheck, ...] = (
     ),
     CrossCheck(("val_fraction", "test_fraction"), _val_test),
     CrossCheck(("norm", "batch_size"), _batch_norm),
-    CrossCheck(
-        ("dataset", "model", "augment_flip", "augment_shift", "augment_rotate"), _images_only
-    ),
+    CrossCheck(("dataset", "model", *IMAGE_AUGMENTATIONS), _input_shape),
+    CrossCheck(("model", "d_model", "heads"), _heads),
     CrossCheck(("dataset", "early_stopping_metric"), _metric_for_task),
 )
 
@@ -525,6 +643,32 @@ def cross_field_problems(values: Mapping[str, Any]) -> list[Problem]:
 
 
 VOCABULARY: frozenset[str] = frozenset(TrainConfig.model_fields)
+
+
+def is_user_reference(value: object) -> bool:
+    """Whether a `dataset` or `model` value names user code (``pkg.module:function``)
+    rather than a built-in."""
+    return (
+        isinstance(value, str)
+        and value not in BUILTIN_DATASETS
+        and value not in BUILTIN_MODELS
+        and _looks_like_import_path(value)
+    )
+
+
+def uses_user_code(values: Mapping[str, Any]) -> bool:
+    """Whether a config's dataset or model is user code: then names outside the
+    vocabulary are allowed and passed on to it."""
+    return any(is_user_reference(values.get(name)) for name in ("dataset", "model"))
+
+
+def _unknown_names(names: Iterable[str]) -> list[Problem]:
+    return [
+        (name, "unknown hyperparameter (names outside the vocabulary need a user model or dataset)")
+        for name in names
+    ]
+
+
 #: Hyperparameters that take whole numbers only (a float range for them is a mistake).
 INTEGER_NAMES: frozenset[str] = frozenset(
     name for name, info in TrainConfig.model_fields.items() if info.annotation is int
@@ -593,13 +737,20 @@ def validate_value(name: str, value: object) -> str | None:
 def build_config(values: Mapping[str, object]) -> TrainConfig:
     """Validate a flat hyperparameter mapping into a `TrainConfig`.
 
-    Missing names take their defaults. Raises `ConfigError` listing every problem with
-    its field, including the cross-field ones (e.g. cyclic needs max_lr > base_lr).
+    Missing names take their defaults. Names outside the vocabulary are refused unless
+    the dataset or model is user code, which receives them. Raises `ConfigError` listing
+    every problem with its field, including the cross-field ones (e.g. cyclic needs
+    max_lr > base_lr).
     """
+    values = dict(values)
+    # Listed here too, not only by the model's own check: that check runs only once every
+    # field is valid, and a typo should show up beside the other problems.
+    problems: list[Problem] = []
+    if not uses_user_code(values):
+        problems += _unknown_names(str(k) for k in values if k not in VOCABULARY)
     try:
-        return TrainConfig.model_validate(dict(values))
+        return TrainConfig.model_validate(values)
     except ValidationError as exc:
-        problems: list[Problem] = []
         for error in exc.errors():
             cause = (error.get("ctx") or {}).get("error")
             if isinstance(cause, ConfigError):

@@ -8,7 +8,10 @@ Built-ins: ``digits`` (sklearn's 8×8 digits as 1×8×8 images scaled to [0, 1])
 ``breast_cancer``, ``synthetic_classification`` (sklearn make_classification, 2 classes)
 and ``synthetic_regression`` (make_regression with noise 0.1, targets divided by their std
 so that losses are of order 1), the synthetic ones sized by `n_samples` × `n_features`
-and drawn with `data_seed`.
+and drawn with `data_seed`, and ``adding`` (the adding problem, regression: `n_samples`
+sequences (N, T, 2) of `seq_len` steps, drawn with `data_seed`; see `adding_problem`).
+Sequences are (N, T, F); user data of shape (N, H, W) is read as one-channel images,
+which the sequence models read back as H steps of W features.
 
 The split depends on `data_seed` only (never on the trial's `seed`), so every trial of a
 study trains and validates on the same rows; `Splits.split_hash` fingerprints them.
@@ -43,6 +46,11 @@ class Dataset:
     def is_image(self) -> bool:
         """Whether samples are (C, H, W) images, the only input a `cnn` accepts."""
         return self.x.ndim == 4
+
+    @property
+    def is_sequence_or_image(self) -> bool:
+        """Whether samples are (T, F) sequences or images, what `rnn` and `transformer` read."""
+        return self.x.ndim in (3, 4)
 
 
 @dataclass(frozen=True)
@@ -135,12 +143,32 @@ def _synthetic_regression(*, n_samples: int, n_features: int, data_seed: int) ->
     return from_arrays(x.astype(np.float32), (y / y.std()).astype(np.float32))
 
 
+def adding_problem(*, n_samples: int, seq_len: int, data_seed: int) -> Dataset:
+    """The adding problem (Hochreiter & Schmidhuber 1997; Le et al. 2015): each step is
+    (value ~ U(0, 1), marker); exactly two markers are 1, one in the first half
+    (steps 0 … ⌈T/2⌉−1) and one in the second, and the target is the sum of the two
+    marked values. Predicting the mean (1) scores MSE 1/6; doing better needs memory
+    across up to T steps, where gradients explode or vanish: the task clipping is for."""
+    g = torch.Generator().manual_seed(data_seed)
+    values = torch.rand(n_samples, seq_len, generator=g)
+    half = (seq_len + 1) // 2
+    first = torch.randint(0, half, (n_samples,), generator=g)
+    second = torch.randint(half, seq_len, (n_samples,), generator=g)
+    markers = torch.zeros(n_samples, seq_len)
+    rows = torch.arange(n_samples)
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    target = values[rows, first] + values[rows, second]
+    return Dataset(torch.stack([values, markers], dim=-1), target, "regression", 1)
+
+
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "digits": _digits,
     "wine": _wine,
     "breast_cancer": _breast_cancer,
     "synthetic_classification": _synthetic_classification,
     "synthetic_regression": _synthetic_regression,
+    "adding": adding_problem,
 }
 
 

@@ -1,6 +1,12 @@
-"""Weight initializers by name, applied to every Linear and Conv2d layer of a model.
+"""Weight initializers by name, applied to every weight layer of a model, built-in or user.
 
-Every scheme but "default" (PyTorch's own, left untouched) also sets biases to zero.
+Every scheme but "default" (PyTorch's own, left untouched) applies to the weights of
+every Linear and Conv (1-, 2- and 3-d) layer, to the input projections of
+`nn.MultiheadAttention` (q, k and v each on its own) and to the input-to-hidden weights
+of recurrent layers (`nn.RNN`, `nn.GRU`, `nn.LSTM`; each gate's block on its own, as if
+it were its own Linear); it sets recurrent hidden-to-hidden weights orthogonal (each
+gate's block: W·Wᵀ = I), which keeps the recurrence's gradient from exploding or
+vanishing at the start, and sets every bias of those layers to zero.
 Variances the tests hold them to (fan_in/fan_out as torch counts them):
 
 ===============  ==========================================
@@ -63,6 +69,44 @@ def _initializers(
 INITIALIZERS: dict[str, WeightInit | None] = _initializers(init_std=0.01, init_range=0.05)
 
 
+def _gates(layer: nn.RNNBase) -> int:
+    """Gates stacked in each of `layer`'s weights: 4 for LSTM, 3 for GRU, 1 for RNN."""
+    return {"LSTM": 4, "GRU": 3}.get(layer.mode, 1)
+
+
+def orthogonal_recurrent_(layer: nn.RNNBase) -> None:
+    """Set each gate's block of every hidden-to-hidden weight of `layer` orthogonal."""
+    gates = _gates(layer)
+    with torch.no_grad():
+        for name, weight in layer.named_parameters():
+            if name.startswith("weight_hh"):
+                for block in weight.chunk(gates, dim=0):
+                    nn.init.orthogonal_(block)
+
+
+def _recurrent(layer: nn.RNNBase, weight_init: WeightInit) -> None:
+    gates = _gates(layer)
+    for name, param in layer.named_parameters():
+        if name.startswith("weight_ih"):
+            for block in param.chunk(gates, dim=0):
+                weight_init(block)
+        elif name.startswith("bias"):
+            param.zero_()
+    orthogonal_recurrent_(layer)
+
+
+def _attention(layer: nn.MultiheadAttention, weight_init: WeightInit) -> None:
+    if layer.in_proj_weight is not None:
+        for block in layer.in_proj_weight.chunk(3, dim=0):  # q, k, v
+            weight_init(block)
+    else:
+        for weight in (layer.q_proj_weight, layer.k_proj_weight, layer.v_proj_weight):
+            weight_init(weight)
+    if layer.in_proj_bias is not None:
+        layer.in_proj_bias.zero_()
+    # out_proj is an nn.Linear: the loop over modules initializes it.
+
+
 def create_initializer(
     name: str, *, init_std: float = 0.01, init_range: float = 0.05, activation: str = "relu"
 ) -> Callable[[nn.Module], None]:
@@ -79,9 +123,13 @@ def create_initializer(
             return
         with torch.no_grad():
             for module in model.modules():
-                if isinstance(module, nn.Linear | nn.Conv2d):
+                if isinstance(module, nn.Linear | nn.modules.conv._ConvNd):
                     weight_init(module.weight)
                     if module.bias is not None:
                         module.bias.zero_()
+                elif isinstance(module, nn.RNNBase):
+                    _recurrent(module, weight_init)
+                elif isinstance(module, nn.MultiheadAttention):
+                    _attention(module, weight_init)
 
     return apply

@@ -28,13 +28,16 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from hpo.training.config import (
+    IMAGE_AUGMENTATIONS,
     METRICS_CLASSIFICATION,
     METRICS_REGRESSION,
+    SEQUENCE_MODELS,
     ConfigError,
     TrainConfig,
     build_config,
@@ -43,12 +46,13 @@ from hpo.training.config import (
 from hpo.training.data import Dataset, load_dataset, split
 from hpo.training.device import autocast_for, resolve_device
 from hpo.training.init import create_initializer
-from hpo.training.models import create_model
+from hpo.training.models import build_model
 from hpo.training.optimizers import create_optimizer, param_groups
 from hpo.training.preprocessing import fit_preprocessor
 from hpo.training.regularization import (
     Augmenter,
     EarlyStopping,
+    Mixup,
     clip_gradients,
     l1_penalty,
     l1_weights,
@@ -119,6 +123,7 @@ class Session:
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None
     l1: tuple[list[torch.Tensor], float] | None = None
     clip: tuple[float, float] | None = None
+    mixup: Mixup | None = None
 
 
 def batch_plan(n: int, batch_size: int, accum_steps: int) -> list[list[tuple[int, int]]]:
@@ -159,10 +164,14 @@ def train_one_epoch(s: Session) -> torch.Tensor:
                 xb = s.augment(xb)  # in pixel space: shifts pad with black, not with 0 = mean
             if s.transform is not None:
                 xb = s.transform(xb)
+            mix = None
+            if s.mixup is not None:
+                xb, partners, lam = s.mixup(xb, yb)
+                mix = (partners, lam)
             with s.autocast():
                 out = s.model(xb)
-                loss = s.loss_fn(out, yb)
-            shown = loss if s.report_loss is None else s.report_loss(out.detach(), yb)
+                loss = _mixed(s.loss_fn, out, yb, mix)
+            shown = loss if s.report_loss is None else _mixed(s.report_loss, out.detach(), yb, mix)
             losses.append(shown.detach())
             sizes.append(hi - lo)
             if s.l1 is not None:
@@ -177,6 +186,16 @@ def train_one_epoch(s: Session) -> torch.Tensor:
         s.optimizer.zero_grad(set_to_none=True)
     weights = torch.tensor(sizes, dtype=torch.float32, device=s.train_x.device)
     return (torch.stack(losses).float() * weights).sum() / n
+
+
+def _mixed(
+    loss_fn: LossFn, out: torch.Tensor, y: torch.Tensor, mix: tuple[torch.Tensor, float] | None
+) -> torch.Tensor:
+    """loss_fn(out, y), or with mixup λ·loss_fn(out, y) + (1 − λ)·loss_fn(out, y_partner)."""
+    if mix is None:
+        return loss_fn(out, y)
+    partners, lam = mix
+    return lam * loss_fn(out, y) + (1 - lam) * loss_fn(out, partners)
 
 
 def loss_functions(regression: bool, label_smoothing: float) -> tuple[LossFn, LossFn | None]:
@@ -238,11 +257,15 @@ def _load_checked(cfg: TrainConfig) -> Dataset:
                 f"must be one of {', '.join(allowed)} for a {dataset.task} dataset",
             )
         )
+    shape = tuple(dataset.x.shape[1:])
+    if cfg.model in SEQUENCE_MODELS and not dataset.is_sequence_or_image:
+        problems.append(
+            ("model", f"'{cfg.model}' needs sequence (T, F) or image inputs, got {shape}")
+        )
     if not dataset.is_image:
-        shape = tuple(dataset.x.shape[1:])
         if cfg.model == "cnn":
             problems.append(("model", f"'cnn' needs image inputs (C, H, W), got {shape}"))
-        for name in ("augment_flip", "augment_shift", "augment_rotate"):
+        for name in IMAGE_AUGMENTATIONS:
             if getattr(cfg, name):
                 problems.append((name, f"needs an image dataset, got samples of shape {shape}"))
     if problems:
@@ -284,8 +307,11 @@ def train(
     transform = fit_preprocessor(cfg.preprocess, splits.train_x.to(device), cfg.whiten_eps)
     augment = Augmenter(
         flip=cfg.augment_flip,
+        vflip=cfg.augment_vflip,
+        zoom=cfg.augment_zoom,
         shift=cfg.augment_shift,
         rotate=cfg.augment_rotate,
+        cutout=cfg.augment_cutout,
         noise=cfg.augment_noise,
         generator=torch.Generator(device=device).manual_seed(cfg.seed),
     )
@@ -298,10 +324,11 @@ def train(
     train_y, val_y = splits.train_y.to(device), splits.val_y.to(device)
 
     # --- model, optimizer, schedule ---
-    params = cfg.model_dump()
-    model = create_model(
-        cfg.model, in_shape=tuple(train_x.shape[1:]), n_outputs=dataset.n_outputs, **params
-    ).to(device)
+    params = cfg.model_dump()  # with a user model or dataset, extra names too
+    try:
+        model = build_model(params, tuple(train_x.shape[1:]), dataset.n_outputs).to(device)
+    except (ValueError, ImportError) as exc:
+        raise ConfigError([("model", f"{cfg.model!r}: {exc}")]) from None
     create_initializer(
         cfg.init, init_std=cfg.init_std, init_range=cfg.init_range, activation=cfg.activation
     )(model)
@@ -340,6 +367,11 @@ def train(
         augment=augment if augment.active else None,
         transform=transform if augment.active else None,
         l1=(l1_weights(model), cfg.l1) if cfg.l1 > 0 else None,
+        mixup=(
+            Mixup(cfg.mixup_alpha, augment.generator, np.random.default_rng(cfg.seed))
+            if cfg.mixup_alpha > 0
+            else None
+        ),
         clip=(
             (cfg.grad_clip_norm, cfg.grad_clip_value)
             if cfg.grad_clip_norm > 0 or cfg.grad_clip_value > 0

@@ -21,6 +21,7 @@ from hpo.training.config import (
 )
 from hpo.training.data import DATASETS
 from hpo.training.init import INITIALIZERS
+from hpo.training.models import _CELLS as CELLS
 from hpo.training.models import ACTIVATIONS, MODELS
 from hpo.training.optimizers import OPTIMIZERS
 from hpo.training.preprocessing import PREPROCESSORS
@@ -38,8 +39,8 @@ def _choices(field: str) -> set[str]:
         (SCHEDULES, "schedule"),
         (INITIALIZERS, "init"),
         (PREPROCESSORS, "preprocess"),
-        (MODELS, "model"),
         (ACTIVATIONS, "activation"),
+        (CELLS, "cell"),
         (LR_SCALING, "lr_scaling"),
     ],
 )
@@ -47,8 +48,9 @@ def test_registry_keys_equal_the_literal_choices(registry: dict, field: str) -> 
     assert set(registry) == _choices(field)
 
 
-def test_dataset_registry_equals_builtin_names() -> None:
+def test_dataset_and_model_registries_equal_builtin_names() -> None:
     assert set(DATASETS) == set(C.BUILTIN_DATASETS)
+    assert set(MODELS) == set(C.BUILTIN_MODELS)
 
 
 def test_vocabulary_is_the_field_names_and_every_field_is_described() -> None:
@@ -117,7 +119,16 @@ def test_validate_value_does_not_run_cross_field_checks() -> None:
             "early_stopping_metric",
             "val_rmse",
         ),
-        ({"optimizer": "sgd", "lrr": 0.1}, "lrr", "Extra inputs"),
+        ({"optimizer": "sgd", "lrr": 0.1}, "lrr", "unknown hyperparameter"),
+        ({"model": "rnn", "dataset": "wine"}, "model", "sequence or image dataset"),
+        ({"model": "transformer", "dataset": "breast_cancer"}, "model", "is tabular"),
+        ({"model": "cnn", "dataset": "adding"}, "model", "is a sequence dataset"),
+        ({"augment_flip": True, "dataset": "adding"}, "augment_flip", "image dataset"),
+        ({"model": "transformer", "d_model": 48, "heads": 5}, "heads", "must divide d_model"),
+        ({"d_model": 4097}, "d_model", "<= 4096"),
+        ({"heads": 65}, "heads", "<= 64"),
+        ({"seq_len": 10_001}, "seq_len", "<= 10000"),
+        ({"model": "resnet"}, "model", "or 'pkg.module:build'"),
         ({"hidden": 10**400}, "hidden", "<= 65536"),
         ({"val_fraction": 0.5, "test_fraction": 0.5}, "test_fraction", "< 1"),
         ({"norm": "batch", "batch_size": 1}, "batch_size", "batch_size >= 2"),

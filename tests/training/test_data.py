@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
 import textwrap
 from pathlib import Path
@@ -111,6 +112,12 @@ def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
                 x = torch.randn(300, 4, generator=g) * 0.3 + y[:, None].float()
                 return x, y
 
+            def sequences(config):
+                # (N, T, F): the class is the sign of the first step's first feature.
+                g = torch.Generator().manual_seed(0)
+                x = torch.randn(200, 7, 3, generator=g)
+                return x, (x[:, 0, 0] > 0).long()
+
             def line(config):
                 x = torch.linspace(-1, 1, 200)[:, None]
                 return x, 2.0 * x[:, 0]
@@ -147,6 +154,87 @@ def test_user_dataset_errors_are_clear(user_module: str) -> None:
     with pytest.raises(ConfigError, match="has no function 'nope'") as info:
         train({"dataset": f"{user_module}:nope", "epochs": 1})
     assert info.value.field == "dataset"
+    for model in ("rnn", "transformer"):
+        with pytest.raises(ConfigError, match=r"needs sequence .* or image inputs") as info:
+            train({"dataset": f"{user_module}:blobs", "model": model, "epochs": 1})
+        assert info.value.field == "model"
+
+
+@pytest.mark.parametrize("model", ["rnn", "transformer"])
+def test_sequence_models_read_a_user_n_t_f_dataset(user_module: str, model: str) -> None:
+    seen: list[torch.Tensor] = []
+    config = {
+        "dataset": f"{user_module}:sequences",
+        "model": model,
+        "epochs": 1,
+        "hidden": 8,
+        "depth": 1,
+        "d_model": 8,
+        "heads": 2,
+    }
+    result = train(config, report=lambda m: seen.append(m))
+    assert seen and math.isfinite(result.final["val_loss"])
+    layers = [m for m in result.model.modules() if isinstance(m, torch.nn.RNNBase)]
+    if model == "rnn":
+        assert layers[0].input_size == 3  # F features per step
+    else:
+        assert result.model.positions.shape == (7, 8)  # T steps
+
+
+def test_user_dataset_gets_names_outside_the_vocabulary(user_module: str) -> None:
+    seen: list[dict] = []
+
+    def spy(config: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        seen.append(config)
+        return torch.randn(20, 3), torch.arange(20) % 2
+
+    module = sys.modules.get(user_module) or __import__(user_module)
+    module.spy = spy  # type: ignore[attr-defined]
+    train({"dataset": f"{user_module}:spy", "epochs": 1, "my_knob": [1, 2], "hidden": 4})
+    assert seen[0]["my_knob"] == [1, 2] and seen[0]["hidden"] == 4
+
+
+def test_adding_problem_targets_are_the_sum_of_the_two_marked_values() -> None:
+    data = create_dataset("adding", n_samples=500, seq_len=11, data_seed=3)
+    assert data.x.shape == (500, 11, 2) and data.task == "regression" and data.n_outputs == 1
+    assert not data.is_image and data.is_sequence_or_image
+    values, markers = data.x[..., 0], data.x[..., 1]
+    assert values.min() >= 0 and values.max() < 1
+    assert set(markers.unique().tolist()) == {0.0, 1.0}
+    marked = markers.nonzero()  # (row, step) pairs, two per row, in order
+    assert marked.shape == (1000, 2)
+    first, second = marked[0::2, 1], marked[1::2, 1]
+    assert torch.equal(marked[0::2, 0], torch.arange(500))
+    # One marker in each half: steps 0-5 and 6-10 of 11.
+    assert first.max() <= 5 and second.min() >= 6
+    assert first.min() == 0 and second.max() == 10  # every position is drawn
+    rows = torch.arange(500)
+    torch.testing.assert_close(data.y, values[rows, first] + values[rows, second])
+    for i in range(3):  # by hand, one row at a time
+        steps = [t for t in range(11) if data.x[i, t, 1] == 1]
+        assert data.y[i].item() == pytest.approx(sum(data.x[i, t, 0].item() for t in steps))
+    same = create_dataset("adding", n_samples=500, seq_len=11, data_seed=3)
+    other = create_dataset("adding", n_samples=500, seq_len=11, data_seed=4)
+    assert torch.equal(same.x, data.x) and not torch.equal(other.x, data.x)
+
+
+def test_adding_problem_defaults_and_training_core() -> None:
+    cfg = build_config({"dataset": "adding", "model": "rnn"})
+    assert cfg.seq_len == 50 and cfg.n_samples == 1000
+    assert load_dataset(cfg).x.shape == (1000, 50, 2)
+    result = train(
+        {
+            "dataset": "adding",
+            "model": "rnn",
+            "n_samples": 64,
+            "seq_len": 6,
+            "hidden": 4,
+            "depth": 1,
+            "epochs": 1,
+            "grad_clip_norm": 1.0,
+        }
+    )
+    assert set(result.final) >= {"val_rmse", "val_loss"}
 
 
 def test_unknown_builtin_lists_valid_names() -> None:

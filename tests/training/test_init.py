@@ -84,3 +84,44 @@ def test_kaiming_uses_the_activations_gain(name: str, activation: str, gain: flo
     layer = nn.Linear(FAN_IN, FAN_OUT)
     create_initializer(name, activation=activation)(layer)
     assert layer.weight.var().item() == pytest.approx(gain**2 / FAN_IN, rel=0.02)
+
+
+@pytest.mark.parametrize(("cell", "gates"), [(nn.LSTM, 4), (nn.GRU, 3), (nn.RNN, 1)])
+def test_recurrent_layers_input_weights_per_gate_and_orthogonal_recurrence(
+    cell: type[nn.RNNBase], gates: int
+) -> None:
+    torch.manual_seed(0)
+    hidden, inputs = 200, 300
+    layer = cell(inputs, hidden, num_layers=2, bidirectional=True)
+    create_initializer("xavier_uniform")(layer)
+    for name, p in layer.named_parameters():
+        if name.startswith("weight_ih"):
+            fan_in = p.shape[1]
+            for block in p.detach().chunk(gates):  # each gate as its own (hidden × fan_in) Linear
+                var = 2 / (fan_in + hidden)
+                assert block.var().item() == pytest.approx(var, rel=0.05)
+                assert block.abs().max().item() <= math.sqrt(3 * var) + 1e-6
+        elif name.startswith("weight_hh"):
+            for block in p.detach().chunk(gates):
+                torch.testing.assert_close(block @ block.T, torch.eye(hidden), atol=1e-4, rtol=0)
+        else:
+            assert torch.count_nonzero(p) == 0, name
+
+
+def test_attention_projections_and_every_conv_are_covered() -> None:
+    torch.manual_seed(0)
+    model = nn.ModuleDict(
+        {
+            "attention": nn.MultiheadAttention(256, 4),
+            "conv1d": nn.Conv1d(32, 64, 5),
+            "conv3d": nn.Conv3d(8, 16, 3),
+        }
+    )
+    create_initializer("kaiming_normal", activation="relu")(model)
+    attention = model["attention"]
+    for block in attention.in_proj_weight.detach().chunk(3):  # q, k, v: 256 × 256 each
+        assert block.var().item() == pytest.approx(2 / 256, rel=0.05)
+    assert attention.out_proj.weight.var().item() == pytest.approx(2 / 256, rel=0.05)
+    assert torch.count_nonzero(attention.in_proj_bias) == 0
+    assert model["conv1d"].weight.var().item() == pytest.approx(2 / (32 * 5), rel=0.05)
+    assert model["conv3d"].weight.var().item() == pytest.approx(2 / (8 * 27), rel=0.05)

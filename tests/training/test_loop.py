@@ -221,7 +221,7 @@ def test_augmentation_runs_in_pixel_space_before_per_channel_standardization(
     from hpo.training import loop
 
     seen: list[torch.Tensor] = []
-    original = loop.create_model
+    original = loop.build_model
 
     def recording(*args: object, **kwargs: object) -> torch.nn.Module:
         model = original(*args, **kwargs)  # type: ignore[arg-type]
@@ -230,7 +230,7 @@ def test_augmentation_runs_in_pixel_space_before_per_channel_standardization(
         )
         return model
 
-    monkeypatch.setattr(loop, "create_model", recording)
+    monkeypatch.setattr(loop, "build_model", recording)
     config = {**SMALL, "epochs": 1, "preprocess": "standardize", "augment_shift": 2}
     train(config)
     cfg = build_config(config)
@@ -255,3 +255,94 @@ def test_evaluation_loss_is_plain_cross_entropy_and_accuracy_counts_argmax() -> 
     val_loss, val_acc = evaluate(model, x, y, False, contextlib.nullcontext)
     torch.testing.assert_close(val_loss, want_loss)
     torch.testing.assert_close(val_acc.float(), want_acc)
+
+
+USER_MODEL = "hpo.examples.models:build"
+
+
+def test_a_user_model_trains_and_follows_the_cosine_schedule() -> None:
+    config = {
+        "model": USER_MODEL,
+        "width": 24,  # outside the core's vocabulary: passed on to build()
+        "blocks": 2,
+        "epochs": 4,
+        "batch_size": 100,
+        "optimizer": "momentum",
+        "lr": 0.2,
+        "schedule": "cosine",
+        "min_lr": 0.02,
+        "preprocess": "standardize",
+    }
+    seen: list[dict[str, float]] = []
+    result = train(config, report=seen.append)
+    linears = [m for m in result.model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(64, 24), (24, 24), (24, 10)]
+    # 1438 training rows in batches of 100 (the last one of 38): 15 steps per epoch. The
+    # lr reported for epoch e is that of its last step, k = 15e − 1, at t = k/15 epochs.
+    steps, horizon, lo, hi = 15, 4, 0.02, 0.2
+    for e, metrics in enumerate(seen, start=1):
+        t = (steps * e - 1) / steps
+        want = lo + 0.5 * (hi - lo) * (1 + math.cos(math.pi * t / horizon))
+        assert metrics["lr"] == pytest.approx(want, rel=1e-9)
+    assert result.final["val_accuracy"] > 0.9
+    assert seen[-1]["train_loss"] < seen[0]["train_loss"]
+
+
+def test_the_core_initializes_clips_and_accumulates_a_user_model() -> None:
+    # A vanishing lr leaves the weights where init put them: orthogonal rows.
+    result = train(
+        {
+            "model": USER_MODEL,
+            "width": 32,
+            "epochs": 1,
+            "optimizer": "sgd",
+            "lr": 1e-12,
+            "init": "orthogonal",
+            "grad_clip_norm": 0.5,
+            "grad_accum_steps": 2,
+            "l1": 1e-4,
+        }
+    )
+    first = result.model[1].weight.detach()  # 32 × 64: rows orthonormal
+    torch.testing.assert_close(first @ first.T, torch.eye(32), atol=1e-4, rtol=0)
+    assert result.model[1].bias.abs().max() < 1e-9  # zeroed, then moved by lr 1e-12
+
+
+def test_user_model_errors_name_the_model_field(tmp_path, monkeypatch) -> None:
+    (tmp_path / "bad_models.py").write_text("def not_a_module(config, shape, n):\n    return 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"returned int, not a torch\.nn\.Module") as info:
+        train({"model": "bad_models:not_a_module", "epochs": 1})
+    assert info.value.field == "model"
+    with pytest.raises(ConfigError, match="has no function 'nope'") as info:
+        train({"model": "bad_models:nope", "epochs": 1})
+    assert info.value.field == "model"
+    # Without user code, a name outside the vocabulary is a typo.
+    with pytest.raises(ConfigError, match="unknown hyperparameter") as info:
+        train({"model": "mlp", "width": 3})
+    assert info.value.field == "width"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"model": "rnn", "cell": "gru", "hidden": 16, "depth": 2, "bidirectional": True},
+        {"model": "transformer", "d_model": 16, "heads": 2, "depth": 1, "ff_mult": 2},
+    ],
+)
+def test_sequence_models_train_on_digits_with_every_knob(extra: dict) -> None:
+    config = {
+        **SMALL,
+        **extra,
+        "epochs": 2,
+        "norm": "layer",
+        "dropout": 0.1,
+        "init": "xavier_uniform",
+        "grad_clip_norm": 1.0,
+        "optimizer": "adamw",
+        "schedule": "noam",
+        "warmup_epochs": 1,
+    }
+    a, b = train(config), train(config)
+    assert _without_time(a.history) == _without_time(b.history)
+    assert a.final["val_accuracy"] > 0.3  # ten classes: chance is 0.1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -12,10 +13,13 @@ from hpo.training.loop import train
 from hpo.training.regularization import (
     Augmenter,
     EarlyStopping,
+    Mixup,
     affine,
     clip_gradients,
+    cutout,
     l1_penalty,
     l1_weights,
+    zoom,
 )
 
 
@@ -213,7 +217,15 @@ def test_augmenter_rotates_within_the_asked_angle() -> None:
 
 @pytest.mark.parametrize(
     "opts",
-    [{"flip": True}, {"shift": 2}, {"rotate": 20.0}, {"noise": 0.1}],
+    [
+        {"flip": True},
+        {"shift": 2},
+        {"rotate": 20.0},
+        {"noise": 0.1},
+        {"vflip": True},
+        {"zoom": 0.3},
+        {"cutout": 3},
+    ],
 )
 def test_augmentation_draws_only_from_its_own_generator(opts: dict) -> None:
     x = torch.rand(16, 1, 8, 8)
@@ -260,3 +272,124 @@ def test_rotation_resamples_bilinearly_shifts_exactly() -> None:
     assert ((turned > 0.01) & (turned < 0.99)).any()
     nearest = affine(ones, torch.tensor([math.pi / 4]), torch.zeros(1, 2), smooth=False)
     assert set(nearest.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_vertical_flip_gives_original_or_upside_down() -> None:
+    x = L_SHAPE.repeat(64, 1, 1, 1)
+    out = _augmenter(vflip=True)(x)
+    upside_down = torch.tensor(
+        [
+            [0.0, 0.0, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0, 0.0],
+            [0.0, 3.0, 4.0, 0.0, 0.0],
+            [0.0, 2.0, 0.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0, 0.0, 0.0],
+        ]
+    )
+    flipped = (out[:, 0] == upside_down).flatten(1).all(1)
+    same = (out == x).flatten(1).all(1)
+    assert torch.all(flipped | same) and flipped.any() and same.any()
+
+
+def _ramp(n: int, size: int) -> torch.Tensor:
+    """Images whose pixel (r, c) holds c: bilinear resampling reproduces it exactly."""
+    return torch.arange(size, dtype=torch.float32).expand(n, 1, size, size).clone()
+
+
+def test_zoom_crops_a_window_and_resizes_it_bilinearly() -> None:
+    # The central half of a 16-wide ramp: output column c reads input column
+    # ((0.5·(2c + 1 − 16)/16 + 1)·16 − 1)/2 = 0.5·c + 3.75.
+    got = zoom(_ramp(1, 16), torch.tensor([0.5]), torch.zeros(1, 2))
+    want = (0.5 * torch.arange(16.0) + 3.75).expand(16, 16)
+    torch.testing.assert_close(got[0, 0], want, atol=1e-5, rtol=0)
+    # The window's centre moved right by an eighth of the width (0.25 in [-1, 1] units):
+    # 2 columns further.
+    moved = zoom(_ramp(1, 16), torch.tensor([0.5]), torch.tensor([[0.25, 0.0]]))
+    torch.testing.assert_close(moved[0, 0], want + 2, atol=1e-5, rtol=0)
+    # Scale 1 with no offset leaves an image as it was.
+    same = zoom(L_SHAPE, torch.ones(1), torch.zeros(1, 2))
+    torch.testing.assert_close(same, L_SHAPE, atol=1e-6, rtol=0)
+
+
+def test_augmenter_zoom_draws_scales_in_range_and_keeps_the_window_inside() -> None:
+    out = _augmenter(zoom=0.4)(_ramp(300, 32))[:, 0, 16]  # one row of each image
+    # Inside the image the ramp stays a ramp of slope s (only the outermost output
+    # columns may read up to half a pixel past the last pixel centre, where it repeats).
+    slopes = (out[:, 1:] - out[:, :-1])[:, 1:-1]
+    scale = slopes.mean(1)
+    assert torch.allclose(slopes, scale[:, None], atol=1e-4)
+    assert scale.min() >= 0.6 - 1e-5 and scale.max() <= 1.0 + 1e-5
+    assert scale.min() < 0.65 and scale.max() > 0.95
+    assert out.min() >= -1e-5 and out.max() <= 31 + 1e-5
+
+
+def test_cutout_zeroes_a_square_clipped_at_the_border() -> None:
+    ones = torch.ones(2, 3, 8, 8)
+    got = cutout(ones, torch.tensor([[3, 4], [0, 7]]), 3)
+    want = torch.ones(2, 3, 8, 8)
+    want[0, :, 2:5, 3:6] = 0.0  # rows 3 − 1 … 3 + 1, columns 4 − 1 … 4 + 1
+    want[1, :, 0:2, 6:8] = 0.0  # rows −1 … 1 and columns 6 … 8, clipped
+    torch.testing.assert_close(got, want, atol=0, rtol=0)
+    even = cutout(torch.ones(1, 1, 8, 8), torch.tensor([[4, 4]]), 4)
+    assert torch.equal((even[0, 0] == 0).nonzero().unique(dim=0)[:, 0].unique(), torch.arange(2, 6))
+
+
+def test_augmenter_cutout_holes_are_squares_of_at_most_the_size() -> None:
+    out = _augmenter(cutout=3)(torch.ones(200, 1, 9, 9))[:, 0]
+    sizes = set()
+    for img in out:
+        rows, cols = (img == 0).nonzero().unbind(1)
+        assert rows.numel() > 0
+        height, width = int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+        assert rows.numel() == height * width  # one solid rectangle
+        sizes.add((height, width))
+    assert (3, 3) in sizes and max(sizes) <= (3, 3) and len(sizes) > 1
+
+
+def test_mixup_mixes_pairs_with_a_beta_drawn_weight() -> None:
+    x = torch.stack([L_SHAPE[0], torch.ones(1, 5, 5), torch.zeros(1, 5, 5)])
+    y = torch.tensor([0, 1, 2])
+    mixed, partners, lam = Mixup(0.4, torch.Generator().manual_seed(0), np.random.default_rng(0))(
+        x, y
+    )
+    assert lam == np.random.default_rng(0).beta(0.4, 0.4)
+    perm = torch.randperm(3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(mixed, lam * x + (1 - lam) * x[perm])
+    assert torch.equal(partners, y[perm])
+
+
+def test_mixup_loss_is_cross_entropy_against_mixed_one_hot_targets() -> None:
+    from torch.nn import functional as F
+
+    from hpo.training.loop import _mixed
+
+    logits = torch.randn(6, 4)
+    y, partners, lam = torch.tensor([0, 1, 2, 3, 0, 1]), torch.tensor([3, 3, 0, 1, 2, 2]), 0.3
+    targets = lam * F.one_hot(y, 4) + (1 - lam) * F.one_hot(partners, 4)
+    want = -(targets * logits.log_softmax(-1)).sum(-1).mean()
+    torch.testing.assert_close(_mixed(F.cross_entropy, logits, y, (partners, lam)), want)
+
+
+def test_new_augmentations_train_reproducibly_and_only_on_images() -> None:
+    config = {
+        "epochs": 2,
+        "hidden": 16,
+        "depth": 1,
+        "augment_vflip": True,
+        "augment_zoom": 0.2,
+        "augment_cutout": 2,
+        "mixup_alpha": 0.2,
+    }
+    a, b = train(config), train(config)
+    assert [m["val_loss"] for m in a.history] == [m["val_loss"] for m in b.history]
+    assert a.final["val_accuracy"] > 0.15  # ten classes: chance is 0.1
+    assert train({**config, "mixup_alpha": 0.0}).history[0]["val_loss"] != a.history[0]["val_loss"]
+    from hpo.training.config import ConfigError
+
+    for name, value in (("augment_vflip", True), ("augment_zoom", 0.2), ("augment_cutout", 2)):
+        with pytest.raises(ConfigError, match="image dataset") as info:
+            train({"dataset": "wine", name: value, "epochs": 1})
+        assert info.value.field == name
+    # Mixup is not image-specific.
+    wine = train({"dataset": "wine", "mixup_alpha": 0.2, "epochs": 1, "hidden": 8})
+    assert math.isfinite(wine.final["val_loss"])
