@@ -182,26 +182,27 @@ def _active_studies(repo: Repository, owner: str | None, cap: int) -> list[Study
 
 def code_references(spec: StudySpec) -> Iterator[tuple[str, object]]:
     """Every (field path, value) of `spec` that a trial would import as code:
-    ``trainable.function``, and for the built-in core every dataset value that is not a
-    built-in dataset (``trainable.dataset``, ``fixed.dataset``, each value of
-    ``space.dataset``), since the core loads any other string as ``module:function``."""
-    from hpo.training.config import BUILTIN_DATASETS
+    ``trainable.function``, and for the built-in core every dataset or model value that
+    is not a built-in one (``trainable.X``, ``fixed.X``, each value of ``space.X``), since
+    the core loads any other string as ``module:function``."""
+    from hpo.training.config import BUILTIN_DATASETS, BUILTIN_MODELS
 
     trainable = spec.trainable
     if trainable.function is not None:
         yield "trainable.function", trainable.function
         return
-    candidates: list[tuple[str, object]] = [
-        ("trainable.dataset", trainable.dataset),
-        ("fixed.dataset", spec.fixed.get("dataset")),
-    ]
-    param = spec.space.get("dataset")
-    if param is not None and param.is_categorical:
-        where = f"space.dataset.{param.kind}"
-        candidates += [(f"{where}[{i}]", v) for i, v in enumerate(param.values)]
-    for path, value in candidates:
-        if isinstance(value, str) and value not in BUILTIN_DATASETS:
-            yield path, value
+    for field, builtin in (("dataset", BUILTIN_DATASETS), ("model", BUILTIN_MODELS)):
+        candidates: list[tuple[str, object]] = [
+            (f"trainable.{field}", getattr(trainable, field)),
+            (f"fixed.{field}", spec.fixed.get(field)),
+        ]
+        param = spec.space.get(field)
+        if param is not None and param.is_categorical:
+            where = f"space.{field}.{param.kind}"
+            candidates += [(f"{where}[{i}]", v) for i, v in enumerate(param.values)]
+        for path, value in candidates:
+            if isinstance(value, str) and value not in builtin:
+                yield path, value
 
 
 def check_references(spec: StudySpec, allowed: Sequence[str]) -> list[FieldError]:

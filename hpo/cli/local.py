@@ -83,7 +83,9 @@ def train(
         spec = load_spec(spec_path)
     overrides = _parse_sets(set_ or [])
     if spec.trainable.builtin:
-        _check_overrides(overrides)
+        from hpo.training.config import uses_user_code
+
+        _check_overrides(overrides, user_code=uses_user_code({**spec.base_config(), **overrides}))
     config = spec.base_config()
     config["seed"] = spec.strategy.seed or 0
     config.update(overrides)
@@ -153,12 +155,16 @@ def _check_reference(field: str, value: object) -> None:
         fail(f"{field}: {exc}")
 
 
-def _check_overrides(values: Mapping[str, Any]) -> None:
+def _check_overrides(values: Mapping[str, Any], *, user_code: bool = False) -> None:
+    """`--set` values against the core's vocabulary; with a user model or dataset
+    (`user_code`), names outside it are the user's own and passed on unchecked."""
     from hpo.training.config import VOCABULARY, validate_value
 
     problems = []
     for name, value in values.items():
         if name not in VOCABULARY:
+            if user_code:
+                continue
             problems.append(f"  --set {name}: unknown hyperparameter (see README: Hyperparameters)")
         elif reason := validate_value(name, value):
             problems.append(f"  --set {name}={value!r}: {reason}")

@@ -315,3 +315,34 @@ def test_yaml_alias_bomb_with_escapes_is_refused_quickly(http: httpx.Client) -> 
     problems = _problems(_post_yaml(http, text), 422)
     assert time.perf_counter() - started < 2.0
     assert "bomb" in problems and any(field.startswith("fixed.x") for field in problems)
+
+
+@pytest.mark.parametrize(
+    ("field", "where"),
+    [
+        ("trainable", "trainable.model"),
+        ("fixed", "fixed.model"),
+        ("space", "space.model.choice[1]"),
+    ],
+)
+def test_user_models_pass_the_allow_list_like_any_code(
+    http: httpx.Client, field: str, where: str
+) -> None:
+    """A user model (`model: pkg.module:build`) is code the trial imports: the API checks
+    it against HPO_ALLOWED_MODULES like a function or a dataset, and imports nothing."""
+
+    def spec_with(model: str) -> dict[str, Any]:
+        spec = copy.deepcopy(_BUILTIN)
+        if field == "trainable":
+            spec["trainable"] = {"dataset": "digits", "model": model}
+        elif field == "fixed":
+            spec["fixed"] = {"model": model}
+        else:
+            spec["space"] = {"model": {"choice": ["mlp", model]}}
+        return spec
+
+    problems = _problems(http.post("/studies", json=spec_with("tests.api.explosive:load")), 422)
+    assert "not allowed" in problems[where]
+    assert "tests.api.explosive" not in sys.modules
+    assert where in _problems(http.post("/studies", json=spec_with("os.:system")), 422)
+    assert http.post("/studies", json=spec_with("hpo.examples.models:build")).status_code == 201
