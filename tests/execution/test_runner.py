@@ -246,6 +246,9 @@ def test_kill_9_of_runners_at_random_moments_then_one_finishes_the_study(
         time.sleep(3.5)  # the 3 s lease lapses
     with runner_process(db_url, ray_address, log) as last:
         wait_for(lambda: repo.get_study(study.id).status == "completed", 240, "the study to end")
+        # Its start line follows its signal handlers: a SIGTERM before them would kill a
+        # runner that had nothing left to do (the study can end before it is up).
+        wait_for(lambda: f":{last.pid}:" in log.read_text(), 60, "the last runner to be up")
         last.send_signal(signal.SIGTERM)
         assert last.wait(30) == 0, log.read_text()
     trials = repo.list_trials(study.id, limit=1000)
