@@ -220,7 +220,9 @@ def test_user_function_spec_skips_the_core_vocabulary() -> None:
             "fixed": {"whatever": "goes"},
         }
     )
+    # A user function gets the study's data seed too (one split per study).
     assert spec.trial_config({"anything": 0.5}, seed=3) == {
+        "data_seed": 0,
         "epochs": 10,
         "whatever": "goes",
         "anything": 0.5,

@@ -406,8 +406,9 @@ def test_past_the_retry_window_the_study_goes_back_to_queued_never_failed(
         _kill_group(driver)
         if locker is not None:
             locker.kill()
-    assert driver.returncode == 1 and "StorageUnavailableError" in err, err
+    assert driver.returncode == 1 and "stayed unavailable" in err, err
     (study,) = repo.list_studies()
+    assert f"left resumable: hpo run --resume {study.id}" in err, err
     assert study.status == "queued" and study.error is None
     assert repo.count_trials(study.id)["running"] == 0
     repo.close()
