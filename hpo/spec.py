@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hpo import references
 from hpo.errors import FieldError, SpecError, path_of
@@ -52,6 +60,9 @@ def _is_reference(text: str) -> bool:
 
 
 MAX_GRID = 100_000
+# Hyperparameters a space (or `fixed`) may name: far beyond any real study, and a bound on
+# what one request can make the validator build.
+MAX_NAMES = 1000
 
 FixedValue = StrictBool | int | float | str | list[StrictBool | int | float | str] | None
 
@@ -192,6 +203,15 @@ class StudySpec(_Model):
     space: dict[str, Param] = Field(default_factory=dict)
     fixed: dict[str, FixedValue] = Field(default_factory=dict)
 
+    @field_validator("space", "fixed", mode="before")
+    @classmethod
+    def _bounded_sections(cls, value: Any) -> Any:
+        # Checked before any parameter is validated: a body of 35,000 hyperparameters is
+        # refused at once instead of after building every one of them.
+        if isinstance(value, Mapping) and len(value) > MAX_NAMES:
+            raise ValueError(f"at most {MAX_NAMES} hyperparameters (got {len(value)})")
+        return value
+
     def dump(self) -> dict[str, Any]:
         """The JSON/YAML form; `load_spec(spec.dump()) == spec`."""
         data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -311,6 +331,9 @@ _SpecLoader.yaml_implicit_resolvers = {
 
 
 def _text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    # Every scalar passes here (strings, numbers, dates): parsing counts against the REST
+    # API's time budget like the rest of validation, so a huge YAML body is cut off too.
+    check_budget()
     return loader.construct_scalar(node)
 
 
@@ -323,14 +346,34 @@ def _float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
 
 
 _SpecLoader.add_constructor(_TIMESTAMP, _text)
+_SpecLoader.add_constructor("tag:yaml.org,2002:str", _text)
 _SpecLoader.add_constructor("tag:yaml.org,2002:int", _int)
 _SpecLoader.add_constructor("tag:yaml.org,2002:float", _float)
 
 
+def _json_fast_path(text: str) -> Any:
+    """A JSON object parsed as JSON (YAML is its superset, but PyYAML takes seconds on a
+    1 MiB document that `json` reads in milliseconds); None when `text` is not one."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        return json.loads(
+            text,
+            parse_int=lambda t: read_number(t, int),
+            parse_float=lambda t: read_number(t, float),
+        )
+    except (ValueError, RecursionError):
+        return None  # YAML's flow style, or broken: YAML's parser says which
+
+
 def parse_text(text: str) -> Mapping[str, Any]:
     """YAML (a superset of JSON) text to a mapping; syntax errors become a SpecError."""
+    data = _json_fast_path(text)
     try:
-        data = yaml.load(text, Loader=_SpecLoader)
+        if data is None:
+            data = yaml.load(text, Loader=_SpecLoader)
+    except SpecError:
+        raise  # the time budget ran out while parsing
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

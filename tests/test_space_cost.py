@@ -115,8 +115,10 @@ def test_hostile_spaces_are_judged_in_linear_time(build: Any, n: int) -> None:
     with pytest.raises(SpecError) as refused:
         load_spec(spec)
     elapsed = time.perf_counter() - started
+    # The time is a figure (`pytest -s`), not a bound: the refusal is the validator's own
+    # judgment, not the time budget's, and a quadratic regression shows in the figure.
     print(f"{build.__name__}({n}): refused in {elapsed:.3f} s: {refused.value.errors[0]}")
-    assert elapsed < 2.0  # generous for a shared machine; ~0.1 s alone
+    assert "time allowed" not in refused.value.errors[0].message
 
 
 def test_check_space_lists_a_few_impossible_values_not_all() -> None:
@@ -129,10 +131,8 @@ def test_check_space_lists_a_few_impossible_values_not_all() -> None:
 
 
 def test_the_time_budget_stops_validation() -> None:
-    spec = _star(20_000)
-    started = time.perf_counter()
+    spec = _star(900)  # within hpo.spec.MAX_NAMES: only the budget can stop it
     with time_budget(0.0), pytest.raises(SpecError, match="time allowed"):
         load_spec(
             {**spec, "strategy": "random"} | {"space": {**spec["space"], "x": {"choice": [1]}}}
         )
-    assert time.perf_counter() - started < 2.0

