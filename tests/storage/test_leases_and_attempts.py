@@ -183,6 +183,7 @@ def _lock_sqlite(path: str, seconds: float) -> subprocess.Popen[str]:
     return locker
 
 
+@pytest.mark.slow
 def test_a_sqlite_lock_longer_than_the_busy_timeout_is_waited_out(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     with Repository(url, retry_s=60) as repo:
