@@ -51,6 +51,14 @@ _SQLITE_TRANSIENT = ("database is locked", "database table is locked", "database
 C = TypeVar("C", bound=type)
 
 
+def display_url(url: str) -> str:
+    """`url` with any password masked (``***``): what messages and printed commands show."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
 def is_transient(exc: sa.exc.SQLAlchemyError) -> bool:
     """Whether `exc` may pass by itself, so that the transaction is worth running again."""
     if isinstance(exc, sa.exc.TimeoutError):  # every pooled connection busy
@@ -176,10 +184,7 @@ class RepositoryBase:
         return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
     def _display_url(self) -> str:
-        try:
-            return sa.make_url(self.url).render_as_string(hide_password=True)
-        except sa.exc.ArgumentError:
-            return self.url
+        return display_url(self.url)
 
     def _check_schema(self, create: bool) -> None:
         with self._session() as session:

@@ -63,6 +63,17 @@ def _fence(session: Session, study_id: int, token: int | None) -> None:
         )
 
 
+def _fenced_study_of(session: Session, trial_id: int, token: int | None) -> int:
+    """The study of trial `trial_id`, after `_fence` has checked its lease is `token`'s."""
+    study_id = session.execute(
+        sa.select(Trial.study_id).where(Trial.id == trial_id)
+    ).scalar_one_or_none()
+    if study_id is None:
+        raise NotFoundError(f"no trial with id {trial_id}")
+    _fence(session, study_id, token)
+    return int(study_id)
+
+
 def _running_under(token: int | None) -> sa.ColumnElement[bool]:
     """Trials a driver holding `token` may still write to (any trial without a token)."""
     if token is None:
@@ -149,12 +160,7 @@ class ResultsMixin(RepositoryBase):
         attempt number). Logs "attempt N of `of` after: <error>". Returns N, or 0 if the
         trial is no longer running under `token` (refused)."""
         with self._session(write=True) as session:
-            study_id = session.execute(
-                sa.select(Trial.study_id).where(Trial.id == trial_id)
-            ).scalar_one_or_none()
-            if study_id is None:
-                raise NotFoundError(f"no trial with id {trial_id}")
-            _fence(session, study_id, token)
+            study_id = _fenced_study_of(session, trial_id, token)
             return self._start_attempt_in(session, study_id, trial_id, error, of, token)
 
     @staticmethod
@@ -315,12 +321,7 @@ class ResultsMixin(RepositoryBase):
         value. False (nothing written) if the trial is no longer running (under `token`)."""
         _check(status, TRIAL_STATUSES, "trial status")
         with self._session(write=True) as session:
-            study_id = session.execute(
-                sa.select(Trial.study_id).where(Trial.id == trial_id)
-            ).scalar_one_or_none()
-            if study_id is None:
-                raise NotFoundError(f"no trial with id {trial_id}")
-            _fence(session, study_id, token)
+            study_id = _fenced_study_of(session, trial_id, token)
             closed = self._finish_in(session, trial_id, status, error, token)
             if closed:
                 self._update_study_best(session, study_id)
