@@ -9,6 +9,7 @@ import shlex
 from datetime import datetime
 from typing import Any
 
+from hpo.storage.base import display_url
 from hpo.storage.repository import Repository, StudyRecord, TrialRecord
 
 
@@ -39,10 +40,16 @@ def trial_document(trial: TrialRecord) -> dict[str, Any]:
     }
 
 
-def value_label(study: StudyRecord) -> str:
-    """What a trial's `value` is, in words: "val_accuracy, last epoch"."""
+def objective_label(metric: str, how: str) -> str:
+    """What a trial's one value is, in words: "val_accuracy, last epoch"."""
+    return f"{metric}, {how} epoch"
+
+
+def value_label(study: Any) -> str:
+    """`objective_label` of a study: a repository record, or a server's study document
+    read as one (`objective_metric` and `spec`)."""
     how = study.spec.get("objective", {}).get("value", "last")
-    return f"{study.objective_metric}, {how} epoch"
+    return objective_label(study.objective_metric, how)
 
 
 def reproduce_command(study_id: int, number: int, db: str | None = None) -> str:
@@ -56,15 +63,7 @@ def reproduce_command(study_id: int, number: int, db: str | None = None) -> str:
     command = f"hpo train --trial {study_id}/{number}"
     if not db or db == get_settings().database_url:
         return command
-    return f"{command} --db {shlex.quote(_masked(db))}"
-
-
-def _masked(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in userinfo:
-        return url
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+    return f"{command} --db {shlex.quote(display_url(db))}"
 
 
 def best_document(study: StudyRecord, trial: TrialRecord, db: str | None = None) -> dict[str, Any]:

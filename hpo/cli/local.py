@@ -22,6 +22,7 @@ from hpo.cli.render import (
     print_best,
     print_json,
     show,
+    trials_bar,
     trials_table,
 )
 from hpo.config import get_settings
@@ -108,6 +109,7 @@ def train(
 
 def _retrain(ref: str, db: str | None, *, as_json: bool) -> None:
     """`hpo train --trial STUDY/NUMBER`: the reproduce command `hpo best` prints."""
+    from hpo.documents import objective_label
     from hpo.reproduce import parse_trial_ref, reproduce_trial
     from hpo.training.config import ConfigError
 
@@ -137,7 +139,7 @@ def _retrain(ref: str, db: str | None, *, as_json: bool) -> None:
             }
         )
         return
-    label = f"{done.metric}, {done.how} epoch"
+    label = objective_label(done.metric, done.how)
     diff = "" if done.difference is None else f"  (difference {done.difference:.3g})"
     show(
         f"trial {study_id}/{number}: {literal(label)} = {fmt(done.value)}; "
@@ -324,16 +326,6 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _run_with_progress(repo: Any, study_id: int, ray_address: str | None, *, quiet: bool) -> Any:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-    from rich.progress import (
-        Progress as Bar,
-    )
-
     from hpo.execution.driver import run_study
     from hpo.execution.recorder import Progress
     from hpo.spec import load_spec
@@ -342,15 +334,7 @@ def _run_with_progress(repo: Any, study_id: int, ray_address: str | None, *, qui
     progress = Progress(target=spec.budget.trials, mode=spec.objective.mode)
     if quiet:
         return run_study(repo, study_id, ray_address=ray_address, progress=progress)
-    bar = Bar(
-        TextColumn("[bold]trials"),
-        BarColumn(bar_width=24),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}", markup=False),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    )
+    bar = trials_bar()
     task = bar.add_task("trials", total=spec.budget.trials, detail="")
 
     def refresh() -> None:

@@ -107,10 +107,10 @@ def trial_value(trial: Any) -> Any:
 
 
 def trials_table(trials: list[Any], study: Any, *, title: str) -> None:
+    from hpo.documents import value_label
+
     space = list(study.spec.get("space", {}))
-    how = study.spec.get("objective", {}).get("value", "last")
-    value = f"{study.objective_metric}, {how} epoch"
-    columns = ["#", "status", "epochs", value, "best epoch", *space]
+    columns = ["#", "status", "epochs", value_label(study), "best epoch", *space]
     table = _table(title, columns, right=frozenset(columns) - {"status"})
     for t in trials:
         _add_row(
@@ -140,6 +140,22 @@ def studies_table(rows: list[Any]) -> None:
             s.created_at.strftime("%Y-%m-%d %H:%M"),
         )
     out.print(table)
+
+
+def trials_bar() -> Any:
+    """The live progress bar of `hpo run` and `hpo watch` on stderr: finished of total,
+    a detail line (shown literally: it carries text from the server) and elapsed time."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
+
+    return Bar(
+        TextColumn("[bold]trials"),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}", markup=False),
+        TimeElapsedColumn(),
+        console=err,
+    )
 
 
 def print_best(trial: Any, label: str) -> None:

@@ -20,7 +20,7 @@ from hpo.cli.common import (
     open_repo,
     user_errors,
 )
-from hpo.cli.render import Remote, err, fail, fmt, literal, print_best, print_json, show
+from hpo.cli.render import Remote, fail, fmt, literal, print_best, print_json, show, trials_bar
 from hpo.config import get_settings
 
 
@@ -126,20 +126,10 @@ def watch(
 ) -> None:
     """Follow a study live (a progress bar fed by its event stream) until it ends, then
     print the best trial. Exits 1 if the study failed or was cancelled."""
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-    from rich.progress import Progress as Bar
-
     with connect(server, token) as client:
         study = client.study(study_id)
         metric = study["objective"]["metric"]
-        bar = Bar(
-            TextColumn("[bold]trials"),
-            BarColumn(bar_width=24),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}", markup=False),
-            TimeElapsedColumn(),
-            console=err,
-        )
+        bar = trials_bar()
         task = bar.add_task("trials", total=study["trials_target"], detail="")
 
         def refresh(doc: Mapping[str, Any]) -> None:
