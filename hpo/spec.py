@@ -142,6 +142,13 @@ class Budget(_Model):
         None, gt=0, description="Wall-clock limit of the whole study."
     )
     max_failures: int = Field(0, ge=0, le=100, description="Retries of a failing trial.")
+    checkpoint_every: int = Field(
+        1,
+        ge=0,
+        le=100_000,
+        description="Built-in core: save each trial's whole state every this many epochs "
+        "(and after its last one) for resume, retries and its weights; 0 = never.",
+    )
 
     @model_validator(mode="after")
     def _epochs(self) -> Budget:
