@@ -11,7 +11,7 @@ else ``<folder of the SQLite file>/<its stem>-artifacts`` for a SQLite database,
 ``./hpo-artifacts`` (a PostgreSQL study on one machine). A cluster sets ``HPO_ARTIFACTS``
 to a shared URL.
 
-Layout: ``<root>/study-<id>/<trial key>/epoch-<n>.pt``. Deleting a study deletes
+Layout: ``<root>/study-<id>/<driver run>/<Ray trial id>/epoch-<n>.pt``. Deleting a study deletes
 ``<root>/study-<id>``.
 
 Writes are atomic on a local folder (written to a temporary name, then renamed), so a
@@ -128,3 +128,25 @@ def tree_size(location: str) -> int:
     if not root.exists():
         return 0
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def _parent(location: str) -> str:
+    if _is_url(location):
+        return location.rstrip("/").rsplit("/", 1)[0]
+    return str(Path(location).parent)
+
+
+def delete_study(study_id: int, locations: list[str], root: str) -> None:
+    """Delete study `study_id`'s artifacts: its folder under `root`, and the study
+    folders of `locations` (its recorded checkpoints, which an earlier root may hold)."""
+    folders = {study_prefix(root, study_id)}
+    name = f"study-{study_id}"
+    for location in locations:
+        # <root>/study-<id>/<run>/<trial>/epoch-<n>.pt
+        folder = _parent(_parent(_parent(location)))
+        if folder.rstrip("/").rsplit("/", 1)[-1].endswith(name) or Path(folder).name == name:
+            folders.add(folder)
+        else:
+            delete(location)
+    for folder in folders:
+        delete_tree(folder)

@@ -6,7 +6,7 @@ trial's provenance.
 
 Checkpoints (built-in core only; a user function keeps no state, and is retried or
 resumed from epoch 0 as before): every ``budget.checkpoint_every`` epochs the core's
-whole state goes to the artifact store as ``<root>/study-<id>/<run>-<trial>/epoch-<n>.pt``
+whole state goes to the artifact store as ``<root>/study-<id>/<run>/<trial>/epoch-<n>.pt``
 and the report that follows names it (`CHECKPOINT_KEYS`), so the driver records it in
 the database with that epoch's metrics. When Ray itself must restore trials (retries
 with ``max_failures``, population-based training) the same bytes also go to Ray as a

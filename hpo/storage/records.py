@@ -197,6 +197,9 @@ class Restored:
     key: str
     trial_id: int
     epoch: int
+    # Its recorded checkpoint files (the driver's writer deletes them once superseded).
+    last_location: str | None = None
+    best_location: str | None = None
 
 
 @dataclass(frozen=True)

@@ -353,11 +353,12 @@ class ResultsMixin(CheckpointsMixin):
         (`Restored`: an earlier driver's running trial, re-owned), reports (`KeyedResult`,
         with provenance to merge and the checkpoint saved with it), retries (`Retry`: a new
         attempt takes only the reports after it, plus the earlier attempt's up to the
-        checkpoint it restarts from) and ends (`TrialEnd`, with their event), in that order, plus one update
-        of the study's best. Items name trials by their driver key (``ray_trial_id``);
-        `trial_ids` maps the keys already stored. Returns the keys of the trials created
-        here. Every part keeps the rules of its one-at-a-time method (idempotent trial
-        creation, upserted metrics, writes refused for trials not running under `token`).
+        checkpoint it restarts from) and ends (`TrialEnd`, with their event), in that
+        order, plus one update of the study's best. Items name trials by their driver
+        key (``ray_trial_id``); `trial_ids` maps the keys already stored. Returns the
+        keys of the trials created or restored here. Every part keeps the rules of its
+        one-at-a-time method (idempotent trial creation, upserted metrics, writes refused
+        for trials not running under `token`).
         """
         created: dict[str, int] = {}
         with self._session(write=True) as session:
@@ -377,11 +378,14 @@ class ResultsMixin(CheckpointsMixin):
                             created_at=_now(),
                         )
                     )
-                elif isinstance(item, Restored) and item.key not in trial_ids:
-                    if self._restore_in(
+                elif (
+                    isinstance(item, Restored)
+                    and item.key not in trial_ids
+                    and self._restore_in(
                         session, study_id, item.trial_id, item.key, item.epoch, token
-                    ):
-                        created[item.key] = item.trial_id
+                    )
+                ):
+                    created[item.key] = item.trial_id
             ids = {**trial_ids, **created}
             rows: list[ResultRow] = []
             provenance: dict[int, dict[str, Any]] = {}
@@ -438,9 +442,11 @@ class ResultsMixin(CheckpointsMixin):
         error: str | None = "the driver running this trial exited",
         *,
         done_at_step: int | None = None,
+        keep: Sequence[int] = (),
         token: int | None = None,
     ) -> int:
-        """Close every trial of the study still ``running`` (its driver is gone, the study
+        """Close every trial of the study still ``running`` (but those in `keep`: trials a
+        resuming driver continues from their checkpoints) (its driver is gone, the study
         was cancelled or ran out of time); returns how many were closed.
 
         A trial that already reported step `done_at_step` (the budget's last epoch) had
@@ -450,6 +456,8 @@ class ResultsMixin(CheckpointsMixin):
         """
         _check(status, TRIAL_STATUSES, "trial status")
         running = sa.update(Trial).where(Trial.study_id == study_id, Trial.status == "running")
+        if keep:
+            running = running.where(Trial.id.not_in(list(keep)))
         now = _now()
         with self._session(write=True) as session:
             _fence(session, study_id, token)
