@@ -569,15 +569,21 @@ def _fit(
         scheduler=scheduler,
         resumed=[_restore_config(t) for t in resumable],
     )
+    search_alg: Any = searcher
+    samples = remaining
+    param_space: dict[str, Any] = {}
+    if spec.strategy.scheduler == "pbt":
+        search_alg, param_space, samples = _population(searcher, remaining)
     with tempfile.TemporaryDirectory(prefix=f"hpo-study{study_id}-") as ray_dir:
         tuner = tune.Tuner(
             trainable,
+            param_space=param_space,
             tune_config=tune.TuneConfig(
                 metric=objective.metric,
                 mode=objective.mode,
-                search_alg=searcher,
+                search_alg=search_alg,
                 scheduler=scheduler,
-                num_samples=remaining,
+                num_samples=samples,
                 max_concurrent_trials=budget.concurrency,
                 reuse_actors=True,
                 time_budget_s=time_left,
@@ -635,6 +641,31 @@ def _fit(
         token=token,
     )
     return "budget reached"
+
+
+def _population(searcher: SamplerSearcher, size: int) -> tuple[Any, dict[str, Any], int]:
+    """PBT's initial population: the sampler's first `size` configs (resumed trials
+    first), run as given. Ray refuses a search algorithm beside PBT, so the sampler
+    proposes them all up front and learns nothing from how they end. Returns Ray's
+    generator, the param space its presets must name (each key's proposed values; the
+    spec forbids conditions with pbt, so every config has every key) and the count."""
+    from ray import tune
+    from ray.tune.search import BasicVariantGenerator
+
+    configs: list[dict[str, Any]] = []
+    for index in range(size):
+        config = searcher.suggest(f"pbt-{index}")
+        if not isinstance(config, dict):
+            break
+        configs.append(config)
+    space: dict[str, Any] = {}
+    for config in configs:
+        for key, value in config.items():
+            space.setdefault(key, [])
+            if value not in space[key]:
+                space[key].append(value)
+    param_space = {key: tune.choice(values) for key, values in space.items()}
+    return BasicVariantGenerator(points_to_evaluate=configs), param_space, len(configs)
 
 
 def _torch_version() -> str | None:

@@ -46,7 +46,15 @@ from hpo.execution.trainables import (
 )
 from hpo.spec import StudySpec
 from hpo.storage.errors import LeaseLostError, StorageUnavailableError
-from hpo.storage.records import BatchItem, KeyedResult, NewTrial, Restored, Retry, TrialEnd
+from hpo.storage.records import (
+    BatchItem,
+    KeyedResult,
+    NewTrial,
+    Perturbed,
+    Restored,
+    Retry,
+    TrialEnd,
+)
 from hpo.storage.repository import Repository, TrialStatus
 
 log = logging.getLogger(__name__)
@@ -204,7 +212,9 @@ class ResultWriter:
         keeps its last and its best). Ray keeps its own copies for retries and PBT."""
         for item in items:
             if isinstance(item, Restored):
-                self._files[item.key] = (item.last_location, item.best_location)
+                # A PBT trial restarted with a resumed trial's config names that trial:
+                # only the first Restored of a key is the trial's own.
+                self._files.setdefault(item.key, (item.last_location, item.best_location))
             elif isinstance(item, KeyedResult) and item.checkpoint:
                 location = str(item.checkpoint["location"])
                 last, best = self._files.get(item.key, (None, None))
@@ -259,7 +269,25 @@ class StudyRecorder(Callback):
 
     def key(self, trial: Any) -> str:
         # Ray's trial ids are unique within one Tuner run only; a resumed study is a new run.
-        return f"{self._run_id}:{trial.trial_id}"
+        return self._key_of(trial.trial_id)
+
+    def _key_of(self, trial_id: str) -> str:
+        return f"{self._run_id}:{trial_id}"
+
+    def _drain_perturbations(self) -> None:
+        """Queue a ``perturbed`` event for each exploit PBT made since the last call."""
+        made: list[dict[str, Any]] | None = getattr(self._scheduler, "perturbations", None)
+        while made:
+            p = made.pop(0)
+            self._writer.put(
+                Perturbed(
+                    self._key_of(p["trial"]),
+                    self._key_of(p["source"]),
+                    p["epoch"],
+                    p["from"],
+                    p["to"],
+                )
+            )
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         config = dict(trial.config)
@@ -342,6 +370,7 @@ class StudyRecorder(Callback):
         self._progress.counts[status] += 1
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        self._drain_perturbations()
         if self._on_step is not None:
             self._on_step()
 

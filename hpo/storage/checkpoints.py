@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from hpo.storage.base import RepositoryBase, retrying_methods
 from hpo.storage.models import Event, Metric, Study, Trial
-from hpo.storage.records import ResultRow, TrialRecord, _now, _record
+from hpo.storage.records import Perturbed, ResultRow, TrialRecord, _now, _record
 
 __all__ = ["CheckpointsMixin"]
 
@@ -135,3 +135,33 @@ class CheckpointsMixin(RepositoryBase):
         ]
         if reports:
             self._record_results_in(session, reports, token)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _perturbed_in(
+        session: Session, study_id: int, item: Perturbed, ids: Mapping[str, int]
+    ) -> None:
+        """Log a ``perturbed`` event: which trial's state it copied, what changed."""
+        wanted = [ids[k] for k in (item.key, item.source_key) if k in ids]
+        stmt = sa.select(Trial.id, Trial.number).where(Trial.id.in_(wanted))
+        numbers = {int(row.id): int(row.number) for row in session.execute(stmt)}
+        number = numbers.get(ids[item.key])
+        source = numbers.get(ids.get(item.source_key, -1))
+        changes = ", ".join(
+            f"{name} {item.before.get(name)!r} → {value!r}" for name, value in item.after.items()
+        )
+        session.add(
+            Event(
+                study_id=study_id,
+                trial_id=ids[item.key],
+                kind="perturbed",
+                message=f"trial {number} copied trial {source}'s state of epoch {item.epoch}; "
+                f"{changes or 'no change'}",
+                data={
+                    "source_trial": source,
+                    "epoch": item.epoch,
+                    "from": dict(item.before),
+                    "to": dict(item.after),
+                },
+                created_at=_now(),
+            )
+        )

@@ -22,6 +22,7 @@ __all__ = [
     "MetricRecord",
     "NewTrial",
     "ObjectiveMode",
+    "Perturbed",
     "Restored",
     "ResultRow",
     "Retry",
@@ -224,4 +225,16 @@ class TrialEnd:
     message: str
 
 
-BatchItem = NewTrial | Restored | KeyedResult | Retry | TrialEnd
+@dataclass(frozen=True)
+class Perturbed:
+    """Population-based training copied trial `source_key`'s checkpoint of `epoch` into
+    trial `key` and changed its hyperparameters `before` → `after`."""
+
+    key: str
+    source_key: str
+    epoch: int
+    before: Mapping[str, Any]
+    after: Mapping[str, Any]
+
+
+BatchItem = NewTrial | Restored | KeyedResult | Retry | TrialEnd | Perturbed

@@ -31,6 +31,7 @@ from hpo.storage.records import (
     EventRecord,
     KeyedResult,
     NewTrial,
+    Perturbed,
     Restored,
     ResultRow,
     Retry,
@@ -412,6 +413,9 @@ class ResultsMixin(CheckpointsMixin):
                 self._record_results_in(session, rows, token)
             for tid, checkpoint in checkpoints:
                 self._record_checkpoint_in(session, tid, checkpoint)
+            for item in items:
+                if isinstance(item, Perturbed) and item.key in ids:
+                    self._perturbed_in(session, study_id, item, ids)
             for tid, facts in provenance.items():
                 row = session.get(Trial, tid, with_for_update=True)
                 if row is not None:

@@ -37,11 +37,14 @@ def test_kill_9_then_resume_continues_trials_from_their_checkpoints(
     try:
 
         def checkpointed() -> bool:
+            # Both trials running with a checkpoint (a trial killed before its first is
+            # replaced, as before), one of them past epoch 2.
             studies = repo.list_studies()
             if not studies:
                 return False
             trials = repo.list_trials(studies[0].id, status="running")
-            return any((t.last_checkpoint or {}).get("epoch", 0) >= 2 for t in trials)
+            epochs = [(t.last_checkpoint or {}).get("epoch", 0) for t in trials]
+            return len(epochs) == 2 and min(epochs) >= 1 and max(epochs) >= 2
 
         _wait_for(checkpointed, 240, driver)
         os.kill(driver.pid, signal.SIGKILL)
