@@ -5,20 +5,28 @@ checkpoint, and a study's checkpoints deleted with it. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import torch
 
+from api.app import create_app
 from hpo import service
+from hpo.storage.errors import NotFoundError
 from hpo.storage.repository import Repository, StudyRecord
 from hpo.weights import trial_weights
+from tests.api.support import live_server
 
 pytestmark = pytest.mark.slow
 
 MODEL = "tests.execution.trial_models:logged_mlp"
+_HPO_BEST = (sys.executable, "-m", "hpo", "best")
 
 
 def _spec(log_dir: Path, **budget: Any) -> dict[str, Any]:
@@ -93,6 +101,33 @@ def test_checkpoints_recorded_weights_reproduce_and_die_with_the_study(
         }.values()
     )
 
+    # The same file over HTTP, a link on the trial page, and `hpo best --weights`.
+    best = repo.best_trial(study.id)
+    assert best is not None
+    expected = trial_weights(repo, study.id, best.number)
+    with (
+        live_server(create_app(repo.url)) as url,
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
+        response = http.get(f"/api/v1/studies/{study.id}/trials/{best.number}/weights")
+        assert response.status_code == 200, response.text
+        assert response.content == expected
+        assert response.headers["content-type"] == "application/octet-stream"
+        page = http.get(f"/studies/{study.id}/trials/{best.number}").text
+        assert f"/api/v1/studies/{study.id}/trials/{best.number}/weights" in page
+        missing = http.get(f"/api/v1/studies/{study.id}/trials/99/weights")
+        assert missing.status_code == 404
+    target = tmp_path / "best.pt"
+    done = subprocess.run(
+        [*_HPO_BEST, str(study.id), "--db", repo.url, "--json", "--weights", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["weights"] == str(target)
+    assert target.read_bytes() == expected
+
     assert (store / f"study-{study.id}").exists()
     service.delete_study(repo, study.id, user=None)
     assert not (store / f"study-{study.id}").exists()
@@ -121,3 +156,30 @@ def test_a_failed_attempt_is_retried_from_its_checkpoint(
     assert all(m.value == carried[(m.step, m.name)] for m in rows if m.attempt == 2 and m.step <= 2)
     events = repo.trial_events(study.id, trial.id)
     assert [e.kind for e in events].count("trial_retried") == 1
+
+
+def test_a_trial_without_checkpoint_has_no_weights(
+    run_spec: Callable[..., tuple[Repository, StudyRecord]], store: Path, tmp_path: Path
+) -> None:
+    spec = _spec(tmp_path, trials=1, max_epochs=1, checkpoint_every=0)
+    repo, study = run_spec(spec)
+    (trial,) = repo.list_trials(study.id)
+    assert trial.last_checkpoint is None and trial.best_checkpoint is None
+    with pytest.raises(NotFoundError, match="saved no checkpoint"):
+        trial_weights(repo, study.id, trial.number)
+    with (
+        live_server(create_app(repo.url)) as url,
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
+        response = http.get(f"/api/v1/studies/{study.id}/trials/1/weights")
+        assert response.status_code == 404
+        assert "saved no checkpoint" in response.text
+        assert "/weights" not in http.get(f"/studies/{study.id}/trials/1").text
+    done = subprocess.run(
+        [*_HPO_BEST, str(study.id), "--db", repo.url, "--weights", str(tmp_path / "w.pt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "saved no checkpoint" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
