@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from hpo import references
+from hpo import artifacts, references
 from hpo.config import get_settings
 from hpo.errors import FieldError, SpecError
 from hpo.spec import StudySpec
@@ -269,12 +269,16 @@ def cancel_study(repo: Repository, study_id: int, *, user: User | None) -> Study
 
 
 def delete_study(repo: Repository, study_id: int, *, user: User | None) -> None:
-    """Delete a study with its trials, metrics and events. Raises `Conflict` while it is
-    running (cancel it first: its driver is still writing), `NotFoundError` if not visible.
+    """Delete a study with its trials, metrics, events and checkpoints. Raises `Conflict`
+    while it is running (cancel it first: its driver is still writing), `NotFoundError`
+    if not visible.
     """
     get_visible_study(repo, study_id, user)
+    # Read before the rows go: the recorded files may lie under an earlier root.
+    locations = repo.checkpoint_locations(study_id)
     if not repo.delete_study_unless_running(study_id):
         raise Conflict(f"study {study_id} is running; cancel it before deleting it")
+    artifacts.delete_study(study_id, locations, artifacts.default_root(repo.url))
 
 
 def hash_token(token: str) -> str:

@@ -34,7 +34,7 @@ from hpo.space import MAX_ERRORS, Param, check_budget, check_space, grid_size
 # The names a user writes; the registries in hpo/samplers and hpo/execution must match
 # these (a test checks), so the spec can be validated without importing Ray or Optuna.
 SAMPLERS: tuple[str, ...] = ("grid", "random", "tpe", "gp")
-SCHEDULERS: tuple[str, ...] = ("fifo", "hyperband", "asha", "median")
+SCHEDULERS: tuple[str, ...] = ("fifo", "hyperband", "asha", "median", "pbt")
 STRATEGIES: dict[str, tuple[str, str]] = {
     "grid": ("grid", "fifo"),
     "random": ("random", "fifo"),
@@ -142,6 +142,13 @@ class Budget(_Model):
         None, gt=0, description="Wall-clock limit of the whole study."
     )
     max_failures: int = Field(0, ge=0, le=100, description="Retries of a failing trial.")
+    checkpoint_every: int = Field(
+        1,
+        ge=0,
+        le=100_000,
+        description="Built-in core: save each trial's whole state every this many epochs "
+        "(and after its last one) for resume, retries and its weights; 0 = never.",
+    )
 
     @model_validator(mode="after")
     def _epochs(self) -> Budget:
@@ -173,6 +180,9 @@ class Strategy(_Model):
     )
     options: dict[str, StrictBool | int | float | str] = Field(
         default_factory=dict, description="Sampler options, e.g. n_initial_points."
+    )
+    perturbation_interval: int = Field(
+        2, ge=1, le=100_000, description="pbt: epochs between exploit/explore steps."
     )
 
     @model_validator(mode="before")
@@ -446,8 +456,35 @@ def semantic_errors(spec: StudySpec) -> list[FieldError]:
     ]
     if strategy.sampler == "grid":
         errors += _grid_errors(spec)
+    if strategy.scheduler == "pbt":
+        errors += _pbt_errors(spec)
     if spec.trainable.builtin:
         errors += _builtin_errors(spec)
+    return errors
+
+
+def _pbt_errors(spec: StudySpec) -> list[FieldError]:
+    """PBT copies checkpoints between trials and perturbs every parameter of the space:
+    it needs the built-in core saving every epoch, and a space without conditions."""
+    errors = []
+    if not spec.trainable.builtin:
+        errors.append(
+            FieldError(
+                "strategy.scheduler",
+                "pbt needs the built-in core (a user function keeps no checkpoint)",
+            )
+        )
+    elif spec.budget.checkpoint_every != 1:
+        errors.append(
+            FieldError("budget.checkpoint_every", "pbt copies each trial's latest state: must be 1")
+        )
+    errors += [
+        FieldError(f"space.{name}.when", "pbt perturbs every parameter: no conditions")
+        for name, p in spec.space.items()
+        if p.when is not None
+    ]
+    if not spec.space:
+        errors.append(FieldError("space", "pbt needs at least one parameter to perturb"))
     return errors
 
 

@@ -152,7 +152,9 @@ def trial_page(request: Request, repo: RepoDep, study_id: str, number: str) -> H
         return _error(request, repo, 404, f"no trial {number} in study {study_id}")
     if reason := _missing(repo, sid, num):
         return _error(request, repo, 404, reason)
-    data = {"page": "trial", "studyId": sid, "number": num}
+    # The weights link only where the trial saved a checkpoint to take them from.
+    weights = bool(repo.get_trial(sid, num).last_checkpoint)
+    data = {"page": "trial", "studyId": sid, "number": num, "weights": weights}
     return _page(request, repo, "trial.html", f"Study {sid} · trial {num}", data)
 
 

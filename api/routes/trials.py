@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from api.deps import CurrentUser, RepoDep
 from api.models import TrialDetail, TrialPublic, TrialsPublic, TrialStatusName, error_responses
@@ -74,4 +74,29 @@ def read_trial(
     trial = repo.get_trial(study_id, number)
     return TrialDetail.with_history(
         trial, repo.trial_metrics(trial.id), repo.trial_events(study_id, trial.id)
+    )
+
+
+@router.get(
+    "/{number}/weights",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def read_trial_weights(
+    study_id: StudyId,
+    number: Annotated[int, Path(ge=1, le=MAX_ID, description="The trial's number.")],
+    repo: RepoDep,
+    user: CurrentUser,
+) -> Response:
+    """The trial's delivered model: ``torch.save`` of its ``state_dict`` and config (see
+    `hpo.weights`); 404 when the trial saved no checkpoint."""
+    from hpo.weights import trial_weights
+
+    service.get_visible_study(repo, study_id, user)
+    data = trial_weights(repo, study_id, number)
+    filename = f"study{study_id}-trial{number}-weights.pt"
+    return Response(
+        content=data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

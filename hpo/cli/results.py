@@ -112,11 +112,21 @@ def best(
     as_json: JsonOption = False,
     server: ServerOption = None,
     token: TokenOption = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--weights",
+            help="Also write the best trial's delivered model (state_dict and config, "
+            "torch.save) to this file.",
+        ),
+    ] = None,
 ) -> None:
     """The best trial of a study and its configuration."""
     from hpo.documents import best_document, value_label
 
     if server and not db:
+        if weights is not None:
+            fail("--weights reads the artifact store: use it with --db, not --server", code=2)
         with connect(server, token) as client:
             found = client.best(study_id)
         if as_json:
@@ -133,10 +143,22 @@ def best(
             f"study {study_id} has no finished trial with a finite {study.objective_metric}", code=1
         )
     document = best_document(study, trial, db)
+    if weights is not None:
+        from hpo.weights import trial_weights
+
+        with user_errors():
+            data = trial_weights(repo, study_id, trial.number)
+        try:
+            weights.write_bytes(data)
+        except OSError as exc:
+            fail(f"--weights: cannot write {weights}: {exc.strerror or exc}")
+        document["weights"] = str(weights)
     if as_json:
         print_json(document)
         return
     print_best(trial, value_label(study))
+    if weights is not None:
+        show(f"weights of trial {trial.number}: {weights}")
     show(f"reproduce: {literal(document['reproduce'])}")
 
 

@@ -15,6 +15,13 @@ A runner's driver child adopts its runner's lease (``HPO_LEASE_OWNER`` and
 ``HPO_LEASE_TOKEN`` in its environment); ``hpo run SPEC`` creates its study already
 claimed (`create_claimed_study`).
 
+Trials with checkpoints (the built-in core, ``budget.checkpoint_every`` > 0) survive their
+driver: a resumed study continues each trial a dead or interrupted driver left
+``running`` with a recorded checkpoint, under the same trial number and attempt, from
+the checkpoint's epoch (a ``restored`` event gives it); the others are closed ``failed``
+and replaced, as before. Checkpoint files live in the artifact store (`hpo.artifacts`,
+``HPO_ARTIFACTS``, by default beside the SQLite file).
+
 Resume continues, never replays: the sampler is rebuilt with `continued_seed(study seed,
 trials proposed so far)` and told every past trial as it ended (completed, pruned with
 its history, failed), so no config is proposed twice after any number of crashes.
@@ -51,17 +58,24 @@ from typing import Any
 from ray.tune.stopper import Stopper
 
 import hpo
+from hpo import artifacts
 from hpo.errors import SpecError
 from hpo.execution.recorder import Progress, ResultWriter, StudyRecorder
 from hpo.execution.runner import LEASE_OWNER_ENV, LEASE_TOKEN_ENV
 from hpo.execution.schedulers import create_scheduler
 from hpo.execution.searcher import SamplerSearcher
-from hpo.execution.trainables import make_trainable
+from hpo.execution.trainables import (
+    RESTORE_EPOCH_KEY,
+    RESTORE_KEY,
+    RESTORE_TRIAL_KEY,
+    make_trainable,
+    ray_checkpoints_needed,
+)
 from hpo.samplers import create_sampler
 from hpo.samplers.base import Sampler, TrialState, continued_seed
 from hpo.spec import StudySpec, load_spec
 from hpo.storage.errors import LeaseLostError, StorageError
-from hpo.storage.repository import Repository, StudyRecord
+from hpo.storage.repository import Repository, StudyRecord, TrialRecord
 
 log = logging.getLogger(__name__)
 
@@ -341,11 +355,13 @@ def _drive(
         repo.set_study_status(study_id, "failed", error=f"invalid spec: {exc}", token=token)
         raise
     last_epoch = spec.budget.max_epochs
+    resumable = _resumable(repo, spec, study_id) if not study.cancel_requested else []
     closed = repo.close_running_trials(
         study_id,
         status="failed",
         error="its driver stopped before the trial finished",
         done_at_step=last_epoch,
+        keep=[t.id for t in resumable],
         token=token,
     )
     if study.cancel_requested:
@@ -353,12 +369,15 @@ def _drive(
         return _cancel(repo, study_id, last_epoch, token)
     # The claim sets a study `running` before this driver starts: the log, not the
     # status, tells whether the study ever started.
-    resumed = closed > 0 or bool(repo.list_events(study_id, kind="started", limit=1))
+    resumed = (
+        closed > 0 or bool(resumable) or bool(repo.list_events(study_id, kind="started", limit=1))
+    )
     if resumed:
         repo.add_event(
             study_id,
             "resumed",
-            f"study resumed by {study.lease_owner}; {closed} interrupted trial(s) closed",
+            f"study resumed by {study.lease_owner}; {closed} interrupted trial(s) closed, "
+            f"{len(resumable)} continue from their checkpoints",
             token=token,
         )
     else:
@@ -386,7 +405,7 @@ def _drive(
     remaining = spec.budget.trials - finished
     progress = progress or Progress(target=spec.budget.trials, mode=objective.mode)
     progress.counts["completed"] = finished
-    if remaining <= 0 or sampler.finished:
+    if remaining <= 0 or (sampler.finished and not resumable):
         return _complete(repo, study_id, "nothing left to run", token)
     time_left = _time_left(spec, study)
     if time_left is not None and time_left <= 0:
@@ -399,12 +418,28 @@ def _drive(
         if missing:
             return _fail(repo, study_id, missing, token)
         outcome = _fit(
-            repo, study_id, spec, sampler, progress, remaining, total, on_step, watch, time_left
+            repo,
+            study_id,
+            spec,
+            sampler,
+            progress,
+            remaining,
+            total,
+            on_step,
+            watch,
+            time_left,
+            resumable,
         )
     except KeyboardInterrupt:
-        # Ctrl-C or SIGTERM: the trials die with this process; the study waits to resume.
+        # Ctrl-C or SIGTERM: the trials die with this process; the study waits to resume,
+        # and the trials with a checkpoint wait to continue from it.
         closed = repo.close_running_trials(
-            study_id, status="failed", error="interrupted", done_at_step=last_epoch, token=token
+            study_id,
+            status="failed",
+            error="interrupted",
+            done_at_step=last_epoch,
+            keep=[t.id for t in _resumable(repo, spec, study_id)],
+            token=token,
         )
         repo.set_study_status(study_id, "queued", token=token)
         repo.add_event(
@@ -433,6 +468,26 @@ def _drive(
     if watch.cancelled:
         return _cancel(repo, study_id, last_epoch, token)
     return _complete(repo, study_id, outcome, token)
+
+
+def _resumable(repo: Repository, spec: StudySpec, study_id: int) -> list[TrialRecord]:
+    """The running trials that can continue from a checkpoint (none before their last
+    epoch ended: those are closed ``completed``)."""
+    if not spec.trainable.builtin or spec.budget.checkpoint_every == 0:
+        return []
+    last_epoch = spec.budget.max_epochs
+    return [t for t in repo.resumable_trials(study_id) if t.epochs_run < last_epoch]
+
+
+def _restore_config(trial: TrialRecord) -> dict[str, Any]:
+    """The config Ray runs a resumed trial with: its own, plus where to restore from."""
+    checkpoint = trial.last_checkpoint or {}
+    return {
+        **trial.config,
+        RESTORE_KEY: checkpoint["location"],
+        RESTORE_EPOCH_KEY: int(checkpoint["epoch"]),
+        RESTORE_TRIAL_KEY: trial.id,
+    }
 
 
 def _time_left(spec: StudySpec, study: StudyRecord) -> float | None:
@@ -471,6 +526,7 @@ def _fit(
     on_step: Callable[[], None] | None,
     watch: CancelWatch,
     time_left: float | None,
+    resumable: list[TrialRecord],
 ) -> str:
     from ray import tune
 
@@ -481,34 +537,53 @@ def _fit(
     deadline = time.monotonic() + time_left if time_left is not None else None
     writer = ResultWriter(repo, study_id, token=token)
     watch.writer = writer
+    run_id = uuid.uuid4().hex[:8]
     recorder = StudyRecorder(
         spec,
         writer,
         scheduler,
         progress,
-        run_id=uuid.uuid4().hex[:8],
+        run_id=run_id,
         deadline=deadline,
         on_step=on_step,
         static_provenance={"hpo_version": hpo.__version__, "torch_version": _torch_version()},
+        ray_keeps_checkpoints=ray_checkpoints_needed(spec),
+        restored={
+            t.id: (
+                (t.last_checkpoint or {}).get("location"),
+                (t.best_checkpoint or {}).get("location"),
+            )
+            for t in resumable
+        },
+    )
+    folder = artifacts.join(
+        artifacts.study_prefix(artifacts.default_root(repo.url), study_id), run_id
     )
     trainable = tune.with_resources(
-        make_trainable(spec), {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+        make_trainable(spec, folder=folder), {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     )
     searcher = SamplerSearcher(
         sampler,
         spec,
         first_index=first_index,
         scheduler=scheduler,
+        resumed=[_restore_config(t) for t in resumable],
     )
+    search_alg: Any = searcher
+    samples = remaining
+    param_space: dict[str, Any] = {}
+    if spec.strategy.scheduler == "pbt":
+        search_alg, param_space, samples = _population(searcher, remaining)
     with tempfile.TemporaryDirectory(prefix=f"hpo-study{study_id}-") as ray_dir:
         tuner = tune.Tuner(
             trainable,
+            param_space=param_space,
             tune_config=tune.TuneConfig(
                 metric=objective.metric,
                 mode=objective.mode,
-                search_alg=searcher,
+                search_alg=search_alg,
                 scheduler=scheduler,
-                num_samples=remaining,
+                num_samples=samples,
                 max_concurrent_trials=budget.concurrency,
                 reuse_actors=True,
                 time_budget_s=time_left,
@@ -566,6 +641,31 @@ def _fit(
         token=token,
     )
     return "budget reached"
+
+
+def _population(searcher: SamplerSearcher, size: int) -> tuple[Any, dict[str, Any], int]:
+    """PBT's initial population: the sampler's first `size` configs (resumed trials
+    first), run as given. Ray refuses a search algorithm beside PBT, so the sampler
+    proposes them all up front and learns nothing from how they end. Returns Ray's
+    generator, the param space its presets must name (each key's proposed values; the
+    spec forbids conditions with pbt, so every config has every key) and the count."""
+    from ray import tune
+    from ray.tune.search import BasicVariantGenerator
+
+    configs: list[dict[str, Any]] = []
+    for index in range(size):
+        config = searcher.suggest(f"pbt-{index}")
+        if not isinstance(config, dict):
+            break
+        configs.append(config)
+    space: dict[str, Any] = {}
+    for config in configs:
+        for key, value in config.items():
+            space.setdefault(key, [])
+            if value not in space[key]:
+                space[key].append(value)
+    param_space = {key: tune.choice(values) for key, values in space.items()}
+    return BasicVariantGenerator(points_to_evaluate=configs), param_space, len(configs)
 
 
 def _torch_version() -> str | None:

@@ -35,12 +35,26 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.schedulers import TrialScheduler
 
+from hpo import artifacts
 from hpo.execution.schedulers import pruned_at
 from hpo.execution.searcher import finite
-from hpo.execution.trainables import PROVENANCE_KEYS
+from hpo.execution.trainables import (
+    CHECKPOINT_KEYS,
+    PROVENANCE_KEYS,
+    RESTORE_EPOCH_KEY,
+    RESTORE_TRIAL_KEY,
+)
 from hpo.spec import StudySpec
 from hpo.storage.errors import LeaseLostError, StorageUnavailableError
-from hpo.storage.records import BatchItem, KeyedResult, NewTrial, Retry, TrialEnd
+from hpo.storage.records import (
+    BatchItem,
+    KeyedResult,
+    NewTrial,
+    Perturbed,
+    Restored,
+    Retry,
+    TrialEnd,
+)
 from hpo.storage.repository import Repository, TrialStatus
 
 log = logging.getLogger(__name__)
@@ -102,6 +116,9 @@ class ResultWriter:
         self._token = token
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._trial_ids: dict[str, int] = {}
+        # Per trial key, the checkpoint files the database records (last, best): once a
+        # newer one is recorded, the one it supersedes is deleted from the store.
+        self._files: dict[str, tuple[str | None, str | None]] = {}
         self._error: BaseException | None = None
         self._abandon = threading.Event()
         # Set once the database stayed away past the retry window, or the lease was lost.
@@ -188,6 +205,26 @@ class ResultWriter:
                 self._study_id, items, self._trial_ids, token=self._token
             )
             self._trial_ids.update(created)
+            self._prune_checkpoints(items)
+
+    def _prune_checkpoints(self, items: list[BatchItem]) -> None:
+        """Delete the checkpoint files the batch just superseded in the database (a trial
+        keeps its last and its best). Ray keeps its own copies for retries and PBT."""
+        for item in items:
+            if isinstance(item, Restored):
+                # A PBT trial restarted with a resumed trial's config names that trial:
+                # only the first Restored of a key is the trial's own.
+                self._files.setdefault(item.key, (item.last_location, item.best_location))
+            elif isinstance(item, KeyedResult) and item.checkpoint:
+                location = str(item.checkpoint["location"])
+                last, best = self._files.get(item.key, (None, None))
+                new_best = location if item.checkpoint.get("best") else best
+                for old in {last, best} - {location, new_best, None}:
+                    try:
+                        artifacts.delete(str(old))
+                    except OSError as exc:  # a stale file costs space, never the study
+                        log.warning("cannot delete checkpoint %s: %s", old, exc)
+                self._files[item.key] = (location, new_best)
 
 
 class StudyRecorder(Callback):
@@ -204,8 +241,12 @@ class StudyRecorder(Callback):
         deadline: float | None = None,
         on_step: Callable[[], None] | None = None,
         static_provenance: dict[str, Any] | None = None,
+        ray_keeps_checkpoints: bool = False,
+        restored: dict[int, tuple[str | None, str | None]] | None = None,
     ) -> None:
         self._spec = spec
+        # Trials resumed from an earlier driver's run: their recorded (last, best) files.
+        self._restored_files = restored or {}
         self._metric = spec.objective.metric
         self._writer = writer
         self._scheduler = scheduler
@@ -215,6 +256,9 @@ class StudyRecorder(Callback):
         self._on_step = on_step
         self._static = static_provenance or {}
         self._epochs: dict[str, int] = {}
+        # The epoch of the last checkpoint each trial handed Ray: a retry restarts there.
+        self._ray_checkpoint: dict[str, int] = {}
+        self._ray_keeps_checkpoints = ray_keeps_checkpoints
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its run config for `Tuner.restore`, which hpo never uses (the
@@ -225,11 +269,37 @@ class StudyRecorder(Callback):
 
     def key(self, trial: Any) -> str:
         # Ray's trial ids are unique within one Tuner run only; a resumed study is a new run.
-        return f"{self._run_id}:{trial.trial_id}"
+        return self._key_of(trial.trial_id)
+
+    def _key_of(self, trial_id: str) -> str:
+        return f"{self._run_id}:{trial_id}"
+
+    def _drain_perturbations(self) -> None:
+        """Queue a ``perturbed`` event for each exploit PBT made since the last call."""
+        made: list[dict[str, Any]] | None = getattr(self._scheduler, "perturbations", None)
+        while made:
+            p = made.pop(0)
+            self._writer.put(
+                Perturbed(
+                    self._key_of(p["trial"]),
+                    self._key_of(p["source"]),
+                    p["epoch"],
+                    p["from"],
+                    p["to"],
+                )
+            )
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         config = dict(trial.config)
-        self._writer.put(NewTrial(self.key(trial), config, config.get("seed"), dict(self._static)))
+        if RESTORE_TRIAL_KEY in config:
+            trial_id = int(config[RESTORE_TRIAL_KEY])
+            last, best = self._restored_files.get(trial_id, (None, None))
+            epoch = int(config[RESTORE_EPOCH_KEY])
+            self._writer.put(Restored(self.key(trial), trial_id, epoch, last, best))
+        else:
+            self._writer.put(
+                NewTrial(self.key(trial), config, config.get("seed"), dict(self._static))
+            )
         self._progress.counts["running"] += 1
 
     def on_trial_result(
@@ -241,6 +311,8 @@ class StudyRecorder(Callback):
         for name, value in result.items():
             if name in PROVENANCE_KEYS:
                 provenance[name.removeprefix("hpo_")] = value
+            elif name in CHECKPOINT_KEYS:
+                continue
             elif name not in RAY_RESULT_KEYS and name != "epoch":
                 number = finite(value)
                 if number is not None or isinstance(value, float):
@@ -250,7 +322,19 @@ class StudyRecorder(Callback):
         objective = finite(result.get(self._metric))
         self._epochs[trial.trial_id] = step
         self._progress.observe(objective)
-        self._writer.put(KeyedResult(self.key(trial), step, metrics, objective, provenance))
+        checkpoint = None
+        if result.get("hpo_checkpoint_location"):
+            checkpoint = {
+                "location": result["hpo_checkpoint_location"],
+                "epoch": int(result["hpo_checkpoint_epoch"]),
+                "bytes": int(result["hpo_checkpoint_bytes"]),
+                "best": bool(result["hpo_checkpoint_best"]),
+            }
+            if self._ray_keeps_checkpoints:
+                self._ray_checkpoint[trial.trial_id] = checkpoint["epoch"]
+        self._writer.put(
+            KeyedResult(self.key(trial), step, metrics, objective, provenance, checkpoint)
+        )
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         epochs = self._epochs.pop(trial.trial_id, 0)
@@ -270,7 +354,9 @@ class StudyRecorder(Callback):
         # Ray retries the trial (max_failures): the same trial, a new attempt.
         self._epochs.pop(trial.trial_id, None)
         attempts = self._spec.budget.max_failures + 1
-        self._writer.put(Retry(self.key(trial), _error_text(trial), attempts))
+        # Ray restarts it from the last checkpoint it was handed (kept across retries).
+        from_epoch = self._ray_checkpoint.get(trial.trial_id)
+        self._writer.put(Retry(self.key(trial), _error_text(trial), attempts, from_epoch))
         self._progress.counts["running"] -= 1  # on_trial_start counts it again
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
@@ -284,6 +370,7 @@ class StudyRecorder(Callback):
         self._progress.counts[status] += 1
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        self._drain_perturbations()
         if self._on_step is not None:
             self._on_step()
 

@@ -1,4 +1,4 @@
-"""Ray Tune schedulers by the names a user writes: fifo, hyperband, asha, median.
+"""Ray Tune schedulers by the names a user writes: fifo, hyperband, asha, median, pbt.
 
 The epoch is the fidelity: every scheduler counts `training_iteration`, which is one
 report, which is one epoch of the training core. Each scheduler records which trials it
@@ -10,11 +10,22 @@ Li et al. 2020), not the synchronous `HyperBandScheduler`: the synchronous one p
 trials at rung boundaries and resumes them later, which needs every trial to checkpoint
 and restore its model; the asynchronous variant never pauses, so a stopped trial is
 simply done and a promoted one keeps training.
+
+`pbt` is Ray's `PopulationBasedTraining` (asynchronous): every
+``strategy.perturbation_interval`` epochs a trial in the bottom quarter of the population
+copies the latest checkpoint of one in the top quarter (exploit) and perturbs that
+trial's hyperparameters (explore: ×1.2 or ×0.8, a neighbouring choice, or with
+probability ¼ a fresh draw; always clipped into the space's bounds). Every parameter of
+the space is mutated (the spec allows no conditions with pbt). Each exploit is
+remembered in `perturbations` for the driver's ``perturbed`` events. PBT draws its
+initial population itself (Ray refuses a search algorithm beside it): the driver hands
+it the sampler's first configs.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -22,9 +33,11 @@ from ray.tune.schedulers import (
     AsyncHyperBandScheduler,
     FIFOScheduler,
     MedianStoppingRule,
+    PopulationBasedTraining,
     TrialScheduler,
 )
 
+from hpo.space import Param, sample_value
 from hpo.spec import StudySpec
 
 TIME_ATTR = "training_iteration"
@@ -58,6 +71,62 @@ class Median(_RecordsStops, MedianStoppingRule):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.stopped_at = {}
+
+
+class Pbt(_RecordsStops, PopulationBasedTraining):
+    """Ray's PBT, remembering each exploit as ``{"trial", "source", "epoch", "from",
+    "to"}`` (Ray trial ids; the perturbed parameters before and after) in `perturbations`,
+    which the driver's recorder drains."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stopped_at = {}
+        self.perturbations: list[dict[str, Any]] = []
+
+    def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
+        # Ray's one hook where exploit and explore happen; wrapped, not changed.
+        names = list(self._hyperparam_mutations)
+        before = {name: trial.config.get(name) for name in names}
+        source: dict[str, Any] = self._trial_state[trial_to_clone].last_result or {}
+        super()._exploit(tune_controller, trial, trial_to_clone)  # type: ignore[no-untyped-call]
+        self.perturbations.append(
+            {
+                "trial": trial.trial_id,
+                "source": trial_to_clone.trial_id,
+                "epoch": int(source.get("epoch", source.get(TIME_ATTR, 0))),
+                "from": before,
+                "to": {name: trial.config.get(name) for name in names},
+            }
+        )
+
+
+def _clip(param: Param, value: Any) -> Any:
+    """`value` moved into `param`'s domain (PBT's ×1.2 may leave it)."""
+    if param.is_categorical:
+        return value
+    low, high = param.bounds
+    clipped = min(max(value, low), high)
+    return round(clipped) if param.kind == "int" else float(clipped)
+
+
+def _pbt(spec: StudySpec) -> Pbt:
+    rng = random.Random(spec.strategy.seed)
+    params = dict(spec.space)
+    mutations: dict[str, Any] = {
+        name: list(p.values) if p.is_categorical else (lambda p=p: sample_value(p, rng))
+        for name, p in params.items()
+    }
+
+    def clip(config: dict[str, Any]) -> dict[str, Any]:
+        return {**config, **{n: _clip(p, config[n]) for n, p in params.items() if n in config}}
+
+    return Pbt(
+        time_attr=TIME_ATTR,
+        perturbation_interval=spec.strategy.perturbation_interval,
+        hyperparam_mutations=mutations,
+        custom_explore_fn=clip,
+        log_config=False,
+    )
 
 
 def hyperband_brackets(min_epochs: int, max_epochs: int, eta: float) -> int:
@@ -103,6 +172,7 @@ SCHEDULERS: dict[str, Callable[[StudySpec], TrialScheduler]] = {
     "hyperband": _hyperband,
     "asha": _asha,
     "median": _median,
+    "pbt": _pbt,
 }
 
 

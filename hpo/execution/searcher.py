@@ -11,6 +11,11 @@ when the scheduler stopped it before its budget, else ``completed``), its one ob
 value (``objective.value``: the last report's, or the best one's) and its history of
 (step, objective) reports, so TPE hears a pruned trial as PRUNED with its intermediate
 values. A retried trial's history restarts with its new attempt.
+
+Trials resumed from their checkpoints after a driver died (`resumed`: their full stored
+configs, with the keys that tell the trainable where to restore from) are suggested
+first, before the sampler is asked for anything; the sampler never proposed them in this
+run, so it learns their end through `observe`, as it learns from past trials.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ class SamplerSearcher(Searcher):
         *,
         first_index: int = 0,
         scheduler: TrialScheduler | None = None,
+        resumed: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(metric=spec.objective.metric, mode=spec.objective.mode)
         self._sampler = sampler
@@ -70,6 +76,8 @@ class SamplerSearcher(Searcher):
         self._index = first_index
         self._scheduler = scheduler
         self._history: dict[str, list[tuple[int, float | None]]] = {}
+        self._resumed = list(resumed or [])
+        self._resumed_ids: dict[str, dict[str, Any]] = {}
 
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
@@ -79,6 +87,10 @@ class SamplerSearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
         # Ray's own signature omits the `Searcher.FINISHED` string it documents.
+        if self._resumed:
+            config = self._resumed.pop(0)
+            self._resumed_ids[trial_id] = config
+            return config
         params = self._sampler.ask(trial_id)
         if params is None:
             return Searcher.FINISHED if self._sampler.finished else None
@@ -116,4 +128,9 @@ class SamplerSearcher(Searcher):
         ):
             state = "pruned"
         value = self._spec.objective.value_of([v for _, v in sorted(history)])
+        resumed = self._resumed_ids.pop(trial_id, None)
+        if resumed is not None:
+            params = {name: resumed[name] for name in self._spec.space if name in resumed}
+            self._sampler.observe(params, value, state=state, history=history)
+            return
         self._sampler.tell(trial_id, value, state=state, history=history)

@@ -3,16 +3,30 @@
 Both report once per epoch through `tune.report`. The first report of a trial also
 carries where it ran (Ray node id, hostname, device), which the driver stores as the
 trial's provenance.
+
+Checkpoints (built-in core only; a user function keeps no state, and is retried or
+resumed from epoch 0 as before): every ``budget.checkpoint_every`` epochs the core's
+whole state goes to the artifact store as ``<root>/study-<id>/<run>/<trial>/epoch-<n>.pt``
+and the report that follows names it (`CHECKPOINT_KEYS`), so the driver records it in
+the database with that epoch's metrics. When Ray itself must restore trials (retries
+with ``max_failures``, population-based training) the same bytes also go to Ray as a
+`ray.tune.Checkpoint`, which Ray hands back through `tune.get_checkpoint()`.
+
+A trial starts from, first that exists: Ray's checkpoint (a retry, or PBT's exploit of
+a better trial), the artifact named by `RESTORE_KEY` in its config (a trial resumed after
+its driver died), else epoch 0.
 """
 
 from __future__ import annotations
 
 import socket
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from hpo import references
+from hpo import artifacts, references
 from hpo.spec import StudySpec
 
 Report = Callable[[Mapping[str, Any]], None]
@@ -28,6 +42,75 @@ PROVENANCE_KEYS = (
     "hpo_data_seed",
     "hpo_split_hash",
 )
+
+
+# The report keys naming the checkpoint saved with it; the driver stores them as the
+# trial's checkpoint record, never as metrics.
+CHECKPOINT_KEYS = (
+    "hpo_checkpoint_location",
+    "hpo_checkpoint_epoch",
+    "hpo_checkpoint_bytes",
+    "hpo_checkpoint_best",
+)
+# Config keys of a trial resumed after its driver died (never part of its stored config):
+# the checkpoint to start from, its epoch, and the trial's id in the database.
+RESTORE_KEY = "hpo_restore_location"
+RESTORE_EPOCH_KEY = "hpo_restore_epoch"
+RESTORE_TRIAL_KEY = "hpo_restore_trial"
+RESTORE_KEYS = (RESTORE_KEY, RESTORE_EPOCH_KEY, RESTORE_TRIAL_KEY)
+STATE_FILE = "state.pt"
+
+
+class TrialCheckpoints:
+    """The core's `Checkpointer` inside a Ray trial (see the module doc).
+
+    `save` writes the state to the artifact store and keeps what the next report must
+    carry; `take` hands that over once (the report's keys, and Ray's checkpoint folder
+    when Ray needs one).
+    """
+
+    def __init__(self, every: int, folder: str, *, for_ray: bool, restore_from: str | None) -> None:
+        self.every = every
+        self._folder = folder
+        self._for_ray = for_ray
+        self._restore_from = restore_from
+        self._pending: tuple[dict[str, Any], bytes] | None = None
+
+    def load(self) -> dict[str, Any] | None:
+        from ray import tune
+
+        from hpo.training.checkpoint import from_bytes
+
+        given = tune.get_checkpoint()
+        if given is not None:
+            with given.as_directory() as folder:
+                return from_bytes(Path(folder, STATE_FILE).read_bytes())
+        if self._restore_from:
+            return from_bytes(artifacts.read(self._restore_from))
+        return None
+
+    def save(self, state: dict[str, Any], *, epoch: int, best: bool) -> None:
+        from hpo.training.checkpoint import to_bytes
+
+        data = to_bytes(state)
+        location = artifacts.join(self._folder, f"epoch-{epoch}.pt")
+        size = artifacts.write(location, data)
+        keys = dict(zip(CHECKPOINT_KEYS, (location, epoch, size, best), strict=True))
+        self._pending = (keys, data)
+
+    def take(self) -> tuple[dict[str, Any], bytes | None]:
+        """(report keys, bytes for Ray's checkpoint or None); empty when nothing was saved."""
+        if self._pending is None:
+            return {}, None
+        keys, data = self._pending
+        self._pending = None
+        return keys, data if self._for_ray else None
+
+
+def ray_checkpoints_needed(spec: StudySpec) -> bool:
+    """Whether Ray must hold trial checkpoints too: it restores retried trials itself,
+    and PBT's exploit copies one trial's checkpoint into another."""
+    return spec.budget.max_failures > 0 or spec.strategy.scheduler == "pbt"
 
 
 def load_function(path: str) -> Callable[..., Any]:
@@ -49,9 +132,16 @@ def _device(config: Mapping[str, Any]) -> str | None:
     return wanted
 
 
-def make_trainable(spec: StudySpec) -> Callable[[dict[str, Any]], None]:
-    """The Ray function trainable for `spec` (a closure Ray pickles to its workers)."""
+def make_trainable(
+    spec: StudySpec, *, folder: str | None = None
+) -> Callable[[dict[str, Any]], None]:
+    """The Ray function trainable for `spec` (a closure Ray pickles to its workers).
+
+    `folder` is where this run's trials keep their checkpoints in the artifact store
+    (each in a sub-folder named after its Ray trial id); None keeps none."""
     function = spec.trainable.function
+    every = spec.budget.checkpoint_every if folder is not None else 0
+    for_ray = ray_checkpoints_needed(spec)
     threads = max(1, int(spec.resources.cpu))
     # With `objective.value: best` the delivered model is the best epoch's: the core keeps
     # those weights, so what the trial hands over has the value it is ranked by.
@@ -61,6 +151,20 @@ def make_trainable(spec: StudySpec) -> Callable[[dict[str, Any]], None]:
     def hpo_trial(config: dict[str, Any]) -> None:
         import ray
         from ray import tune
+
+        config = dict(config)
+        restore_from = config.pop(RESTORE_KEY, None)
+        for key in RESTORE_KEYS:
+            config.pop(key, None)
+        saver = None
+        if function is None and every > 0 and folder is not None:
+            trial_id = tune.get_context().get_trial_id() or "trial"
+            saver = TrialCheckpoints(
+                every,
+                artifacts.join(folder, trial_id),
+                for_ray=for_ray,
+                restore_from=restore_from,
+            )
 
         if function is None:
             import torch
@@ -79,13 +183,21 @@ def make_trainable(spec: StudySpec) -> Callable[[dict[str, Any]], None]:
             if provenance:
                 result.update(provenance)
                 provenance.clear()
-            tune.report(result)
+            keys, data = saver.take() if saver is not None else ({}, None)
+            result.update(keys)
+            if data is None:
+                tune.report(result)
+                return
+            # Ray copies the folder into its own storage during `report`.
+            with tempfile.TemporaryDirectory(prefix="hpo-ckpt-") as tmp:
+                Path(tmp, STATE_FILE).write_bytes(data)
+                tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
 
         if function is not None:
-            load_function(function)(dict(config), report)
+            load_function(function)(config, report)
         else:
             from hpo.training.loop import train
 
-            train(config, report, keep_best=keep_best)
+            train(config, report, keep_best=keep_best, checkpoint=saver)
 
     return hpo_trial

@@ -142,6 +142,10 @@ class Trial(Base):
     final_metrics: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
     error: Mapped[str | None] = mapped_column(Text)
     provenance: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    # Its latest checkpoint and the one of its best epoch so far (0005):
+    # {"location", "epoch", "bytes"}, files in the artifact store.
+    last_checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    best_checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
 
     __table_args__ = (
         UniqueConstraint("study_id", "number", name="uq_trials_study_number"),

@@ -22,6 +22,8 @@ __all__ = [
     "MetricRecord",
     "NewTrial",
     "ObjectiveMode",
+    "Perturbed",
+    "Restored",
     "ResultRow",
     "Retry",
     "StudyRecord",
@@ -98,6 +100,9 @@ class TrialRecord:
     provenance: dict[str, Any]
     objective_value: float | None
     attempt: int
+    # ``{"location", "epoch", "bytes"}`` of its latest and best-epoch checkpoints (or None).
+    last_checkpoint: dict[str, Any] | None = None
+    best_checkpoint: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -174,22 +179,40 @@ class NewTrial:
 
 @dataclass(frozen=True)
 class KeyedResult:
-    """One report of trial `key`, with facts to merge into its provenance (if any)."""
+    """One report of trial `key`, with facts to merge into its provenance (if any) and
+    the checkpoint saved with it (``{"location", "epoch", "bytes", "best"}``, if any)."""
 
     key: str
     step: int
     metrics: Mapping[str, float]
     objective: float | None
     provenance: Mapping[str, Any]
+    checkpoint: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Restored:
+    """Running trial `trial_id` (of an earlier driver) continues as driver key `key`
+    from its checkpoint of `epoch`: it is re-owned by this driver and logs ``restored``."""
+
+    key: str
+    trial_id: int
+    epoch: int
+    # Its recorded checkpoint files (the driver's writer deletes them once superseded).
+    last_location: str | None = None
+    best_location: str | None = None
 
 
 @dataclass(frozen=True)
 class Retry:
-    """Ray retries trial `key` after `error`: its next attempt (of `of` in all) begins."""
+    """Ray retries trial `key` after `error`: its next attempt (of `of` in all) begins,
+    from the checkpoint of epoch `from_epoch` when it is not None (the earlier attempt's
+    reports up to that epoch carry over into the new one)."""
 
     key: str
     error: str
     of: int
+    from_epoch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -202,4 +225,16 @@ class TrialEnd:
     message: str
 
 
-BatchItem = NewTrial | KeyedResult | Retry | TrialEnd
+@dataclass(frozen=True)
+class Perturbed:
+    """Population-based training copied trial `source_key`'s checkpoint of `epoch` into
+    trial `key` and changed its hyperparameters `before` → `after`."""
+
+    key: str
+    source_key: str
+    epoch: int
+    before: Mapping[str, Any]
+    after: Mapping[str, Any]
+
+
+BatchItem = NewTrial | Restored | KeyedResult | Retry | TrialEnd | Perturbed

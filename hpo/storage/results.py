@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from hpo.storage.base import RepositoryBase, retrying_methods
+from hpo.storage.base import retrying_methods
+from hpo.storage.checkpoints import CheckpointsMixin
 from hpo.storage.errors import LeaseLostError, NotFoundError
 from hpo.storage.models import Event, Metric, Study, Trial
 from hpo.storage.records import (
@@ -30,6 +31,8 @@ from hpo.storage.records import (
     EventRecord,
     KeyedResult,
     NewTrial,
+    Perturbed,
+    Restored,
     ResultRow,
     Retry,
     TrialEnd,
@@ -82,7 +85,7 @@ def _running_under(token: int | None) -> sa.ColumnElement[bool]:
 
 
 @retrying_methods
-class ResultsMixin(RepositoryBase):
+class ResultsMixin(CheckpointsMixin):
     """Writes of the study's driver: trials, their reports and the study's best."""
 
     # -- trials --------------------------------------------------------------------------
@@ -347,13 +350,16 @@ class ResultsMixin(RepositoryBase):
         token: int | None = None,
     ) -> dict[str, int]:
         """Everything a driver's writer collected, in ONE transaction (one fence check):
-        new trials (`NewTrial`, with their ``trial_started`` event), reports (`KeyedResult`,
-        with provenance to merge), retries (`Retry`: a new attempt takes only the reports
-        after it) and ends (`TrialEnd`, with their event), in that order, plus one update
-        of the study's best. Items name trials by their driver key (``ray_trial_id``);
-        `trial_ids` maps the keys already stored. Returns the keys of the trials created
-        here. Every part keeps the rules of its one-at-a-time method (idempotent trial
-        creation, upserted metrics, writes refused for trials not running under `token`).
+        new trials (`NewTrial`, with their ``trial_started`` event), restored ones
+        (`Restored`: an earlier driver's running trial, re-owned), reports (`KeyedResult`,
+        with provenance to merge and the checkpoint saved with it), retries (`Retry`: a new
+        attempt takes only the reports after it, plus the earlier attempt's up to the
+        checkpoint it restarts from) and ends (`TrialEnd`, with their event), in that
+        order, plus one update of the study's best. Items name trials by their driver
+        key (``ray_trial_id``); `trial_ids` maps the keys already stored. Returns the
+        keys of the trials created or restored here. Every part keeps the rules of its
+        one-at-a-time method (idempotent trial creation, upserted metrics, writes refused
+        for trials not running under `token`).
         """
         created: dict[str, int] = {}
         with self._session(write=True) as session:
@@ -373,24 +379,43 @@ class ResultsMixin(RepositoryBase):
                             created_at=_now(),
                         )
                     )
+                elif (
+                    isinstance(item, Restored)
+                    and item.key not in trial_ids
+                    and self._restore_in(
+                        session, study_id, item.trial_id, item.key, item.epoch, token
+                    )
+                ):
+                    created[item.key] = item.trial_id
             ids = {**trial_ids, **created}
             rows: list[ResultRow] = []
             provenance: dict[int, dict[str, Any]] = {}
+            checkpoints: list[tuple[int, Any]] = []
             for item in items:
                 if isinstance(item, KeyedResult) and item.key in ids:
                     tid = ids[item.key]
                     rows.append(ResultRow(tid, item.step, item.metrics, item.objective))
                     if item.provenance:
                         provenance.setdefault(tid, {}).update(item.provenance)
+                    if item.checkpoint:
+                        checkpoints.append((tid, item.checkpoint))
                 elif isinstance(item, Retry) and item.key in ids:
                     if rows:
                         self._record_results_in(session, rows, token)
                         rows = []
-                    self._start_attempt_in(
-                        session, study_id, ids[item.key], item.error, item.of, token
+                    tid = ids[item.key]
+                    attempt = self._start_attempt_in(
+                        session, study_id, tid, item.error, item.of, token
                     )
+                    if attempt and item.from_epoch:
+                        self._carry_over_in(session, tid, item.from_epoch, token)
             if rows:
                 self._record_results_in(session, rows, token)
+            for tid, checkpoint in checkpoints:
+                self._record_checkpoint_in(session, tid, checkpoint)
+            for item in items:
+                if isinstance(item, Perturbed) and item.key in ids:
+                    self._perturbed_in(session, study_id, item, ids)
             for tid, facts in provenance.items():
                 row = session.get(Trial, tid, with_for_update=True)
                 if row is not None:
@@ -421,9 +446,11 @@ class ResultsMixin(RepositoryBase):
         error: str | None = "the driver running this trial exited",
         *,
         done_at_step: int | None = None,
+        keep: Sequence[int] = (),
         token: int | None = None,
     ) -> int:
-        """Close every trial of the study still ``running`` (its driver is gone, the study
+        """Close every trial of the study still ``running`` (but those in `keep`: trials a
+        resuming driver continues from their checkpoints) (its driver is gone, the study
         was cancelled or ran out of time); returns how many were closed.
 
         A trial that already reported step `done_at_step` (the budget's last epoch) had
@@ -433,6 +460,8 @@ class ResultsMixin(RepositoryBase):
         """
         _check(status, TRIAL_STATUSES, "trial status")
         running = sa.update(Trial).where(Trial.study_id == study_id, Trial.status == "running")
+        if keep:
+            running = running.where(Trial.id.not_in(list(keep)))
         now = _now()
         with self._session(write=True) as session:
             _fence(session, study_id, token)

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hpo.training import checkpoint as ckpt
 from hpo.training.config import (
     IMAGE_AUGMENTATIONS,
     METRICS_CLASSIFICATION,
@@ -278,12 +279,18 @@ def train(
     report: Report | None = None,
     *,
     keep_best: tuple[str, Literal["min", "max"]] | None = None,
+    checkpoint: ckpt.Checkpointer | None = None,
 ) -> TrainResult:
     """Train one model as `config` says, calling `report` once per epoch; see the module doc.
 
     With ``keep_best=(metric, mode)`` the weights (and normalization statistics) of the
     epoch with the best `metric` are kept and restored at the end, so the delivered model
     has exactly that epoch's value; otherwise the model of the last epoch is delivered.
+
+    With `checkpoint`, the run starts from ``checkpoint.load()`` when that gives a state
+    (the epochs after it are reported; earlier ones are in `history`), and saves its
+    whole state after every ``checkpoint.every``-th epoch and after its last one (see
+    `hpo.training.checkpoint`).
 
     Raises `ConfigError` (a `ValueError` naming each field) for an invalid config, also
     for one that only turns out wrong once the data is loaded (a cnn on tabular user data).
@@ -390,8 +397,18 @@ def train(
     provenance = {"hpo_data_seed": cfg.data_seed, "hpo_split_hash": splits.split_hash}
     kept: dict[str, torch.Tensor] | None = None
 
+    first = 1
+    start = checkpoint.load() if checkpoint is not None else None
+    if start is not None:
+        ckpt.restore(session, stopper, start)
+        first = int(start["epoch"]) + 1
+        result.history = [dict(h) for h in start["history"]]
+        result.best = dict(start["best"])
+        kept = start["kept"] if keep_best is not None else None
+    every = checkpoint.every if checkpoint is not None else 0
+
     # --- the epochs ---
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(first, cfg.epochs + 1):
         started = time.perf_counter()
         train_loss = train_one_epoch(session)
         val_loss, val_metric = evaluate(model, val_x, val_y, regression, autocast)
@@ -401,19 +418,40 @@ def train(
         metrics["lr"] = session.stepper.last_lr
         metrics["seconds"] = time.perf_counter() - started
         result.history.append(metrics)
-        if report is not None:
-            report({**metrics, **provenance} if epoch == 1 else metrics)
 
         session.stepper.end_epoch(metrics["val_loss"])
         value = metrics[watched]
-        if math.isfinite(value) and (not result.best or sign * value < sign * result.best[watched]):
+        improved = math.isfinite(value) and (
+            not result.best or sign * value < sign * result.best[watched]
+        )
+        if improved:
             result.best = metrics
             if keep_best is not None:
                 # A copy, not a view: the next optimizer step would overwrite it.
                 kept = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if stopper.update(metrics[cfg.early_stopping_metric]) or not math.isfinite(
+        stop = stopper.update(metrics[cfg.early_stopping_metric]) or not math.isfinite(
             metrics["train_loss"]
+        )
+        # Saved before the report: a scheduler may end the trial at its report, and the
+        # state a report announces must already exist.
+        if (
+            checkpoint is not None
+            and every > 0
+            and (epoch % every == 0 or stop or epoch == cfg.epochs)
         ):
+            state = ckpt.capture(
+                session,
+                stopper,
+                epoch=epoch,
+                history=result.history,
+                best=result.best,
+                kept=kept,
+                config=params,
+            )
+            checkpoint.save(state, epoch=epoch, best=improved)
+        if report is not None:
+            report({**metrics, **provenance} if epoch == 1 else metrics)
+        if stop:
             result.stopped_early = epoch < cfg.epochs
             break
 

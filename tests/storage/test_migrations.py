@@ -18,7 +18,7 @@ from hpo.storage.repository import Repository
 
 
 def test_head_is_the_fourth_release() -> None:
-    assert head_revision() == "0004"
+    assert head_revision() == "0005"
 
 
 def test_a_fresh_database_is_created_at_head(empty_db_url: str) -> None:
@@ -91,7 +91,7 @@ def test_a_0001_database_upgrades_to_head_keeping_its_rows(empty_db_url: str) ->
         Repository(empty_db_url)
 
     upgrade(empty_db_url)
-    assert current_revision(empty_db_url) == head_revision() == "0004"
+    assert current_revision(empty_db_url) == head_revision() == "0005"
     with Repository(empty_db_url) as repo:
         study = repo.get_study(1)
         assert (study.name, study.owner, study.status) == ("old", "alice", "running")
