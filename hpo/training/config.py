@@ -126,7 +126,7 @@ ActivationName = Literal["relu", "gelu", "tanh", "sigmoid", "leaky_relu"]
 CellName = Literal["lstm", "gru", "rnn"]
 NormPositionName = Literal["pre", "post"]
 LrScalingName = Literal["none", "linear", "sqrt"]
-AmpName = Literal["none", "bf16"]
+AmpName = Literal["none", "bf16", "fp16"]
 DeviceName = Literal["auto", "cpu", "cuda"]
 MetricName = Literal["train_loss", "val_loss", "val_accuracy", "val_rmse"]
 
@@ -138,6 +138,30 @@ def _model_name(value: str) -> str:
 
 
 ModelName = Annotated[str, AfterValidator(_model_name)]
+
+
+def _init_from(value: str) -> str:
+    # The form is checked here, at load; a file's contents only once torch reads it.
+    from hpo.training.pretrained import TrialWeights, parse_init_from
+
+    source = parse_init_from(value)
+    if not isinstance(source, TrialWeights) and not source.is_file():
+        raise ValueError(
+            f"no such weights file: {value!r} (or name a trial as STUDY/NUMBER, e.g. 3/17)"
+        )
+    return value
+
+
+def _freeze_prefix(value: str) -> str:
+    if not value or value != value.strip() or value.startswith(".") or value.endswith("."):
+        raise ValueError(
+            f"{value!r} is not a parameter name prefix (dotted, e.g. 'blocks.0' or 'head')"
+        )
+    return value
+
+
+InitFrom = Annotated[str, AfterValidator(_init_from)]
+FreezePrefix = Annotated[str, AfterValidator(_freeze_prefix)]
 
 
 class TrainConfig(BaseModel):
@@ -234,7 +258,9 @@ class TrainConfig(BaseModel):
     amp: AmpName = Field(
         "none",
         description="Default 'none'. 'bf16' runs forward passes under torch.autocast on CUDA; "
-        "ignored (with a warning) on CPU.",
+        "'fp16' too, in float16, with loss scaling (torch.amp.GradScaler) so small "
+        "gradients do not underflow. Both are ignored (with a warning) on CPU, where "
+        "they are slower than float32.",
     )
 
     # --- optimizer ---
@@ -273,6 +299,27 @@ class TrainConfig(BaseModel):
         ge=0,
         description="Default 0. Adds l1·Σ|w| over weight matrices/kernels (not biases or "
         "norm parameters) to the loss.",
+    )
+
+    # --- fine-tuning ---
+    init_from: InitFrom | None = Field(
+        None,
+        description="Default none. Weights every trial starts from: a file (a state_dict, or "
+        "a dict with a 'state_dict' key) or a trial of an earlier study as STUDY/NUMBER. "
+        "Parameters and buffers whose names and shapes match are loaded; the rest keep "
+        "`init`.",
+    )
+    freeze: tuple[FreezePrefix, ...] = Field(
+        (),
+        description="Default []. Parameter name prefixes (dotted: 'blocks.0' covers "
+        "'blocks.0.0.weight') that do not train; a prefix matching no parameter is an error.",
+    )
+    lr_head_mult: Float = Field(
+        1.0,
+        gt=0,
+        description="Default 1. The head (the model's top-level 'head' module, which every "
+        "built-in model has, else its last Linear) trains at lr × lr_head_mult, the rest "
+        "at lr, at every step of the schedule.",
     )
 
     # --- learning-rate schedule ---

@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from hpo.training import checkpoint as ckpt
+from hpo.training import finetune
 from hpo.training.config import (
     IMAGE_AUGMENTATIONS,
     METRICS_CLASSIFICATION,
@@ -45,7 +46,7 @@ from hpo.training.config import (
     metric_mode,
 )
 from hpo.training.data import Dataset, load_dataset, split
-from hpo.training.device import autocast_for, resolve_device
+from hpo.training.device import autocast_for, grad_scaler_for, resolve_device
 from hpo.training.init import create_initializer
 from hpo.training.models import build_model
 from hpo.training.optimizers import create_optimizer, param_groups
@@ -125,6 +126,7 @@ class Session:
     l1: tuple[list[torch.Tensor], float] | None = None
     clip: tuple[float, float] | None = None
     mixup: Mixup | None = None
+    scaler: torch.amp.GradScaler | None = None
 
 
 def batch_plan(n: int, batch_size: int, accum_steps: int) -> list[list[tuple[int, int]]]:
@@ -179,11 +181,17 @@ def train_one_epoch(s: Session) -> torch.Tensor:
                 loss = loss + l1_penalty(*s.l1)
             if len(step) > 1:
                 loss = loss * ((hi - lo) / step_samples)
-            loss.backward()
+            (loss if s.scaler is None else s.scaler.scale(loss)).backward()
+        if s.scaler is not None:
+            s.scaler.unscale_(s.optimizer)  # clipping must see the true gradients
         if s.clip is not None:
             clip_gradients(s.model.parameters(), *s.clip)
         s.stepper.step()
-        s.optimizer.step()
+        if s.scaler is None:
+            s.optimizer.step()
+        else:  # skips the step if a gradient overflowed, and adapts the scale
+            s.scaler.step(s.optimizer)
+            s.scaler.update()
         s.optimizer.zero_grad(set_to_none=True)
     weights = torch.tensor(sizes, dtype=torch.float32, device=s.train_x.device)
     return (torch.stack(losses).float() * weights).sum() / n
@@ -339,13 +347,18 @@ def train(
     create_initializer(
         cfg.init, init_std=cfg.init_std, init_range=cfg.init_range, activation=cfg.activation
     )(model)
+    finetune.start_from(model, cfg.init_from, cfg.freeze)  # stored weights, frozen layers
     # Scaled for the samples behind one optimizer step, accumulation included.
     effective_batch = cfg.batch_size * cfg.grad_accum_steps
     lr = scaled_lr(cfg.lr, effective_batch, cfg.base_batch_size, cfg.lr_scaling)
     optimizer = create_optimizer(
         cfg.optimizer,
         param_groups(
-            model, weight_decay=cfg.weight_decay, decay_norm_and_bias=cfg.decay_norm_and_bias
+            model,
+            weight_decay=cfg.weight_decay,
+            decay_norm_and_bias=cfg.decay_norm_and_bias,
+            head=finetune.head_parameters(model) if cfg.lr_head_mult != 1 else (),
+            lr_head_mult=cfg.lr_head_mult,
         ),
         lr=lr,
         momentum=cfg.momentum,
@@ -373,7 +386,7 @@ def train(
         autocast=autocast,
         augment=augment if augment.active else None,
         transform=transform if augment.active else None,
-        l1=(l1_weights(model), cfg.l1) if cfg.l1 > 0 else None,
+        l1=([w for w in l1_weights(model) if w.requires_grad], cfg.l1) if cfg.l1 > 0 else None,
         mixup=(
             Mixup(cfg.mixup_alpha, augment.generator, np.random.default_rng(cfg.seed))
             if cfg.mixup_alpha > 0
@@ -384,6 +397,7 @@ def train(
             if cfg.grad_clip_norm > 0 or cfg.grad_clip_value > 0
             else None
         ),
+        scaler=grad_scaler_for(cfg.amp, device),
     )
     sign = 1.0 if mode == "min" else -1.0
     stopper = EarlyStopping(

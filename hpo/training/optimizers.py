@@ -7,12 +7,13 @@ coupled L2 (added to the gradient) everywhere except `adamw`, where it is decoup
 `param_groups` splits a model's parameters so that weight decay hits only weight
 matrices and kernels, not biases or normalization parameters (unless
 `decay_norm_and_bias`): shrinking a bias or a norm's scale towards 0 is not a
-regularizer, it only fights the layer's own normalization.
+regularizer, it only fights the layer's own normalization. It also gives a model's head
+its own lr factor (`lr_head_mult`, for fine-tuning) through each group's ``lr_mult``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import torch
@@ -82,18 +83,39 @@ def _adamw(
 
 
 def param_groups(
-    model: torch.nn.Module, *, weight_decay: float, decay_norm_and_bias: bool = False
+    model: torch.nn.Module,
+    *,
+    weight_decay: float,
+    decay_norm_and_bias: bool = False,
+    head: Collection[int] = (),
+    lr_head_mult: float = 1.0,
 ) -> list[dict[str, Any]]:
-    """Optimizer parameter groups: weight matrices and kernels (≥ 2 dimensions) get
-    `weight_decay`; biases and normalization parameters (1-dimensional) get 0 unless
-    `decay_norm_and_bias`."""
+    """Optimizer parameter groups of the trainable parameters (frozen ones are left out).
+
+    Weight matrices and kernels (≥ 2 dimensions) get `weight_decay`; biases and
+    normalization parameters (1-dimensional) get 0 unless `decay_norm_and_bias`. Each
+    group carries ``lr_mult``, the factor `LRStepper` applies to the schedule's lr:
+    `lr_head_mult` for the parameters whose ids are in `head` (see
+    `hpo.training.finetune.head_parameters`), 1 for the rest. Empty groups are dropped.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
-    if decay_norm_and_bias:
-        return [{"params": params, "weight_decay": weight_decay}]
-    return [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-    ]
+    parts = [(params, 1.0)]
+    if lr_head_mult != 1.0:
+        parts = [
+            ([p for p in params if id(p) not in head], 1.0),
+            ([p for p in params if id(p) in head], lr_head_mult),
+        ]
+    groups: list[dict[str, Any]] = []
+    for part, mult in parts:
+        if decay_norm_and_bias:
+            split = [(part, weight_decay)]
+        else:
+            split = [([p for p in part if p.ndim >= 2], weight_decay)]
+            split.append(([p for p in part if p.ndim < 2], 0.0))
+        groups += [
+            {"params": ps, "weight_decay": decay, "lr_mult": mult} for ps, decay in split if ps
+        ]
+    return groups
 
 
 OPTIMIZERS: dict[str, OptimizerBuilder] = {

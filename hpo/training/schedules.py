@@ -228,9 +228,12 @@ def create_schedule(
 
 
 class LRStepper:
-    """Writes ``schedule(k / steps_per_epoch)`` into every param group before optimizer step k.
+    """Writes ``schedule(k / steps_per_epoch) × lr_mult`` into every param group before
+    optimizer step k (``lr_mult``: the group's own factor, 1 when absent; see
+    `hpo.training.optimizers.param_groups`).
 
-    Call `step()` right before each ``optimizer.step()``; `last_lr` is the lr that step used.
+    Call `step()` right before each ``optimizer.step()``; `last_lr` is the schedule's lr
+    that step used (a group's lr is that times its ``lr_mult``).
     """
 
     def __init__(self, optimizer: Optimizer, schedule: Schedule, steps_per_epoch: int) -> None:
@@ -245,7 +248,7 @@ class LRStepper:
         # k / steps_per_epoch (not a running sum) keeps t exact at epoch boundaries.
         lr = self._schedule(self._k / self._steps_per_epoch)
         for group in self._groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_mult", 1.0)
         self._k += 1
         self.last_lr = lr
         return lr
