@@ -284,6 +284,13 @@ def run(
                     load_function(spec.trainable.function)
                 except ImportError as exc:
                     fail(f"trainable.function: {exc}")
+            # An earlier study to learn from must exist and fit: refused here, naming
+            # the field, before a study is created.
+            from hpo.warm_start import from_study_errors
+
+            warm_errors = from_study_errors(repo, spec)
+            if warm_errors:
+                raise SpecError(warm_errors)
             from hpo.execution.driver import create_claimed_study
 
             # Created already claimed by this process: no runner can take it meanwhile.
