@@ -10,9 +10,10 @@ core's MLP on digits, with the same trial slots, epochs budget and seeds:
 A study's compute is counted in epochs, in the order its trials finished: after each
 trial, the epochs run so far and the best objective among trials that ran the full
 budget (the one a study would deliver; a pruned trial's early value is not a model
-anyone gets). The objective is the validation loss (lower is better). "Epochs to target" is the compute at which that best first reaches the
-median, over seeds, of random search's final best (never: ``inf``). The ratio divides each
-strategy's median epochs to target by random search's own, measured in the same run.
+anyone gets). The objective is the validation loss (lower is better). "Epochs to target"
+is the compute at which that best first reaches the median, over seeds, of random
+search's final best (never: ``inf``). The ratio divides each strategy's median epochs to
+target by random search's own, measured in the same run.
 
     nice .venv/bin/python benchmarks/multi_fidelity.py [--trials 16] [--seeds 3]
         [--max-epochs 27] [--concurrency 2] [--quick]
