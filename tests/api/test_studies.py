@@ -253,4 +253,5 @@ def test_submit_checks_warm_start_from_study_against_the_database(http: httpx.Cl
     ]
     accepted = submit(BRANIN_SPEC["space"], earlier)
     assert accepted.status_code == 201, accepted.text
-    assert accepted.json()["spec"]["strategy"]["warm_start"] == {"from_study": earlier, "points": []}
+    warm = accepted.json()["spec"]["strategy"]["warm_start"]
+    assert warm == {"from_study": earlier, "points": []}
