@@ -134,8 +134,8 @@ def test_a_grid_skips_configs_its_points_already_ran() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["tpe", "grid"])
-def test_a_real_run_evaluates_the_points_first(
-    ray_session: None, repo: Repository, sampler: str
+def test_hpo_run_evaluates_the_points_first(
+    ray_session: None, repo: Repository, tmp_path: Path, sampler: str
 ) -> None:
     space = {
         "x1": {"uniform": [-5, 10], "grid_points": 4},
@@ -144,7 +144,13 @@ def test_a_real_run_evaluates_the_points_first(
     points = [{"x1": 0.0, "x2": 15.0}, {"x1": 10.0, "x2": 0.0}] if sampler == "grid" else POINTS
     data = branin_spec(space=space, budget={"trials": 5, "concurrency": 1})
     data["strategy"] = {"sampler": sampler, "seed": 0, "warm_start": {"points": points}}
-    study = run(repo, data)
+    path = tmp_path / "spec.yaml"
+    path.write_text(load_spec(data).to_yaml())
+    from hpo.cli import app
+
+    result = CliRunner().invoke(app, ["run", str(path), "--db", repo.url, "--json"])
+    assert result.exit_code == 0, result.output
+    (study,) = repo.list_studies()
     assert study.status == "completed"
     configs = configs_by_number(repo, study.id)
     assert configs[: len(points)] == points
