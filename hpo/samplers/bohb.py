@@ -209,16 +209,20 @@ class _Density:
         self.space, self.names, self.configs = space, names, configs
         n = max(len(configs), 1)
         self.width: dict[str, float] = {}
+        # Each member's unit coordinate per parameter, NaN where it lacks the parameter.
+        self.coords: dict[str, np.ndarray] = {}
         for name in names:
             param = space[name]
-            coords = [_unit(param, c[name]) for c in configs if name in c]
+            column = np.array([_unit(param, c[name]) if name in c else np.nan for c in configs])
+            self.coords[name] = column
+            present = column[~np.isnan(column)]
             if param.is_categorical:
                 # Aitchison-Aitken: keep the value with probability 1 - λ, λ shrinking
                 # with more points.
                 self.width[name] = min(0.5, max(MIN_BANDWIDTH, 1.0 / (n + 1)))
-            elif len(coords) > 1:
+            elif len(present) > 1:
                 # Scott's rule in one dimension.
-                self.width[name] = max(MIN_BANDWIDTH, float(np.std(coords)) * len(coords) ** -0.2)
+                self.width[name] = max(MIN_BANDWIDTH, float(np.std(present)) * len(present) ** -0.2)
             else:
                 self.width[name] = 0.3
 
@@ -262,23 +266,17 @@ class _Density:
             return 0.0
         logs = np.zeros(len(self.configs))
         for name, value in config.items():
-            param = self.space[name]
-            width = self.width[name]
+            param, width, column = self.space[name], self.width[name], self.coords[name]
+            x = _unit(param, value)
             if param.is_categorical:
                 k = len(param.values)
-                same = 1.0 - width if k > 1 else 1.0
-                other = width / (k - 1) if k > 1 else 1.0
-                factors = [
-                    1.0 if name not in c else (same if c[name] == value else other)
-                    for c in self.configs
-                ]
-                logs += np.log(factors)
-                continue
-            x = _unit(param, value)
-            for i, c in enumerate(self.configs):
-                if name in c:
-                    z = (x - _unit(param, c[name])) / width
-                    logs[i] += -0.5 * z * z - math.log(width * math.sqrt(2 * math.pi))
+                same, other = (1.0 - width, width / (k - 1)) if k > 1 else (1.0, 1.0)
+                log_factor = np.log(np.where(column == x, same, other))
+            else:
+                z = (x - column) / width
+                log_factor = -0.5 * z * z - math.log(width * math.sqrt(2 * math.pi))
+            # A member without the parameter (inactive there) leaves its factor out.
+            logs += np.where(np.isnan(column), 0.0, log_factor)
         top = float(np.max(logs))
         return top + math.log(float(np.mean(np.exp(logs - top))))
 
