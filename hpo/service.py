@@ -115,7 +115,25 @@ class Conflict(Exception):
 
 
 def submit_study(repo: Repository, spec: StudySpec, *, owner: str | None) -> StudyRecord:
-    """Store a validated spec as a ``queued`` study owned by `owner`; a runner claims it."""
+    """Store a validated spec as a ``queued`` study owned by `owner`; a runner claims it.
+
+    A ``strategy.warm_start.from_study`` is checked here, where the database is at hand:
+    `SpecError` naming the field when the earlier study is missing, not `owner`'s (with
+    an owner: reported as missing, as elsewhere), or incompatible (`hpo.warm_start`)."""
+    warm = spec.strategy.warm_start
+    if warm is not None and warm.from_study is not None:
+        from hpo.warm_start import FIELD, compatibility_errors
+
+        missing = FieldError(FIELD, f"no study with id {warm.from_study}")
+        try:
+            earlier = repo.get_study(warm.from_study)
+        except NotFoundError:
+            raise SpecError([missing]) from None
+        if owner is not None and earlier.owner != owner:
+            raise SpecError([missing])
+        errors = compatibility_errors(spec, earlier)
+        if errors:
+            raise SpecError(errors)
     return repo.create_study(
         spec.name,
         spec.dump(),

@@ -29,11 +29,19 @@ from pydantic import (
 from hpo import references
 from hpo.errors import FieldError, SpecError, path_of
 from hpo.samplers.options import option_errors
-from hpo.space import MAX_ERRORS, Param, check_budget, check_space, grid_size
+from hpo.space import (
+    MAX_ERRORS,
+    Param,
+    check_budget,
+    check_space,
+    grid_size,
+    is_active,
+    topological_order,
+)
 
 # The names a user writes; the registries in hpo/samplers and hpo/execution must match
 # these (a test checks), so the spec can be validated without importing Ray or Optuna.
-SAMPLERS: tuple[str, ...] = ("grid", "random", "tpe", "gp")
+SAMPLERS: tuple[str, ...] = ("grid", "random", "tpe", "gp", "bohb")
 SCHEDULERS: tuple[str, ...] = ("fifo", "hyperband", "asha", "median", "pbt")
 STRATEGIES: dict[str, tuple[str, str]] = {
     "grid": ("grid", "fifo"),
@@ -43,7 +51,7 @@ STRATEGIES: dict[str, tuple[str, str]] = {
     "gp": ("gp", "fifo"),
     "hyperband": ("random", "hyperband"),
     "asha": ("random", "asha"),
-    "bohb": ("tpe", "hyperband"),
+    "bohb": ("bohb", "hyperband"),
 }
 # Hyperparameters that the study, not the space, decides.
 RESERVED = {"epochs": "set budget.max_epochs instead", "seed": "set strategy.seed instead"}
@@ -165,6 +173,31 @@ class Resources(_Model):
     gpu: float = Field(0.0, ge=0, le=64)
 
 
+# Warm-start points a spec may list: each is one trial, run before any other.
+MAX_WARM_POINTS = 1000
+
+
+class WarmStart(_Model):
+    """What a study starts from instead of nothing (like Optuna's `enqueue_trial`).
+
+    `points` are configs of the space evaluated first, in order (each complete: every
+    parameter active under it, and no other). `from_study` names an earlier study of the
+    same database whose finished trials (completed, and pruned with their histories) the
+    sampler learns from before its first proposal; its space must search the same
+    parameters, of the same kinds (checked when the study is submitted or run, since it
+    needs the database).
+    """
+
+    points: list[dict[str, StrictBool | int | float | str]] = Field(
+        default_factory=list,
+        max_length=MAX_WARM_POINTS,
+        description="Configs evaluated first, in order.",
+    )
+    from_study: int | None = Field(
+        None, ge=1, description="An earlier study whose finished trials are learned from."
+    )
+
+
 class Strategy(_Model):
     """A sampler (proposes configs) paired with a scheduler (stops bad trials early).
 
@@ -183,6 +216,9 @@ class Strategy(_Model):
     )
     perturbation_interval: int = Field(
         2, ge=1, le=100_000, description="pbt: epochs between exploit/explore steps."
+    )
+    warm_start: WarmStart | None = Field(
+        None, description="Points to evaluate first and/or an earlier study to learn from."
     )
 
     @model_validator(mode="before")
@@ -454,6 +490,8 @@ def semantic_errors(spec: StudySpec) -> list[FieldError]:
         FieldError(f"strategy.options.{name}", why)
         for name, why in option_errors(strategy.sampler, strategy.options)
     ]
+    if strategy.warm_start is not None:
+        errors += _warm_point_errors(spec, strategy.warm_start)
     if strategy.sampler == "grid":
         errors += _grid_errors(spec)
     if strategy.scheduler == "pbt":
@@ -486,6 +524,59 @@ def _pbt_errors(spec: StudySpec) -> list[FieldError]:
     if not spec.space:
         errors.append(FieldError("space", "pbt needs at least one parameter to perturb"))
     return errors
+
+
+def _warm_point_errors(spec: StudySpec, warm: WarmStart) -> list[FieldError]:
+    """Why each warm-start point is not a config of the space: a name the space does not
+    search, a value the parameter cannot take, an inactive parameter given, an active
+    one missing; and more points than the study has trials."""
+    errors: list[FieldError] = []
+    if len(warm.points) > spec.budget.trials:
+        errors.append(
+            FieldError(
+                "strategy.warm_start.points",
+                f"{len(warm.points)} points but budget.trials is {spec.budget.trials}",
+            )
+        )
+    order = topological_order(spec.space)
+    for i, point in enumerate(warm.points):
+        at = f"strategy.warm_start.points.{i}"
+        for name in point:
+            if name not in spec.space:
+                where = "set in fixed" if name in spec.fixed else "not searched"
+                errors.append(FieldError(f"{at}.{name}", f"not a parameter of the space ({where})"))
+        active: dict[str, Any] = {}
+        for name in order:
+            param = spec.space[name]
+            if not is_active(param, active):
+                if name in point:
+                    parents = ", ".join(f"{k} in {v}" for k, v in (param.when or {}).items())
+                    errors.append(
+                        FieldError(
+                            f"{at}.{name}", f"inactive in this point (active when {parents})"
+                        )
+                    )
+                continue
+            if name not in point:
+                errors.append(FieldError(f"{at}.{name}", "missing: the parameter is active here"))
+                continue
+            if not param.contains(point[name]):
+                errors.append(FieldError(f"{at}.{name}", _not_a_value(param, point[name])))
+            active[name] = point[name]
+        if len(errors) >= MAX_ERRORS:
+            break
+    return errors[:MAX_ERRORS]
+
+
+def _not_a_value(param: Param, value: Any) -> str:
+    if param.is_categorical:
+        return f"{value!r} is not one of {param.values}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{value!r} is not a number"
+    low, high = param.bounds
+    if not low <= value <= high:
+        return f"{value!r} is outside [{low}, {high}]"
+    return f"{value!r} is not on the parameter's integer step ({param.step or 1})"
 
 
 def _grid_errors(spec: StudySpec) -> list[FieldError]:

@@ -229,7 +229,7 @@ def run(
     strategy: Annotated[
         str | None, typer.Option(help="grid, random, tpe/bayes, gp, hyperband, asha, bohb.")
     ] = None,
-    sampler: Annotated[str | None, typer.Option(help="grid, random, tpe, gp.")] = None,
+    sampler: Annotated[str | None, typer.Option(help="grid, random, tpe, gp, bohb.")] = None,
     scheduler: Annotated[str | None, typer.Option(help="fifo, hyperband, asha, median.")] = None,
     trials: Annotated[int | None, typer.Option(min=1, help="Trials to finish.")] = None,
     name: Annotated[str | None, typer.Option(help="Study name (default: the spec's).")] = None,
@@ -284,6 +284,13 @@ def run(
                     load_function(spec.trainable.function)
                 except ImportError as exc:
                     fail(f"trainable.function: {exc}")
+            # An earlier study to learn from must exist and fit: refused here, naming
+            # the field, before a study is created.
+            from hpo.warm_start import from_study_errors
+
+            warm_errors = from_study_errors(repo, spec)
+            if warm_errors:
+                raise SpecError(warm_errors)
             from hpo.execution.driver import create_claimed_study
 
             # Created already claimed by this process: no runner can take it meanwhile.

@@ -26,6 +26,10 @@ Resume continues, never replays: the sampler is rebuilt with `continued_seed(stu
 trials proposed so far)` and told every past trial as it ended (completed, pruned with
 its history, failed), so no config is proposed twice after any number of crashes.
 
+Warm starts (`strategy.warm_start`): the sampler observes an earlier study's finished
+trials (`hpo.warm_start`) before its first ask, and the spec's points run first, in order;
+a resume skips the points already proposed.
+
 Outages: the repository retries transient errors for its window; past it the study goes
 back to ``queued`` (best effort) or is left to its lapsing lease, never ``failed``.
 
@@ -73,9 +77,11 @@ from hpo.execution.trainables import (
 )
 from hpo.samplers import create_sampler
 from hpo.samplers.base import Sampler, TrialState, continued_seed
+from hpo.samplers.enqueued import Enqueued
 from hpo.spec import StudySpec, load_spec
 from hpo.storage.errors import LeaseLostError, StorageError
 from hpo.storage.repository import Repository, StudyRecord, TrialRecord
+from hpo.warm_start import learn_from_study
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +135,10 @@ def _warm_start(
 ) -> tuple[int, int]:
     """Teach the sampler every past trial as it ended; return (finished, all trials)."""
     trials = list(repo.iter_trials(study_id))
-    pruned = [t.id for t in trials if t.status == "pruned"]
-    histories = repo.metric_series(pruned, spec.objective.metric) if pruned else {}
+    # Histories of every finished trial: a sampler that models budgets (BOHB) learns a
+    # completed trial's intermediate values too, not only a pruned one's.
+    done = [t.id for t in trials if t.status in FINISHED]
+    histories = repo.metric_series(done, spec.objective.metric) if done else {}
     finished = 0
     for trial in trials:
         if trial.status in FINISHED:
@@ -146,6 +154,26 @@ def _warm_start(
             attempts=trial.attempt,
         )
     return finished, len(trials)
+
+
+def _start_warm(
+    sampler: Sampler, spec: StudySpec, repo: Repository, study_id: int, proposed: int, token: int
+) -> Sampler:
+    """`strategy.warm_start`: learn the earlier study's finished trials (`from_study`),
+    then put the points not yet proposed (a resume skips those already run) in front."""
+    warm = spec.strategy.warm_start
+    if warm is None:
+        return sampler
+    learned = learn_from_study(sampler, repo, spec)
+    if warm.from_study is not None and proposed == 0:
+        repo.add_event(
+            study_id,
+            "warm_start",
+            f"learned from {learned} finished trial(s) of study {warm.from_study}",
+            token=token,
+        )
+    points = warm.points[proposed:]
+    return Enqueued(sampler, points) if points else sampler
 
 
 def worker_id() -> str:
@@ -402,6 +430,10 @@ def _drive(
     except ValueError as exc:
         return _fail(repo, study_id, f"the sampler cannot start: {exc}", token)
     finished, total = _warm_start(sampler, spec, repo, study_id)
+    try:
+        sampler = _start_warm(sampler, spec, repo, study_id, proposed, token)
+    except SpecError as exc:
+        return _fail(repo, study_id, f"warm start refused: {exc}", token)
     remaining = spec.budget.trials - finished
     progress = progress or Progress(target=spec.budget.trials, mode=objective.mode)
     progress.counts["completed"] = finished

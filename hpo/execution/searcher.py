@@ -10,7 +10,9 @@ What a sampler learns at the end of a trial: its state (``failed`` on error, ``p
 when the scheduler stopped it before its budget, else ``completed``), its one objective
 value (``objective.value``: the last report's, or the best one's) and its history of
 (step, objective) reports, so TPE hears a pruned trial as PRUNED with its intermediate
-values. A retried trial's history restarts with its new attempt.
+values. A retried trial's history restarts with its new attempt. Each report is also
+passed on as it arrives (`Sampler.report`), so a sampler that models budgets (BOHB)
+learns from running trials' intermediate values, not only from finished ones.
 
 Trials resumed from their checkpoints after a driver died (`resumed`: their full stored
 configs, with the keys that tell the trainable where to restore from) are suggested
@@ -111,7 +113,9 @@ class SamplerSearcher(Searcher):
             history.clear()  # a retried trial starts a new attempt
         if history and step == history[-1][0]:
             history.pop()  # the same report again (Ray's final result)
-        history.append((step, finite(result.get(self._spec.objective.metric))))
+        value = finite(result.get(self._spec.objective.metric))
+        history.append((step, value))
+        self._sampler.report(trial_id, step, value)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False

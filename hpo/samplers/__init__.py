@@ -46,11 +46,18 @@ def _gp() -> type[Sampler]:
     return GPSampler
 
 
+def _bohb() -> type[Sampler]:
+    from hpo.samplers.bohb import BOHBSampler
+
+    return BOHBSampler
+
+
 SAMPLERS: dict[str, Callable[[], type[Sampler]]] = {
     "grid": _grid,
     "random": _random,
     "tpe": _tpe,
     "gp": _gp,
+    "bohb": _bohb,
 }
 
 

@@ -81,6 +81,12 @@ class Sampler(abc.ABC):
         `history` of (step, objective) reports. ``failed``, or a value that is None, NaN or
         ±inf, is never learned from as a value. A key never asked for is ignored."""
 
+    def report(self, key: str, step: int, value: float | None) -> None:
+        """An intermediate (step, objective) report of trial `key` while it runs, for
+        samplers that model budgets (BOHB). Reports are advisory: `tell` still carries
+        the whole history. This default ignores them."""
+        return None
+
     def observe(
         self,
         config: Mapping[str, Any],

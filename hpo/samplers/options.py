@@ -15,10 +15,12 @@ __all__ = ["SAMPLER_OPTIONS", "Option", "option_errors"]
 
 @dataclass(frozen=True)
 class Option:
-    """One option: its type (``int`` or ``bool``) and, for an int, its smallest value."""
+    """One option: its type (``int`` or ``bool``) and, for an int, its smallest and largest
+    values."""
 
     kind: type
     low: int | None = None
+    high: int | None = None
 
     def error(self, value: object) -> str | None:
         """Why `value` is not a valid value of this option, or None."""
@@ -28,6 +30,8 @@ class Option:
             return f"must be an integer, got {value!r}"
         if self.low is not None and value < self.low:
             return f"must be >= {self.low}, got {value}"
+        if self.high is not None and value > self.high:
+            return f"must be <= {self.high}, got {value}"
         return None
 
 
@@ -36,6 +40,11 @@ SAMPLER_OPTIONS: dict[str, dict[str, Option]] = {
     "random": {},
     "tpe": {"n_startup_trials": Option(int, low=0)},
     "gp": {"n_initial_points": Option(int, low=1)},
+    "bohb": {
+        "min_points_in_model": Option(int, low=2),
+        "random_fraction": Option(int, low=0, high=100),
+        "n_candidates": Option(int, low=1),
+    },
 }
 
 

@@ -232,3 +232,26 @@ def test_options_and_405_list_every_method_of_the_path(http: httpx.Client) -> No
     put = http.put("/studies", json={})
     assert put.status_code == 405
     assert put.headers["allow"] == "GET, HEAD, OPTIONS, POST"
+
+
+def test_submit_checks_warm_start_from_study_against_the_database(http: httpx.Client) -> None:
+    earlier = http.post("/studies", json=BRANIN_SPEC).json()["id"]
+    field = "strategy.warm_start.from_study"
+
+    def submit(space: dict[str, object], study: int) -> httpx.Response:
+        strategy = {"name": "bohb", "warm_start": {"from_study": study}}
+        return http.post("/studies", json={**BRANIN_SPEC, "strategy": strategy, "space": space})
+
+    missing = submit(BRANIN_SPEC["space"], 10**6)
+    assert missing.status_code == 422
+    assert missing.json()["detail"] == [{"field": field, "message": "no study with id 1000000"}]
+    narrower = {"x1": BRANIN_SPEC["space"]["x1"]}
+    refused = submit(narrower, earlier)
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == [
+        {"field": field, "message": f"study {earlier} searches 'x2', which this space lacks"}
+    ]
+    accepted = submit(BRANIN_SPEC["space"], earlier)
+    assert accepted.status_code == 201, accepted.text
+    warm = accepted.json()["spec"]["strategy"]["warm_start"]
+    assert warm == {"from_study": earlier, "points": []}

@@ -32,7 +32,7 @@ def _metric_steps(repo: Any, trial_id: int) -> list[int]:
 
 
 # Every strategy on SQLite; on PostgreSQL the three whose samplers keep state differently
-# (grid's finished product, gp's refits, bohb = tpe + hyperband). Storage is one code path
+# (grid's finished product, gp's refits, bohb's model per budget). Storage is one code path
 # for all strategies, and the suite's other PostgreSQL runs (resume, runners, budgets)
 # cover the rest: the whole matrix twice cost a minute of a 15-minute budget.
 MATRIX = [pytest.param("sqlite", s, id=f"sqlite-{s}") for s in sorted(STRATEGIES)] + [

@@ -31,6 +31,7 @@ FAST_OPTIONS: dict[str, dict[str, object]] = {
     "random": {},
     "tpe": {"n_startup_trials": 4},
     "gp": {"n_initial_points": 3},
+    "bohb": {"min_points_in_model": 4},
 }
 
 

@@ -24,8 +24,8 @@ def test_registry_names_match_the_spec() -> None:
 
 
 def test_unknown_name_lists_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="grid, random, tpe, gp"):
-        create_sampler("bohb", MIXED, mode="min", seed=0)
+    with pytest.raises(ValueError, match="grid, random, tpe, gp, bohb"):
+        create_sampler("hyperopt", MIXED, mode="min", seed=0)
 
 
 def test_importing_the_registry_loads_neither_optuna_nor_skopt() -> None:
