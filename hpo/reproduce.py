@@ -98,7 +98,13 @@ def reproduce_trial(
 
     test: dict[str, float] = {}
     with contextlib.suppress(_Enough):
-        test = _run(spec, config, collect, keep_best=(metric, mode) if how == "best" else None)
+        test = _run(
+            spec,
+            config,
+            collect,
+            keep_best=(metric, mode) if how == "best" else None,
+            database_url=repo.url,
+        )
     stored = trial.objective_value
     return Reproduction(
         study_id=study_id,
@@ -119,6 +125,7 @@ def _run(
     report: Report,
     *,
     keep_best: tuple[str, Literal["min", "max"]] | None,
+    database_url: str | None = None,
 ) -> dict[str, float]:
     """Train as the trial did; the delivered model's test metrics (built-in core only)."""
     if spec.trainable.function is not None:
@@ -128,7 +135,7 @@ def _run(
         return {}
     from hpo.training.loop import train
 
-    return dict(train(config, report, keep_best=keep_best).test)
+    return dict(train(config, report, keep_best=keep_best, database_url=database_url).test)
 
 
 def test_best(repo: Repository, study_id: int) -> Reproduction | None:

@@ -102,7 +102,7 @@ def train(
         dataset = config.get("dataset")
         if isinstance(dataset, str) and dataset not in BUILTIN_DATASETS:
             _check_reference("dataset", dataset)
-        final = _train_builtin(config, report)
+        final = _train_builtin(config, report, db)
     if as_json:
         print_json({**final, "config": config, "history": history})
 
@@ -175,7 +175,9 @@ def _check_overrides(values: Mapping[str, Any], *, user_code: bool = False) -> N
 
 
 def _train_builtin(
-    config: dict[str, Any], report: Callable[[Mapping[str, Any]], None]
+    config: dict[str, Any],
+    report: Callable[[Mapping[str, Any]], None],
+    database_url: str | None = None,
 ) -> dict[str, Any]:
     from pydantic import ValidationError
 
@@ -184,7 +186,7 @@ def _train_builtin(
 
     try:
         cfg = build_config(config)
-        result = run_training(cfg, report)
+        result = run_training(cfg, report, database_url=database_url)
     except ValidationError as exc:
         lines = [
             f"  {'.'.join(map(str, e['loc'])) or 'config'}: "

@@ -592,7 +592,8 @@ def _fit(
         artifacts.study_prefix(artifacts.default_root(repo.url), study_id), run_id
     )
     trainable = tune.with_resources(
-        make_trainable(spec, folder=folder), {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+        make_trainable(spec, folder=folder, database_url=repo.url),
+        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     searcher = SamplerSearcher(
         sampler,

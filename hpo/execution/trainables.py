@@ -133,12 +133,13 @@ def _device(config: Mapping[str, Any]) -> str | None:
 
 
 def make_trainable(
-    spec: StudySpec, *, folder: str | None = None
+    spec: StudySpec, *, folder: str | None = None, database_url: str | None = None
 ) -> Callable[[dict[str, Any]], None]:
     """The Ray function trainable for `spec` (a closure Ray pickles to its workers).
 
     `folder` is where this run's trials keep their checkpoints in the artifact store
-    (each in a sub-folder named after its Ray trial id); None keeps none."""
+    (each in a sub-folder named after its Ray trial id); None keeps none. `database_url`
+    is the study's database, where an ``init_from: STUDY/NUMBER`` is looked up."""
     function = spec.trainable.function
     every = spec.budget.checkpoint_every if folder is not None else 0
     for_ray = ray_checkpoints_needed(spec)
@@ -198,6 +199,12 @@ def make_trainable(
         else:
             from hpo.training.loop import train
 
-            train(config, report, keep_best=keep_best, checkpoint=saver)
+            train(
+                config,
+                report,
+                keep_best=keep_best,
+                checkpoint=saver,
+                database_url=database_url,
+            )
 
     return hpo_trial

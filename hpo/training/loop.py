@@ -288,6 +288,7 @@ def train(
     *,
     keep_best: tuple[str, Literal["min", "max"]] | None = None,
     checkpoint: ckpt.Checkpointer | None = None,
+    database_url: str | None = None,
 ) -> TrainResult:
     """Train one model as `config` says, calling `report` once per epoch; see the module doc.
 
@@ -299,6 +300,9 @@ def train(
     (the epochs after it are reported; earlier ones are in `history`), and saves its
     whole state after every ``checkpoint.every``-th epoch and after its last one (see
     `hpo.training.checkpoint`).
+
+    `database_url` is the database an ``init_from: STUDY/NUMBER`` is looked up in (None:
+    ``HPO_DATABASE_URL``; see `hpo.training.pretrained`).
 
     Raises `ConfigError` (a `ValueError` naming each field) for an invalid config, also
     for one that only turns out wrong once the data is loaded (a cnn on tabular user data).
@@ -347,7 +351,7 @@ def train(
     create_initializer(
         cfg.init, init_std=cfg.init_std, init_range=cfg.init_range, activation=cfg.activation
     )(model)
-    finetune.start_from(model, cfg.init_from, cfg.freeze)  # stored weights, frozen layers
+    finetune.start_from(model, cfg.init_from, cfg.freeze, database_url)  # stored weights, frozen
     # Scaled for the samples behind one optimizer step, accumulation included.
     effective_batch = cfg.batch_size * cfg.grad_accum_steps
     lr = scaled_lr(cfg.lr, effective_batch, cfg.base_batch_size, cfg.lr_scaling)

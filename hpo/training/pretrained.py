@@ -10,18 +10,23 @@
   has the ``STUDY/NUMBER`` shape is named with a leading ``./`` (``./3/17``).
 
 `resolve_init_from(reference, database_url)` is the one seam between the training core
-and stored trial weights. Trial checkpoints and best weights live in the artifact store
-(built on another branch); until it is wired in here, the ``STUDY/NUMBER`` branch raises
-`WeightsNotAvailable` ("not available: no stored weights for trial STUDY/NUMBER"). Wiring
-it means replacing that one branch with a lookup of the trial's best-weights artifact,
-returning its local path.
+and stored trial weights. A ``STUDY/NUMBER`` is looked up in the study's database (the
+driver passes its own URL to every trial; ``hpo train`` its ``--db``): the trial's
+delivered model, read from its last checkpoint in the artifact store exactly as
+``hpo best --weights`` writes it (`hpo.weights.trial_weights`), is written once to a
+local cache file whose path is returned. A trial that does not exist or saved no
+checkpoint raises `WeightsNotAvailable` ("not available: ...", with the reason).
 
-This module must not import torch (the config validator uses `parse_init_from`).
+This module must not import torch (the config validator uses `parse_init_from`); the
+storage it needs for ``STUDY/NUMBER`` is imported only when such a reference is resolved.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,8 +79,43 @@ def resolve_init_from(reference: str, database_url: str | None = None) -> Path:
     """
     source = parse_init_from(reference)
     if isinstance(source, TrialWeights):
-        # The seam: trial weights come from the artifact store once it lands.
-        raise WeightsNotAvailable(f"not available: no stored weights for trial {source}")
+        return _fetch_trial_weights(source, database_url)
     if not source.is_file():
         raise FileNotFoundError(f"no such weights file: {str(source)!r}")
     return source
+
+
+def _fetch_trial_weights(source: TrialWeights, database_url: str | None) -> Path:
+    """A local file of `source`'s delivered weights, fetched from its study's database and
+    artifact store. Fetched afresh on every call (one small read per trial): a cache keyed
+    by the reference could outlive a deleted study whose id a new one reuses."""
+    from hpo.config import DEFAULT_DATABASE_URL
+
+    url = database_url or os.environ.get("HPO_DATABASE_URL") or DEFAULT_DATABASE_URL
+    missing = f"not available: no stored weights for trial {source}"
+    if url.startswith("sqlite") and ":memory:" not in url:
+        # Opening a SQLite URL creates its file: a missing database is named instead.
+        file = Path(url.split(":///", 1)[-1].split("?", 1)[0])
+        if not file.is_file():
+            raise WeightsNotAvailable(f"{missing} (no database file {str(file)!r})")
+    from hpo.storage.errors import NotFoundError, StorageError
+    from hpo.storage.repository import Repository
+    from hpo.weights import trial_weights
+
+    try:
+        repo = Repository(url, create=False)
+    except StorageError as exc:
+        raise WeightsNotAvailable(f"{missing} ({exc})") from None
+    try:
+        data = trial_weights(repo, source.study_id, source.number)
+    except (NotFoundError, StorageError) as exc:
+        raise WeightsNotAvailable(f"{missing} ({exc})") from None
+    finally:
+        repo.close()
+    folder = Path(tempfile.gettempdir()) / "hpo-init-from"
+    folder.mkdir(parents=True, exist_ok=True)
+    # One file per process and reference, rewritten each time: never a stale one.
+    key = hashlib.sha256(f"{url}|{source}".encode()).hexdigest()[:16]
+    path = folder / f"{key}-{os.getpid()}.pt"
+    path.write_bytes(data)
+    return path

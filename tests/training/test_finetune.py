@@ -249,18 +249,22 @@ def test_a_malformed_freeze_prefix_is_refused_at_load(prefix: str) -> None:
     assert "is not a parameter name prefix" in _errors(info.value)["freeze.0"]
 
 
-def test_a_trial_reference_is_parsed_at_load_and_unavailable_until_checkpoints_land() -> None:
+def test_a_trial_reference_is_parsed_at_load_and_a_missing_one_named(tmp_path: Path) -> None:
     assert parse_init_from("3/17") == TrialWeights(3, 17)
     assert parse_init_from("./3/17") == Path("3/17")  # a file of that shape
     build_config({"init_from": "3/17"})  # well-formed: accepted at load
     with pytest.raises(ConfigError) as info:
         build_config({"init_from": "0/4"})
     assert "start at 1" in _errors(info.value)["init_from"]
+    absent = tmp_path / "absent.db"
     with pytest.raises(LookupError, match="not available: no stored weights for trial 3/17"):
-        resolve_init_from("3/17", "sqlite:///unused.db")
+        resolve_init_from("3/17", f"sqlite:///{absent}")
+    assert not absent.exists()  # looking did not create a database
     with pytest.raises(ConfigError) as info:
-        train({**SMALL, "epochs": 1, "init_from": "3/17"})
-    assert _errors(info.value) == {"init_from": "not available: no stored weights for trial 3/17"}
+        train({**SMALL, "epochs": 1, "init_from": "3/17"}, database_url=f"sqlite:///{absent}")
+    assert _errors(info.value)["init_from"].startswith(
+        "not available: no stored weights for trial 3/17 (no database file"
+    )
 
 
 def test_the_core_trains_the_head_at_its_own_lr(pretrained: tuple[Path, Path]) -> None:
