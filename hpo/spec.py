@@ -33,7 +33,7 @@ from hpo.space import MAX_ERRORS, Param, check_budget, check_space, grid_size
 
 # The names a user writes; the registries in hpo/samplers and hpo/execution must match
 # these (a test checks), so the spec can be validated without importing Ray or Optuna.
-SAMPLERS: tuple[str, ...] = ("grid", "random", "tpe", "gp")
+SAMPLERS: tuple[str, ...] = ("grid", "random", "tpe", "gp", "skopt", "auto")
 SCHEDULERS: tuple[str, ...] = ("fifo", "hyperband", "asha", "median")
 STRATEGIES: dict[str, tuple[str, str]] = {
     "grid": ("grid", "fifo"),

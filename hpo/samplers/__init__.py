@@ -46,11 +46,25 @@ def _gp() -> type[Sampler]:
     return GPSampler
 
 
+def _skopt() -> type[Sampler]:
+    from hpo.samplers.skopt import SkoptSampler
+
+    return SkoptSampler
+
+
+def _auto() -> type[Sampler]:
+    from hpo.samplers.auto import AutoSampler
+
+    return AutoSampler
+
+
 SAMPLERS: dict[str, Callable[[], type[Sampler]]] = {
     "grid": _grid,
     "random": _random,
     "tpe": _tpe,
     "gp": _gp,
+    "skopt": _skopt,
+    "auto": _auto,
 }
 
 

@@ -36,6 +36,8 @@ SAMPLER_OPTIONS: dict[str, dict[str, Option]] = {
     "random": {},
     "tpe": {"n_startup_trials": Option(int, low=0)},
     "gp": {"n_initial_points": Option(int, low=1)},
+    "skopt": {"n_initial_points": Option(int, low=1)},
+    "auto": {},
 }
 
 

@@ -1,4 +1,4 @@
-"""GP sampler: distinct points for concurrent trials, exact points told back, mode, dims."""
+"""skopt sampler: distinct points for concurrent trials, exact points told back, mode, dims."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hpo.samplers.gp import _Codec
+from hpo.samplers.skopt import _Codec
 from hpo.space import Param, parse_space, sample_value
 
 from .common import make
@@ -36,13 +36,13 @@ def key(config: dict | None) -> tuple:
 
 
 def test_concurrent_asks_distinct_during_the_initial_random_phase() -> None:
-    sampler = make("gp", SPACE, n_initial_points=10)
+    sampler = make("skopt", SPACE, n_initial_points=10)
     pending = [sampler.ask(f"p{i}") for i in range(6)]
     assert len({key(c) for c in pending}) == 6
 
 
 def test_concurrent_asks_distinct_once_the_model_is_used() -> None:
-    sampler = make("gp", SPACE, n_initial_points=3)
+    sampler = make("skopt", SPACE, n_initial_points=3)
     for i in range(3):
         config = sampler.ask(f"i{i}")
         sampler.tell(f"i{i}", objective(config))  # type: ignore[arg-type]
@@ -56,7 +56,7 @@ def test_concurrent_asks_distinct_once_the_model_is_used() -> None:
 
 
 def test_values_are_python_scalars_on_the_lattice() -> None:
-    sampler = make("gp", SPACE, n_initial_points=2)
+    sampler = make("skopt", SPACE, n_initial_points=2)
     for i in range(4):
         config = sampler.ask(f"t{i}")
         assert config is not None
@@ -68,7 +68,7 @@ def test_values_are_python_scalars_on_the_lattice() -> None:
 
 
 def test_max_mode_values_are_negated_for_skopt() -> None:
-    sampler = make("gp", SPACE, mode="max")
+    sampler = make("skopt", SPACE, mode="max")
     config = sampler.ask("a")
     sampler.tell("a", 2.5)
     sampler.observe(config, 4.0)  # type: ignore[arg-type]
@@ -76,7 +76,7 @@ def test_max_mode_values_are_negated_for_skopt() -> None:
 
 
 def test_failed_trial_releases_its_point() -> None:
-    sampler = make("gp", SPACE)
+    sampler = make("skopt", SPACE)
     sampler.ask("a")
     sampler.tell("a", None)
     assert sampler.optimizer.Xi == [] and sampler._pending == {}  # type: ignore[attr-defined]
@@ -89,7 +89,7 @@ def test_conditional_params_dropped_but_full_point_told() -> None:
             "momentum": {"uniform": [0.5, 0.99], "when": {"optimizer": ["momentum"]}},
         }
     )
-    sampler = make("gp", space, n_initial_points=20)
+    sampler = make("skopt", space, n_initial_points=20)
     seen = set()
     for i in range(12):
         config = sampler.ask(f"t{i}")
@@ -105,7 +105,7 @@ def test_conditional_params_dropped_but_full_point_told() -> None:
 
 def test_a_space_of_single_values_needs_no_optimizer() -> None:
     space = parse_space({"a": {"choice": ["only"]}, "b": {"int": [4, 4]}})
-    sampler = make("gp", space)
+    sampler = make("skopt", space)
     assert sampler.ask("t") == {"a": "only", "b": 4}
     sampler.tell("t", 1.0)
 
