@@ -160,8 +160,10 @@ def log_ei(z: torch.Tensor) -> torch.Tensor:
     log_phi = -0.5 * z * z - 0.5 * math.log(2 * math.pi)
     direct = torch.log(torch.clamp(z * _ndtr(z) + log_phi.exp(), min=1e-300))
     zn = torch.clamp(z, max=-1.0)
-    a = torch.log(-zn) + torch.log(torch.special.erfcx(-zn / math.sqrt(2))) + 0.5 * math.log(
-        math.pi / 2
+    a = (
+        torch.log(-zn)
+        + torch.log(torch.special.erfcx(-zn / math.sqrt(2)))
+        + 0.5 * math.log(math.pi / 2)
     )
     # log(1 - exp(a)) for a < 0, two branches for accuracy; for very negative z the
     # bracket is ~1/z², whose log is the asymptote -2 log|z|.

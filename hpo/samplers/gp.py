@@ -75,9 +75,7 @@ class _Feature:
     def encode(self, value: Any) -> list[float]:
         param = self.param
         if param.is_categorical:
-            return [
-                1.0 if type(v) is type(value) and v == value else 0.0 for v in param.values
-            ]
+            return [1.0 if type(v) is type(value) and v == value else 0.0 for v in param.values]
         low, high = param.bounds
         if self.levels:
             k = round((value - low) / (param.step or 1))

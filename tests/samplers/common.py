@@ -31,6 +31,8 @@ FAST_OPTIONS: dict[str, dict[str, object]] = {
     "random": {},
     "tpe": {"n_startup_trials": 4},
     "gp": {"n_initial_points": 3},
+    "skopt": {"n_initial_points": 3},
+    "auto": {},
 }
 
 
