@@ -295,11 +295,11 @@ class GPSampler(Sampler):
         )
         rows = [self._encode(self._from_unit(u)) for u in sobol.draw(_RAW_SAMPLES).numpy()]
         x = np.asarray(self._x)
-        continuous = self._free_mask(x[:1])[0] if len(x) else None
         for i in np.argsort(self._y)[:_LOCAL_TOP]:
+            movable = self._free_mask(x[i : i + 1])[0]
             for scale in (0.01, 0.05, 0.2):
                 steps = self._rng.normal(0.0, scale, (_LOCAL // 3, x.shape[1]))
-                near = np.clip(x[i] + steps * continuous, 0.0, 1.0)
+                near = np.clip(x[i] + steps * movable, 0.0, 1.0)
                 rows += [self._encode(self._decode(r)) for r in near]
         return np.asarray(rows, dtype=float)
 
