@@ -2,10 +2,9 @@
 fantasies for pending points, and multi-start L-BFGS over the acquisition.
 
 Written in plain torch (float64, autograd for gradients) with scipy's L-BFGS-B, not
-BoTorch: BoTorch/GPyTorch would add two dependencies and their per-call overhead for the
-few hundred lines we need, and everything here stays small enough to read. It knows
-nothing of hyperparameters: inputs are rows of features in [0, 1] (`hpo.samplers.gp`
-encodes configs), outputs are values to minimize.
+BoTorch (see `hpo.samplers.gp` for why). It knows nothing of hyperparameters: inputs
+are rows of features in [0, 1] (`hpo.samplers.gp` encodes configs), outputs are values
+to minimize.
 
 Model: a Matérn-5/2 kernel with one lengthscale per feature (ARD), an output scale and a
 noise variance, fitted by maximum a posteriori on standardized values. The lengthscale

@@ -1,9 +1,11 @@
 """gp: Bayesian optimization with hpo's own Gaussian process (`gaussian_process`).
 
-The engine is ours, in torch and scipy, chosen on evidence: BoTorch would have to fit
-torch 2.13 and brings GPyTorch's per-call overhead, while the model this sampler needs
-(one Matérn-5/2 ARD GP, log EI, fantasies) is a few hundred readable lines that meet
-the benchmark's goals (`benchmarks/search_quality.py`, table in the README).
+The engine is ours, in torch and scipy (both already dependencies). BoTorch/GPyTorch
+(0.18.1 / 1.15.2 on the index) were not adopted: two more dependencies whose torch pins
+would have to follow ours, for a model this sampler needs only a few hundred lines of
+(one Matérn-5/2 ARD GP, log EI, fantasies); their speed was not measured here. What
+decides is `benchmarks/search_quality.py` (table in the README) against Optuna's
+`GPSampler`.
 
 How a config becomes model input, per parameter (each feature in [0, 1]):
 
