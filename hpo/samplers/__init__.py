@@ -52,12 +52,26 @@ def _bohb() -> type[Sampler]:
     return BOHBSampler
 
 
+def _skopt() -> type[Sampler]:
+    from hpo.samplers.skopt import SkoptSampler
+
+    return SkoptSampler
+
+
+def _auto() -> type[Sampler]:
+    from hpo.samplers.auto import AutoSampler
+
+    return AutoSampler
+
+
 SAMPLERS: dict[str, Callable[[], type[Sampler]]] = {
     "grid": _grid,
     "random": _random,
     "tpe": _tpe,
     "gp": _gp,
     "bohb": _bohb,
+    "skopt": _skopt,
+    "auto": _auto,
 }
 
 

@@ -1,112 +1,133 @@
-"""GP: Bayesian optimization with scikit-optimize's Gaussian-process `Optimizer`."""
+"""gp: Bayesian optimization with hpo's own Gaussian process (`gaussian_process`).
+
+The engine is ours, in torch and scipy (both already dependencies). BoTorch/GPyTorch
+(0.18.1 / 1.15.2 on the index) were not adopted: two more dependencies whose torch pins
+would have to follow ours, for a model this sampler needs only a few hundred lines of
+(one Matérn-5/2 ARD GP, log EI, fantasies); their speed was not measured here. What
+decides is `benchmarks/search_quality.py` (table in the README) against Optuna's
+`GPSampler`.
+
+How a config becomes model input, per parameter (each feature in [0, 1]):
+
+- `uniform`: linear; `loguniform`: the log of the value; `int`: the integer's cell
+  [k - 0.5, k + 0.5] of the range (log-spaced for `log: true`), so rounding a feature
+  gives a valid integer; a `step` makes the lattice index the integer.
+- `choice` / `grid`: one-hot, one lengthscale per value (never an ordering of values).
+- An inactive conditional parameter is pinned to a neutral feature (0.5, or all
+  one-hot zeros), so trials that differ only in parameters they did not use are the same
+  point to the model: inactive parameters are not modelled.
+
+The first `n_initial_points` configs (default: dimension + 1, at least 3, so a 2-D study
+spends 3 trials before the model acts and a 10-D one 11) come from a scrambled Sobol
+sequence, which covers the space better than random draws. Then each ask fits the GP on
+every finished trial (warm-started from the last fit) and maximizes log EI with
+multi-start L-BFGS; trials still running are fantasies (see `gaussian_process`), so a
+batch of concurrent asks spreads out instead of piling onto one point.
+
+Failures (state ``failed``, or a value that is None, NaN or ±inf) are not modelled as
+values, and their configs, like every finished or running config, are never proposed
+again. Pruned trials are learned at the value they reached.
+
+`observe` only collects; the fit happens at the next ask, so a resume's past trials cost
+one fit. A resumed sampler that was given a fresh seed (`continued_seed`) and already
+holds `n_initial_points` observations skips the initial design entirely.
+"""
 
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Literal
 
-from skopt import Optimizer
-from skopt.space import Categorical, Dimension, Integer, Real
+import numpy as np
+import torch
 from threadpoolctl import threadpool_limits
 
 from hpo.samplers.base import History, Sampler, TrialState, clean, finite, int_option
+from hpo.samplers.gaussian_process import fit_gp, maximize
 from hpo.samplers.options import SAMPLER_OPTIONS
 from hpo.space import Param, is_active, topological_order
 
-Point = list[Any]
-# Tries at drawing a point no running trial already has, before giving up on it.
-_DISTINCT_TRIES = 10
+# Fantasy draws per pending batch: enough to average over, cheap with a shared factor.
+_FANTASIES = 16
+_RAW_SAMPLES = 1024
+_STARTS = 10
+# Local candidates around each of the best observations: log EI is often largest near
+# the incumbent, where a uniform raw sample rarely lands.
+_LOCAL = 64
+_LOCAL_TOP = 5
+_NEUTRAL = 0.5
 
 
-class _Codec:
-    """Maps one parameter to one skopt dimension and back.
-
-    Steps become an integer index (uniform with step: value = low + k*step), so skopt's
-    `Integer` keeps every point on the lattice; listed values become the index of the
-    value, so skopt never compares `True` with `1` or turns strings into numpy strings.
-    """
+class _Feature:
+    """One parameter's map between config values and model features in [0, 1]."""
 
     def __init__(self, param: Param) -> None:
         self.param = param
-        self.stepped = False
+        self.width = len(param.values) if param.is_categorical else 1
+        self.levels = 0  # lattice size for integers and stepped floats (0: continuous)
+        if not param.is_categorical:
+            low, high = param.bounds
+            if param.kind == "int" and not param.log:
+                self.levels = (int(high) - int(low)) // int(param.step or 1) + 1
+            elif param.kind == "uniform" and param.step is not None:
+                self.levels = math.floor((high - low) / param.step + 1e-9) + 1
+
+    def encode(self, value: Any) -> list[float]:
+        param = self.param
         if param.is_categorical:
-            self.dimension: Dimension = Categorical(list(range(len(param.values))))
-            return
+            return [1.0 if type(v) is type(value) and v == value else 0.0 for v in param.values]
         low, high = param.bounds
+        if self.levels:
+            k = round((value - low) / (param.step or 1))
+            return [(k + 0.5) / self.levels]
+        if param.kind == "int":  # log int
+            lo, hi = math.log(low - 0.5), math.log(high + 0.5)
+            return [(math.log(value) - lo) / (hi - lo)]
         if param.kind == "loguniform":
-            self.dimension = Real(low, high, prior="log-uniform")
-        elif param.kind == "uniform" and param.step is None:
-            self.dimension = Real(low, high)
-        elif param.kind == "int" and param.log:
-            self.dimension = Integer(int(low), int(high), prior="log-uniform")
-        elif param.kind == "int" and param.step in (None, 1):
-            self.dimension = Integer(int(low), int(high))
-        else:  # a stepped uniform or int
-            assert param.step is not None
-            self.stepped = True
-            n = math.floor((high - low) / param.step + 1e-9)
-            self.dimension = Integer(0, n)
+            return [(math.log(value) - math.log(low)) / (math.log(high) - math.log(low))]
+        return [(value - low) / (high - low)]
 
-    def value(self, x: Any) -> Any:
-        """The config value of skopt coordinate `x` (numpy scalars become Python ones)."""
-        x = x.item() if hasattr(x, "item") else x
+    def decode(self, u: np.ndarray) -> Any:
+        """The value of features `u` (one-hot: the largest one wins)."""
         param = self.param
         if param.is_categorical:
-            return param.values[int(x)]
+            return param.values[int(np.argmax(u))]
+        x = float(min(max(u[0], 0.0), 1.0))
         low, high = param.bounds
-        if self.stepped:
-            assert param.step is not None
+        if self.levels:
+            k = min(int(x * self.levels), self.levels - 1)
             if param.kind == "int":
-                return int(low) + int(x) * int(param.step)
-            return min(clean(low + int(x) * param.step), high)
-        if param.kind == "int":
-            return int(x)
-        return float(x)
-
-    def coordinate(self, value: Any) -> Any:
-        """The skopt coordinate of config value `value` (which `param.contains`)."""
-        param = self.param
-        if param.is_categorical:
-            return next(
-                i for i, v in enumerate(param.values) if type(v) is type(value) and v == value
-            )
-        low, _ = param.bounds
-        if self.stepped:
+                return int(low) + k * int(param.step or 1)
             assert param.step is not None
-            return round((value - low) / param.step)
-        return int(value) if param.kind == "int" else float(value)
+            return min(clean(low + k * param.step), high)
+        if param.kind == "int":
+            lo, hi = math.log(low - 0.5), math.log(high + 0.5)
+            return int(min(max(round(math.exp(lo + x * (hi - lo))), low), high))
+        if param.kind == "loguniform":
+            value = math.exp(math.log(low) + x * (math.log(high) - math.log(low)))
+        else:
+            value = low + x * (high - low)
+        return float(min(max(value, low), high))
+
+    def unit(self, u: float) -> list[float]:
+        """Features of the value a design coordinate `u` in [0, 1) stands for."""
+        if self.param.is_categorical:
+            k = min(int(u * self.width), self.width - 1)
+            return [1.0 if i == k else 0.0 for i in range(self.width)]
+        return [u]
+
+    def neutral(self) -> list[float]:
+        return [0.0] * self.width if self.param.is_categorical else [_NEUTRAL]
 
 
 class GPSampler(Sampler):
-    """scikit-optimize's `Optimizer(base_estimator="GP", acq_func="gp_hedge")`.
+    """Gaussian-process Bayesian optimization (module docstring: what and how).
 
-    skopt minimizes, so for `mode: max` values are negated before they are told. The first
-    `n_initial_points` configs (option, default 10) are random; then each comes from the GP.
-
-    Concurrency: skopt's `ask()` returns the same point until the next `tell`, so trials
-    running at once would all get it. While other trials are pending, `ask` instead fits a
-    copy of the optimizer on the observations plus a constant lie (the best value so far,
-    skopt's "cl_min") at every pending point and asks that copy, so no two running trials
-    get the same point (at the cost of one extra GP fit per such ask). Each trial's exact
-    point is kept and told back as asked.
-
-    Conditional parameters: skopt has no conditions, so every parameter is sampled and
-    the inactive ones are dropped from the returned config. What is told has each inactive
-    coordinate set to one fixed value (the parameter's first value or lower bound), so
-    the GP models only the active parameters: points that differ only in parameters a
-    trial never used are the same point to it, not noise.
-
-    A failed trial (None, NaN, ±inf, or state ``failed``) is remembered and never proposed
-    again; once the GP has observations it is also told as the worst value seen, so the
-    model steers away from it. A pruned trial is told its one value. `observe` does the
-    same for trials of an earlier run; configs outside the space are skipped.
-    Fitting: `observe` only queues, and the next `ask` or `tell` fits everything queued
-    in one skopt call, so a resume's past trials cost one GP fit, not one each. Fits still
-    run on the caller's thread (Ray's event loop, through the searcher).
-    `optimizer` is the skopt `Optimizer` (None when every parameter is single-valued), for
-    inspection only.
+    Minimizes in `mode: min`, maximizes in `mode: max` (values negated inside).
+    Option `n_initial_points`: configs from the Sobol design before the model is used.
+    `fit_count` counts GP fits (a resume's observations cost one).
     """
 
     name = "gp"
@@ -122,33 +143,37 @@ class GPSampler(Sampler):
         **options: object,
     ) -> None:
         super().__init__(space, mode=mode, seed=seed, max_attempts=max_attempts, **options)
-        self.n_initial_points = int_option(self.name, options, "n_initial_points", 10, low=1)
         self._order = topological_order(self.space)
-        # Single-valued params are filled in directly; skopt refuses empty ranges.
-        self._fixed = {n: v for n, p in self.space.items() if (v := _only_value(p)) is not _MANY}
-        self._codecs = {n: _Codec(p) for n, p in self.space.items() if n not in self._fixed}
-        self._names = list(self._codecs)
+        self._features = {n: _Feature(p) for n, p in self.space.items()}
+        default_init = max(3, len(self.space) + 1)
+        self.n_initial_points = int_option(
+            self.name, options, "n_initial_points", default_init, low=1
+        )
         self._sign = 1.0 if mode == "min" else -1.0
-        self._pending: dict[str, Point] = {}
-        self._failed: list[Point] = []
-        self._opt: Optimizer | None = self._new_optimizer(seed) if self._names else None
-        # Observations not yet fitted: `observe` (a resume's past trials) only collects,
-        # and the next `tell`, `ask` or look at `optimizer` fits them all at once.
-        self._unfit: list[tuple[Point, float]] = []
+        self._rng = np.random.default_rng(seed)
+        self._sobol = torch.quasirandom.SobolEngine(
+            len(self._order), scramble=True, seed=int(self._rng.integers(2**31))
+        )
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._x: list[list[float]] = []
+        self._y: list[float] = []
+        self._taken: set[tuple[Any, ...]] = set()  # finished, failed and running configs
+        self._hyper: np.ndarray | None = None
+        self._model: Any = None
+        self._fitted_n = 0
+        self.fit_count = 0
 
-    @property
-    def optimizer(self) -> Optimizer | None:
-        """The skopt `Optimizer` with every observation fitted (None when every
-        parameter is single-valued), for inspection."""
-        self._fit_deferred()
-        return self._opt
+    # --- ask / tell ----------------------------------------------------------------------
 
     def ask(self, key: str) -> dict[str, Any] | None:
-        if self.optimizer is None:  # every parameter is single-valued
-            return self._config([])
-        point = self._ask_point()
-        self._pending[key] = point
-        return self._config(point)
+        if len(self._y) < self.n_initial_points or len(set(self._y)) < 2:
+            config = self._design()
+        else:
+            with _one_thread():
+                config = self._suggest()
+        self._pending[key] = config
+        self._taken.add(_key(config))
+        return config
 
     def tell(
         self,
@@ -158,11 +183,9 @@ class GPSampler(Sampler):
         state: TrialState = "completed",
         history: History = (),
     ) -> None:
-        point = self._pending.pop(key, None)
-        if point is None or self._opt is None:
-            return
-        self._learn(self._canonical(point, self._config(point)), value, state)
-        self._fit_deferred()
+        config = self._pending.pop(key, None)
+        if config is not None:
+            self._learn(config, value, state)
 
     def observe(
         self,
@@ -173,110 +196,162 @@ class GPSampler(Sampler):
         history: History = (),
         attempts: int = 1,
     ) -> None:
-        if self._opt is None or not self.fits(config):
-            return
-        point = [
-            self._codecs[name].coordinate(config[name]) if name in config else None
-            for name in self._names
-        ]
-        self._learn(self._canonical(point, config), value, state)
+        if self.fits(config):
+            self._taken.add(_key(config))
+            self._learn(config, value, state)
 
-    def _learn(self, point: Point, value: float | None, state: TrialState) -> None:
-        """Queue one observation (fitted by `_fit_deferred`)."""
-        assert self._opt is not None
+    @property
+    def observations(self) -> list[float]:
+        """The finite values learned so far, in the order learned (as told, not negated)."""
+        return [self._sign * y for y in self._y]
+
+    def _learn(self, config: Mapping[str, Any], value: float | None, state: TrialState) -> None:
         value = finite(value)
         if state == "failed" or value is None:
-            self._failed.append(point)
-            seen = list(self._opt.yi) + [y for _, y in self._unfit]
-            if not seen:
-                return
-            # The worst value seen so far: the model learns to look elsewhere.
-            told = max(seen)
-        else:
-            told = self._sign * value
-        self._unfit.append((point, told))
+            return  # its config stays taken: never proposed again
+        self._x.append(self._encode(config))
+        self._y.append(self._sign * value)
 
-    def _fit_deferred(self) -> None:
-        """Tell skopt every queued observation in one call: one GP fit, however many
-        (a resume's 40 past trials cost one fit, not 40)."""
-        if not self._unfit or self._opt is None:
-            return
-        points, values = [p for p, _ in self._unfit], [y for _, y in self._unfit]
-        self._unfit = []
-        with threadpool_limits(1, user_api="blas"):
-            self._opt.tell(points, values)
+    # --- encoding ------------------------------------------------------------------------
 
-    def _canonical(self, point: Point, config: Mapping[str, Any]) -> Point:
-        """`point` with each parameter inactive under `config` at its fixed stand-in."""
-        return [
-            x
-            if name in config
-            else self._codecs[name].dimension.bounds[0]
-            if not isinstance(self._codecs[name].dimension, Categorical)
-            else self._codecs[name].dimension.categories[0]
-            for name, x in zip(self._names, point, strict=True)
-        ]
-
-    def _new_optimizer(self, seed: int | None) -> Optimizer:
-        return Optimizer(
-            [self._codecs[n].dimension for n in self._names],
-            base_estimator="GP",
-            n_initial_points=self.n_initial_points,
-            acq_func="gp_hedge",
-            random_state=seed,
-            # skopt keeps every fitted model by default; only the latest one is ever used.
-            model_queue_size=1,
-        )
-
-    def _ask_point(self) -> Point:
-        assert self.optimizer is not None
-        pending = list(self._pending.values())
-        with warnings.catch_warnings(), threadpool_limits(1, user_api="blas"):
-            # skopt warns when its model proposes a seen point; it then draws a random one.
-            warnings.simplefilter("ignore", UserWarning)
-            if not pending or len(self.optimizer.yi) < self.n_initial_points:
-                # Nothing running, or still in the initial phase, whose points are fresh
-                # random draws anyway: skopt's own next point.
-                point = self.optimizer.ask()
-            else:
-                point = self._ask_with_lies(pending)
-            taken = pending + self._failed
-            for _ in range(_DISTINCT_TRIES):
-                if point not in taken and self._canonical(point, self._config(point)) not in taken:
-                    break
-                # Small discrete spaces can repeat a running point; take another draw.
-                point = self.optimizer.space.rvs(random_state=self.optimizer.rng)[0]
-        return point
-
-    def _ask_with_lies(self, pending: list[Point]) -> Point:
-        """The next point of an optimizer that believes every pending point scored the best
-        value so far, so it looks elsewhere (a constant liar, as in skopt's `ask(n_points)`)."""
-        assert self.optimizer is not None
-        lie = min(self.optimizer.yi)
-        # Seeded from the main optimizer's generator: reproducible given the call order.
-        liar = self._new_optimizer(int(self.optimizer.rng.randint(0, 2**31 - 1)))
-        liar.tell(list(self.optimizer.Xi) + pending, list(self.optimizer.yi) + [lie] * len(pending))
-        point: Point = liar.ask()
-        return point
-
-    def _config(self, point: Point) -> dict[str, Any]:
-        full = dict(self._fixed)
-        full.update(
-            (name, self._codecs[name].value(x)) for name, x in zip(self._names, point, strict=True)
-        )
-        config: dict[str, Any] = {}
+    def _encode(self, config: Mapping[str, Any]) -> list[float]:
+        """Model features of `config`; a parameter missing from it (inactive, or a child
+        of a parent just changed) takes its neutral features."""
+        row: list[float] = []
         for name in self._order:
+            feature = self._features[name]
+            row += feature.encode(config[name]) if name in config else feature.neutral()
+        return row
+
+    def _decode(self, row: np.ndarray) -> dict[str, Any]:
+        config: dict[str, Any] = {}
+        start = 0
+        for name in self._order:
+            feature = self._features[name]
+            u = row[start : start + feature.width]
+            start += feature.width
             if is_active(self.space[name], config):
-                config[name] = full[name]
+                config[name] = feature.decode(u)
         return config
 
+    def _from_unit(self, u: np.ndarray) -> dict[str, Any]:
+        row: list[float] = []
+        for name, coord in zip(self._order, u, strict=True):
+            row += self._features[name].unit(float(coord))
+        return self._decode(np.asarray(row))
 
-_MANY = object()
+    # --- proposals -----------------------------------------------------------------------
+
+    def _design(self) -> dict[str, Any]:
+        """The next Sobol point not yet taken (a random draw if the lattice repeats)."""
+        for _ in range(64):
+            config = self._from_unit(self._sobol.draw(1)[0].numpy().astype(float))
+            if _key(config) not in self._taken:
+                return config
+        return self._random_untaken()
+
+    def _random_untaken(self) -> dict[str, Any]:
+        config: dict[str, Any] = {}
+        for _ in range(256):
+            config = self._from_unit(self._rng.random(len(self._order)))
+            if _key(config) not in self._taken:
+                return config
+        return config  # a space this small is exhausted: repeating is all that is left
+
+    def _fit(self) -> Any:
+        if self._model is None or self._fitted_n != len(self._y):
+            x, y = np.asarray(self._x), np.asarray(self._y)
+            self._model, self._hyper = fit_gp(x, y, warm=self._hyper)
+            self._fitted_n = len(self._y)
+            self.fit_count += 1
+        return self._model
+
+    def _suggest(self) -> dict[str, Any]:
+        gp = self._fit()
+        pending = torch.tensor(
+            [self._encode(c) for c in self._pending.values()], dtype=torch.float64
+        ).reshape(-1, gp.x.shape[1])
+        acq = gp.acquisition(pending, _FANTASIES, int(self._rng.integers(2**31)))
+        raw = self._raw_candidates()
+        with torch.no_grad():
+            scores = acq(torch.as_tensor(raw)).numpy()
+        order = np.argsort(-scores)
+        starts = raw[order[:_STARTS]]
+        free = self._free_mask(starts)
+        optimized = maximize(acq, starts, free)
+        candidates = [self._decode(row) for row in optimized]
+        candidates += self._categorical_neighbours(candidates[:3])
+        candidates += [self._decode(raw[i]) for i in order[:50]]
+        rows = torch.tensor([self._encode(c) for c in candidates], dtype=torch.float64)
+        with torch.no_grad():
+            final = acq(rows).numpy()
+        for i in np.argsort(-final):
+            if _key(candidates[i]) not in self._taken:
+                return candidates[i]
+        return self._random_untaken()
+
+    def _raw_candidates(self) -> np.ndarray:
+        """Sobol points over the space, and Gaussian steps around the best observations."""
+        sobol = torch.quasirandom.SobolEngine(
+            len(self._order), scramble=True, seed=int(self._rng.integers(2**31))
+        )
+        rows = [self._encode(self._from_unit(u)) for u in sobol.draw(_RAW_SAMPLES).numpy()]
+        x = np.asarray(self._x)
+        for i in np.argsort(self._y)[:_LOCAL_TOP]:
+            movable = self._free_mask(x[i : i + 1])[0]
+            for scale in (0.01, 0.05, 0.2):
+                steps = self._rng.normal(0.0, scale, (_LOCAL // 3, x.shape[1]))
+                near = np.clip(x[i] + steps * movable, 0.0, 1.0)
+                rows += [self._encode(self._decode(r)) for r in near]
+        return np.asarray(rows, dtype=float)
+
+    def _free_mask(self, rows: np.ndarray) -> np.ndarray:
+        """Which features L-BFGS may move in each row: numeric features of parameters
+        active in that row's config (one-hots and inactive parameters stay put)."""
+        mask = np.zeros_like(rows, dtype=bool)
+        for r, row in enumerate(rows):
+            config = self._decode(row)
+            start = 0
+            for name in self._order:
+                feature = self._features[name]
+                if not self.space[name].is_categorical and name in config:
+                    mask[r, start] = True
+                start += feature.width
+        return mask
+
+    def _categorical_neighbours(self, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each config with one categorical parameter set to each of its other values
+        (L-BFGS cannot move one-hot features, so categoricals are searched here)."""
+        out = []
+        for config in configs:
+            for name, value in config.items():
+                param = self.space[name]
+                if not param.is_categorical:
+                    continue
+                for other in param.values:
+                    if type(other) is type(value) and other == value:
+                        continue
+                    changed = dict(config)
+                    changed[name] = other
+                    # Children of a changed parent start neutral; decode drops stale ones.
+                    row = np.asarray(self._encode(changed))
+                    out.append(self._decode(row))
+        return out
 
 
-def _only_value(param: Param) -> Any:
-    """The one value `param` takes, or `_MANY`."""
-    if param.is_categorical:
-        return param.values[0] if len(param.values) == 1 else _MANY
-    low, high = param.bounds
-    return int(low) if param.kind == "int" and low == high else _MANY
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Torch on one thread: the matrices here are small (a few hundred rows), and
+    threads only add synchronization, several times the work on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):  # scipy's L-BFGS-B calls BLAS on tiny vectors too
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _key(config: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A hashable identity of a config (types kept: True is not 1)."""
+    return tuple(sorted((n, type(v).__name__, v) for n, v in config.items()))

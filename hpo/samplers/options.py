@@ -45,6 +45,8 @@ SAMPLER_OPTIONS: dict[str, dict[str, Option]] = {
         "random_fraction": Option(int, low=0, high=100),
         "n_candidates": Option(int, low=1),
     },
+    "skopt": {"n_initial_points": Option(int, low=1)},
+    "auto": {},
 }
 
 

@@ -32,6 +32,8 @@ FAST_OPTIONS: dict[str, dict[str, object]] = {
     "tpe": {"n_startup_trials": 4},
     "gp": {"n_initial_points": 3},
     "bohb": {"min_points_in_model": 4},
+    "skopt": {"n_initial_points": 3},
+    "auto": {},
 }
 
 

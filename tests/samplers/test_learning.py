@@ -76,6 +76,17 @@ def test_a_continued_seed_is_fresh_reproducible_and_keeps_a_fresh_study() -> Non
 
 def test_gp_fits_a_resumes_past_trials_at_once() -> None:
     sampler = create_sampler("gp", SPACE, mode="min", seed=0, n_initial_points=3)
+    for i in range(40):
+        x = i / 40
+        sampler.observe({"x": x, "y": 1 - x}, (x - 0.3) ** 2)
+    assert sampler.fit_count == 0  # type: ignore[attr-defined]
+    assert sampler.ask("next") is not None
+    assert sampler.fit_count == 1  # type: ignore[attr-defined]
+    assert len(sampler.observations) == 40  # type: ignore[attr-defined]
+
+
+def test_skopt_fits_a_resumes_past_trials_at_once() -> None:
+    sampler = create_sampler("skopt", SPACE, mode="min", seed=0, n_initial_points=3)
     opt = sampler._opt  # type: ignore[attr-defined]
     calls: list[int] = []
     tell = opt.tell

@@ -70,8 +70,10 @@ class TestContract:
             assert set(config) == expected_names(MIXED, config)
         if sampler_name == "tpe":
             assert all(t.state.name == "FAIL" and t.values is None for t in sampler.study.trials)  # type: ignore[attr-defined]
-        if sampler_name == "gp":
+        if sampler_name == "skopt":
             assert sampler.optimizer.yi == []  # type: ignore[attr-defined]
+        if sampler_name == "gp":
+            assert sampler.observations == []  # type: ignore[attr-defined]
 
     def test_only_finite_values_are_learned_among_failures(self, sampler_name: str) -> None:
         sampler = make(sampler_name)
@@ -89,6 +91,8 @@ class TestContract:
             assert [t.value for t in trials if t.state.name == "COMPLETE"] == good
             assert sum(t.state.name == "FAIL" for t in trials) == 3
         if sampler_name == "gp":
+            assert sampler.observations == good  # type: ignore[attr-defined]
+        if sampler_name == "skopt":
             # A failure is told as the worst value seen so far (none before the first
             # success), so the model steers away from it; a good value as itself.
             yi = sampler.optimizer.yi  # type: ignore[attr-defined]
@@ -126,6 +130,9 @@ class TestContract:
             assert [t.value for t in trials] == [*values, None]
             assert [t.state.name for t in trials] == ["COMPLETE"] * 5 + ["FAIL"]
         if sampler_name == "gp":
+            # A failure is remembered (never proposed again), not learned as a value.
+            assert sampler.observations == values  # type: ignore[attr-defined]
+        if sampler_name == "skopt":
             # The failed point is told as the worst value seen.
             assert sampler.optimizer.yi == [*values, max(values)]  # type: ignore[attr-defined]
         config = sampler.ask("next")
