@@ -41,7 +41,7 @@ from hpo.space import (
 
 # The names a user writes; the registries in hpo/samplers and hpo/execution must match
 # these (a test checks), so the spec can be validated without importing Ray or Optuna.
-SAMPLERS: tuple[str, ...] = ("grid", "random", "tpe", "gp", "skopt", "auto", "bohb")
+SAMPLERS: tuple[str, ...] = ("grid", "random", "tpe", "gp", "bohb", "skopt", "auto")
 SCHEDULERS: tuple[str, ...] = ("fifo", "hyperband", "asha", "median", "pbt")
 STRATEGIES: dict[str, tuple[str, str]] = {
     "grid": ("grid", "fifo"),

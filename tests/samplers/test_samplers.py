@@ -24,7 +24,7 @@ def test_registry_names_match_the_spec() -> None:
 
 
 def test_unknown_name_lists_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="grid, random, tpe, gp, bohb"):
+    with pytest.raises(ValueError, match="grid, random, tpe, gp, bohb, skopt, auto"):
         create_sampler("hyperopt", MIXED, mode="min", seed=0)
 
 
