@@ -1,0 +1,176 @@
+"""The deployment as a team runs it: docker/compose.yaml on a real Docker engine.
+
+PostgreSQL, a Ray head, the API (one runner) and two CPU workers; studies submitted over
+REST with a token. Then the failures a cluster has: a worker killed mid-trial, the API
+(runner and driver) killed and restarted, PostgreSQL killed and restarted, each while a
+study runs. Nothing may be lost: every trial of the budget ends completed, none stays
+running, and each trial's delivered attempt has every epoch's metrics exactly once.
+
+Skips, saying why, where no Docker engine can be started (tests/e2e/engine.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from tests.e2e import engine
+from tests.e2e.conftest import Stack
+
+pytestmark = pytest.mark.slow
+
+MAX_EPOCHS = 6
+
+
+def _spec(name: str, trials: int) -> dict[str, Any]:
+    """A small MLP search whose trials last several seconds each (20,000 synthetic rows,
+    batch 32): long enough to be caught mid-trial, short enough for the whole test."""
+    return {
+        "name": name,
+        "objective": {"metric": "val_accuracy", "mode": "max"},
+        "trainable": {"dataset": "synthetic_classification", "model": "mlp"},
+        "budget": {
+            "trials": trials,
+            "max_epochs": MAX_EPOCHS,
+            "concurrency": 4,
+            "max_failures": 3,
+        },
+        "resources": {"cpu": 1, "gpu": 0},
+        "strategy": {"sampler": "random", "scheduler": "fifo", "seed": 0},
+        "space": {"lr": {"loguniform": [1e-3, 1e-1]}, "hidden": {"choice": [64, 128]}},
+        "fixed": {"n_samples": 20000, "n_features": 32, "batch_size": 32, "optimizer": "adam"},
+    }
+
+
+def _submit(stack: Stack, spec: dict[str, Any]) -> int:
+    study = stack.request("POST", "/api/v1/studies", spec)
+    assert study["status"] == "queued", study
+    return int(study["id"])
+
+
+def _trials(stack: Stack, study_id: int) -> list[dict[str, Any]]:
+    page = stack.get(f"/api/v1/studies/{study_id}/trials?limit=500")
+    return list(page["data"])
+
+
+def _wait_until(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _wait_for_end(stack: Stack, study_id: int, timeout: float = 420) -> dict[str, Any]:
+    def ended() -> dict[str, Any] | None:
+        study: dict[str, Any] = stack.get(f"/api/v1/studies/{study_id}")
+        return study if study["status"] not in ("queued", "running") else None
+
+    result: dict[str, Any] = _wait_until(ended, timeout, f"study {study_id} to end")
+    return result
+
+
+def _mid_trial(stack: Stack, study_id: int, hostnames: set[str]) -> dict[str, Any] | None:
+    """A running trial on one of `hostnames` that has reported an epoch but not its last."""
+    for trial in _trials(stack, study_id):
+        if (
+            trial["status"] == "running"
+            and trial["provenance"].get("hostname") in hostnames
+            and 1 <= trial["epochs_run"] < MAX_EPOCHS - 1
+        ):
+            return trial
+    return None
+
+
+def _assert_nothing_lost(stack: Stack, study_id: int, trials: int) -> list[dict[str, Any]]:
+    """The study completed its budget; no trial running; the delivered attempt of every
+    completed trial has each epoch 1..MAX_EPOCHS once, with the same metrics each epoch."""
+    study = _wait_for_end(stack, study_id)
+    assert study["status"] == "completed", study
+    rows = _trials(stack, study_id)
+    statuses = [t["status"] for t in rows]
+    assert "running" not in statuses, statuses
+    completed = [t for t in rows if t["status"] == "completed"]
+    assert len(completed) == trials, statuses
+    # Every other trial was closed by a failure it names (the driver's death).
+    for trial in rows:
+        if trial["status"] != "completed":
+            assert trial["status"] == "failed" and trial["error"], trial
+
+    metrics = stack.sql(
+        "SELECT m.trial_id, m.attempt, m.step, m.name, count(*) FROM metrics m "
+        f"JOIN trials t ON t.id = m.trial_id WHERE t.study_id = {study_id} "
+        "GROUP BY m.trial_id, m.attempt, m.step, m.name"
+    )
+    steps: dict[tuple[int, int], dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for trial_id, attempt, step, name, count in metrics:
+        assert count == "1", f"trial {trial_id} attempt {attempt} step {step} {name}: {count}x"
+        steps[(int(trial_id), int(attempt))][int(step)].add(name)
+    for trial in completed:
+        epochs = steps[(trial["id"], trial["attempt"])]
+        assert sorted(epochs) == list(range(1, MAX_EPOCHS + 1)), (trial["number"], epochs)
+        names = {frozenset(n) for n in epochs.values()}
+        assert len(names) == 1 and "val_accuracy" in next(iter(names)), names
+        assert trial["epochs_run"] == MAX_EPOCHS
+    return rows
+
+
+def test_a_study_spreads_over_the_workers_and_survives_losing_one(stack: Stack) -> None:
+    workers = stack.containers("ray-worker-cpu")
+    assert len(workers) == 2
+    hosts = {stack.hostname(c): c for c in workers}
+    study_id = _submit(stack, _spec("e2e-worker-loss", trials=8))
+
+    # Kill the worker running a trial that is part-way through its epochs.
+    victim_trial = _wait_until(
+        lambda: _mid_trial(stack, study_id, set(hosts)), 300, "a trial part-way on a worker"
+    )
+    victim = hosts[victim_trial["provenance"]["hostname"]]
+    engine.docker("kill", victim)
+
+    rows = _assert_nothing_lost(stack, study_id, trials=8)
+    by_number = {t["number"]: t for t in rows}
+    # The interrupted trial was retried as a new attempt and delivered by it.
+    retried = by_number[victim_trial["number"]]
+    assert retried["status"] == "completed" and retried["attempt"] >= 2, retried
+    # Every trial recorded its Ray node; they ran on the workers only, on both of them.
+    for trial in rows:
+        assert trial["provenance"].get("node_id"), trial
+        assert trial["provenance"].get("hostname") in hosts, trial["provenance"]
+    assert {t["provenance"]["hostname"] for t in rows} == set(hosts)
+
+
+def _restart(stack: Stack, service: str) -> None:
+    """`docker kill` the service's container, then start it again (the restart policy
+    may already have)."""
+    (container,) = stack.containers(service)
+    engine.docker("kill", container)
+    time.sleep(2)
+    if not stack.inspect(container)["State"]["Running"]:
+        engine.docker("start", container)
+
+
+def test_the_study_resumes_after_the_api_and_the_database_are_killed(stack: Stack) -> None:
+    study_id = _submit(stack, _spec("e2e-api-db-loss", trials=8))
+    workers = {stack.hostname(c) for c in stack.containers("ray-worker-cpu")}
+    _wait_until(lambda: _mid_trial(stack, study_id, workers), 300, "a trial part-way")
+    _restart(stack, "api")
+    # The restarted runner takes the study over once the dead driver's lease expires, and
+    # closes the trials the dead driver left running.
+    _wait_until(
+        lambda: (
+            any(t["status"] == "failed" for t in _trials(stack, study_id))
+            and _mid_trial(stack, study_id, workers)
+        ),
+        300,
+        "the study running again after the API's restart",
+    )
+    _restart(stack, "postgres")
+    _assert_nothing_lost(stack, study_id, trials=8)
+    kinds = [row[0] for row in stack.sql(f"SELECT kind FROM events WHERE study_id = {study_id}")]
+    assert "resumed" in kinds, kinds
