@@ -317,7 +317,7 @@ def test_env_example_names_every_setting_of_the_compose_file() -> None:
         if line and not line.startswith("#")
     }
     assert used - listed == set(), f"not in .env.example: {sorted(used - listed)}"
-    assert listed - used - {"COMPOSE_PROJECT_NAME", "HPO_LEASE_S", "HPO_STORAGE_RETRY_S"} == set()
+    assert listed - used - {"COMPOSE_PROJECT_NAME", "HPO_STORAGE_RETRY_S"} == set()
     for secret in ("POSTGRES_PASSWORD", "RAY_AUTH_TOKEN", "HPO_API_TOKEN"):
         assert f"\n{secret}=\n" in ENV_EXAMPLE.read_text(), f"{secret} must ship empty"
 

@@ -163,8 +163,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "HPO_PUBLISH_ADDRESS": "127.0.0.1",
         "HPO_PUBLISH_PORT": str(port),
         "HPO_RUNNERS": "1",
-        # A crashed runner's study is taken over 10 s after its last heartbeat.
-        "HPO_LEASE_S": "10",
         "RAY_SHM_SIZE": "512mb",
     }
     env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))

@@ -254,13 +254,13 @@ def serve_wheels(folder: Path, host: str) -> Iterator[str | None]:
     if not any(folder.glob("*.whl")):
         yield None
         return
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
 
-    class Quiet(handler):  # type: ignore[misc, valid-type]
-        def log_message(self, *args: object) -> None:
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer((host, 0), Quiet)
+    handler = functools.partial(Quiet, directory=str(folder))
+    server = http.server.ThreadingHTTPServer((host, 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
