@@ -12,7 +12,7 @@ takes in when trials report as fast as they can (no training, `--reports` each):
 Each arm runs in its own process; arms alternate for `--rounds` rounds; the median is
 printed. Start-up (Ray, schema) is excluded: the figure is the steady rate.
 
-    .venv/bin/python benchmarks/driver_rate.py --trials 8 --reports 200 --rounds 2
+    .venv/bin/python benchmarks/driver_rate.py --trials 4 --reports 500 --rounds 2
     .venv/bin/python benchmarks/driver_rate.py --pg postgresql://postgres@127.0.0.1:5432
 
 Last line: one JSON object; `ratio` = hpo rate / ray rate (1.0: persisting costs the
@@ -58,6 +58,7 @@ def arm_ray(trials: int, reports: int, concurrency: int) -> dict[str, float]:
                 mode="min",
                 num_samples=trials,
                 max_concurrent_trials=concurrency,
+                reuse_actors=True,  # as hpo's driver runs them
             ),
             run_config=tune.RunConfig(storage_path=storage, verbose=0),
         )
@@ -146,8 +147,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--reports", type=int, default=200, help="results per trial")
+    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--reports", type=int, default=500, help="results per trial")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--pg", help="PostgreSQL server URL (default: a SQLite file)")

@@ -175,7 +175,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         # The services' last words, for a failure's post-mortem (pytest's basetemp).
         with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
-            logs = running.compose("logs", "--no-color", "--tail", "300", timeout=120)
+            logs = running.compose("logs", "--no-color", "--tail", "2000", timeout=120)
             (tmp_path_factory.getbasetemp() / "stack.log").write_text(logs)
         running.compose("down", "-v", "--remove-orphans", timeout=300)
         engine.docker("image", "prune", "-f", check=False)

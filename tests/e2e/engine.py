@@ -33,6 +33,7 @@ DEBIAN_MIRROR = os.environ.get("HPO_E2E_DEBIAN_MIRROR", "http://deb.debian.org/d
 BASE = "hpo-e2e/debian:bookworm"
 PYTHON = "hpo-e2e/python:3.11"
 POSTGRES = "hpo-e2e/postgres:15"
+WHEEL_PORT = int(os.environ.get("HPO_E2E_WHEEL_PORT", "38765"))
 STATE = Path(os.environ.get("HPO_E2E_STATE", "/var/tmp/hpo-e2e"))
 
 
@@ -260,7 +261,12 @@ def serve_wheels(folder: Path, host: str) -> Iterator[str | None]:
             pass
 
     handler = functools.partial(Quiet, directory=str(folder))
-    server = http.server.ThreadingHTTPServer((host, 0), handler)
+    # A fixed port where free: the URL is a build argument, and a new value would
+    # invalidate BuildKit's cache of every step after it.
+    try:
+        server = http.server.ThreadingHTTPServer((host, WHEEL_PORT), handler)
+    except OSError:
+        server = http.server.ThreadingHTTPServer((host, 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -20,13 +20,15 @@ import pytest
 from tests.e2e import engine
 from tests.e2e.conftest import Stack
 
-pytestmark = pytest.mark.slow
+# The first test also pays for building the images (minutes, cold): pytest-timeout's
+# per-test limit counts fixture set-up.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
-MAX_EPOCHS = 6
+MAX_EPOCHS = 5
 
 
 def _spec(name: str, trials: int) -> dict[str, Any]:
-    """A small MLP search whose trials last several seconds each (20,000 synthetic rows,
+    """A small MLP search whose trials last several seconds each (4,000 synthetic rows,
     batch 32): long enough to be caught mid-trial, short enough for the whole test."""
     return {
         "name": name,
@@ -41,7 +43,7 @@ def _spec(name: str, trials: int) -> dict[str, Any]:
         "resources": {"cpu": 1, "gpu": 0},
         "strategy": {"sampler": "random", "scheduler": "fifo", "seed": 0},
         "space": {"lr": {"loguniform": [1e-3, 1e-1]}, "hidden": {"choice": [64, 128]}},
-        "fixed": {"n_samples": 20000, "n_features": 32, "batch_size": 32, "optimizer": "adam"},
+        "fixed": {"n_samples": 4000, "n_features": 32, "batch_size": 32, "optimizer": "adam"},
     }
 
 
@@ -62,7 +64,7 @@ def _wait_until(predicate: Any, timeout: float, what: str) -> Any:
         found = predicate()
         if found:
             return found
-        time.sleep(1)
+        time.sleep(2)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
@@ -124,7 +126,7 @@ def test_a_study_spreads_over_the_workers_and_survives_losing_one(stack: Stack) 
     workers = stack.containers("ray-worker-cpu")
     assert len(workers) == 2
     hosts = {stack.hostname(c): c for c in workers}
-    study_id = _submit(stack, _spec("e2e-worker-loss", trials=8))
+    study_id = _submit(stack, _spec("e2e-worker-loss", trials=6))
 
     # Kill the worker running a trial that is part-way through its epochs.
     victim_trial = _wait_until(
@@ -133,7 +135,7 @@ def test_a_study_spreads_over_the_workers_and_survives_losing_one(stack: Stack) 
     victim = hosts[victim_trial["provenance"]["hostname"]]
     engine.docker("kill", victim)
 
-    rows = _assert_nothing_lost(stack, study_id, trials=8)
+    rows = _assert_nothing_lost(stack, study_id, trials=6)
     by_number = {t["number"]: t for t in rows}
     # The interrupted trial was retried as a new attempt and delivered by it.
     retried = by_number[victim_trial["number"]]
@@ -156,7 +158,7 @@ def _restart(stack: Stack, service: str) -> None:
 
 
 def test_the_study_resumes_after_the_api_and_the_database_are_killed(stack: Stack) -> None:
-    study_id = _submit(stack, _spec("e2e-api-db-loss", trials=8))
+    study_id = _submit(stack, _spec("e2e-api-db-loss", trials=6))
     workers = {stack.hostname(c) for c in stack.containers("ray-worker-cpu")}
     _wait_until(lambda: _mid_trial(stack, study_id, workers), 300, "a trial part-way")
     _restart(stack, "api")
@@ -171,6 +173,6 @@ def test_the_study_resumes_after_the_api_and_the_database_are_killed(stack: Stac
         "the study running again after the API's restart",
     )
     _restart(stack, "postgres")
-    _assert_nothing_lost(stack, study_id, trials=8)
+    _assert_nothing_lost(stack, study_id, trials=6)
     kinds = [row[0] for row in stack.sql(f"SELECT kind FROM events WHERE study_id = {study_id}")]
     assert "resumed" in kinds, kinds
