@@ -163,6 +163,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "HPO_PUBLISH_ADDRESS": "127.0.0.1",
         "HPO_PUBLISH_PORT": str(port),
         "HPO_RUNNERS": "1",
+        # The studies run an example function of the hpo package (tests/e2e/test_stack.py).
+        "HPO_ALLOWED_MODULES": "hpo.examples",
         "RAY_SHM_SIZE": "512mb",
     }
     env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
