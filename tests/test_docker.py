@@ -28,10 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
 DOCKERFILE = DOCKER / "Dockerfile"
 COMPOSE = DOCKER / "compose.yaml"
-IMAGE_SERVICES = ("ray-head", "ray-worker", "api")
+IMAGE_SERVICES = ("ray-head", "ray-worker-cpu", "ray-worker", "api")
+WORKERS = ("ray-worker-cpu", "ray-worker")
+ENV_EXAMPLE = DOCKER / ".env.example"
 # Ray's GCS, dashboard and client-server ports: whoever reaches them runs code.
 RAY_PORTS = {6379, 8265, 10001}
 
+_VAR_NAMES = re.compile(r"\$\{(\w+)")
 _VAR = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -157,8 +160,43 @@ def arg_defaults() -> dict[str, str]:
 # --- compose.yaml -------------------------------------------------------------------------
 
 
-def test_compose_has_the_four_services() -> None:
-    assert {"postgres", "ray-head", "ray-worker", "api"} <= set(compose()["services"])
+def test_compose_has_the_five_services() -> None:
+    assert {"postgres", "ray-head", "ray-worker-cpu", "ray-worker", "api"} <= set(
+        compose()["services"]
+    )
+
+
+def test_compose_v1_can_read_the_file() -> None:
+    """Compose v1 refuses a top-level `name:` and knows profiles from 1.28 on."""
+    assert "name" not in compose(), "Compose v1 rejects a top-level name: (use .env)"
+    assert str(compose().get("version", "3.8")) >= "3", "profiles need the v3 file format"
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="no docker-compose (v1)")
+def test_compose_v1_accepts_the_file_with_the_example_env(tmp_path: Path) -> None:
+    """`docker-compose config` (v1, Debian's) validates the file as a real deployment
+    would: with .env.example's settings and the three secrets filled in."""
+    env = tmp_path / "deploy.env"
+    text = ENV_EXAMPLE.read_text()
+    for secret in ("POSTGRES_PASSWORD", "RAY_AUTH_TOKEN", "HPO_API_TOKEN"):
+        text = text.replace(f"{secret}=\n", f"{secret}=s3cret{secret.lower()}\n")
+    env.write_text(text + f"HPO_ENV_FILE={env}\n")
+    base = ["docker-compose", "--env-file", str(env), "-f", str(COMPOSE)]
+    done = subprocess.run([*base, "config"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    rendered = yaml.safe_load(done.stdout)["services"]
+    # v1 keeps the profile (and `up` honours it: tests/e2e starts no GPU worker).
+    assert rendered["ray-worker"]["profiles"] == ["gpu"]
+    assert "profiles" not in rendered["ray-worker-cpu"]
+    head = rendered["ray-head"]["command"]
+    assert "--num-cpus=0" in head
+    assert rendered["api"]["environment"]["RAY_AUTH_TOKEN"] == "s3cretray_auth_token"
+    (port,) = rendered["api"]["ports"]  # v1 renders "ip:host:container", v2 a mapping
+    assert (port["host_ip"] if isinstance(port, dict) else port.split(":")[0]) == "127.0.0.1"
+    missing = env.read_text().replace("HPO_API_TOKEN=s3crethpo_api_token\n", "")
+    env.write_text(missing)
+    refused = subprocess.run([*base, "config"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "HPO_API_TOKEN" in refused.stderr
 
 
 @pytest.mark.parametrize("name", ["postgres", "ray-head", "api"])
@@ -219,7 +257,8 @@ def ray_head_port() -> int:
 def test_api_and_workers_reach_the_ray_head_port() -> None:
     expected = f"ray-head:{ray_head_port()}"
     assert environment("api")["HPO_RAY_ADDRESS"] == expected
-    assert option(command("ray-worker"), "--address") == expected
+    for worker in WORKERS:
+        assert option(command(worker), "--address") == expected
     assert option(command("ray-head"), "--dashboard-host") == "127.0.0.1"
 
 
@@ -239,12 +278,48 @@ def test_api_needs_a_token_from_the_environment() -> None:
     assert re.fullmatch(r"\$\{HPO_API_TOKEN:\?[^}]*\}", raw), raw
 
 
-def test_ray_worker_can_scale_and_reserves_gpus() -> None:
-    worker = service("ray-worker")
-    assert "container_name" not in worker, "a fixed name prevents --scale ray-worker=N"
-    assert not published_ports(worker), "published ports prevent --scale ray-worker=N"
-    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+@pytest.mark.parametrize("name", WORKERS)
+def test_ray_workers_can_scale(name: str) -> None:
+    worker = service(name)
+    assert "container_name" not in worker, f"a fixed name prevents --scale {name}=N"
+    assert not published_ports(worker), f"published ports prevent --scale {name}=N"
+
+
+def test_gpu_workers_are_opt_in_and_cpu_workers_reserve_no_gpu() -> None:
+    gpu = service("ray-worker")
+    assert gpu.get("profiles") == ["gpu"], "GPU workers must be opt-in (--profile gpu)"
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert any(d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", []) for d in devices)
+    cpu = service("ray-worker-cpu")
+    assert "profiles" not in cpu, "the CPU workers run by default"
+    assert "deploy" not in cpu
+    assert option(command("ray-worker-cpu"), "--num-gpus") == "0"
+
+
+def test_postgres_is_initialized_utf8() -> None:
+    """SQLAlchemy's psycopg dialect fails at connect on a SQL_ASCII database."""
+    args = environment("postgres")["POSTGRES_INITDB_ARGS"].split()
+    assert "--encoding=UTF8" in args
+    assert any(a.startswith("--locale=") and a.upper().endswith("UTF-8") for a in args)
+
+
+def test_hpo_services_read_the_one_env_file() -> None:
+    files = {str(service(name).get("env_file")) for name in IMAGE_SERVICES}
+    assert files == {"${HPO_ENV_FILE:-.env}"}, files
+
+
+def test_env_example_names_every_setting_of_the_compose_file() -> None:
+    """Each ${VAR} compose.yaml reads is documented in .env.example (and nothing more)."""
+    used = set(_VAR_NAMES.findall(COMPOSE.read_text())) - {"HPO_ENV_FILE"}
+    listed = {
+        line.split("=", 1)[0]
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert used - listed == set(), f"not in .env.example: {sorted(used - listed)}"
+    assert listed - used - {"COMPOSE_PROJECT_NAME", "HPO_STORAGE_RETRY_S"} == set()
+    for secret in ("POSTGRES_PASSWORD", "RAY_AUTH_TOKEN", "HPO_API_TOKEN"):
+        assert f"\n{secret}=\n" in ENV_EXAMPLE.read_text(), f"{secret} must ship empty"
 
 
 def test_no_service_exposes_ray_to_the_host() -> None:
@@ -338,6 +413,20 @@ def test_every_copied_path_exists_and_reaches_the_build() -> None:
         for source in sources:
             assert (ROOT / source).exists(), f"COPY {source}: no such file in the repository"
             assert not ignored(source.strip("/"), patterns), f"COPY {source} is ignored"
+
+
+def test_no_syntax_line_pulls_a_frontend_from_the_hub() -> None:
+    first = DOCKERFILE.read_text().splitlines()[0]
+    assert not re.match(r"#\s*syntax\s*=", first, re.IGNORECASE), first
+
+
+def test_torch_comes_from_pypi_by_default() -> None:
+    """PyTorch's own index is unreachable from some networks (ours): the default build
+    argument leaves the index to pip (PyPI); a CPU or CUDA index is opt-in."""
+    defaults = arg_defaults()
+    assert defaults.get("TORCH_INDEX_URL", "") == ""
+    assert defaults.get("TORCH_FIND_LINKS", "") == ""
+    assert "download.pytorch.org" not in " ".join(dockerfile("RUN"))
 
 
 def test_runs_as_a_non_root_user() -> None:
