@@ -280,3 +280,17 @@ def test_a_resumed_study_runs_only_the_points_not_yet_proposed(repo: Repository)
     assert resumed.ask("a") == POINTS[2]
     assert resumed.ask("b") not in POINTS
     assert _start_warm(sampler, spec, repo, study.id, 3, study.lease_token) is sampler
+
+
+def test_a_driver_whose_earlier_study_vanished_fails_the_study_naming_the_field(
+    repo: Repository,
+) -> None:
+    from hpo.execution.driver import run_study
+
+    data = branin_spec()
+    data["strategy"] = {"sampler": "tpe", "warm_start": {"from_study": 999}}
+    study = store(repo, data)  # stored directly: as if study 999 was deleted since submit
+    final = run_study(repo, study.id)
+    assert final.status == "failed"
+    assert final.error == "warm start refused: strategy.warm_start.from_study: no study with id 999"
+    assert repo.count_trials(study.id)["completed"] == 0
