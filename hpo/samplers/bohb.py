@@ -42,7 +42,7 @@ import numpy as np
 from hpo.samplers.base import History, Sampler, finite, int_option
 from hpo.samplers.base import TrialState as State
 from hpo.samplers.options import SAMPLER_OPTIONS
-from hpo.space import Param, _snap_int, is_active, sample, topological_order
+from hpo.space import Param, is_active, sample, topological_order
 
 FULL_BUDGET = math.inf
 # Fraction of a budget's observations that make the good density, and the smallest
@@ -307,7 +307,9 @@ def _from_unit(param: Param, u: float) -> Any:
         else (low + u * (high - low))
     )
     if param.kind == "int":
-        return _snap_int(param, x)
+        step = int(param.step or 1)
+        k = min(max(round((x - low) / step), 0), (int(high) - int(low)) // step)
+        return int(low) + k * step
     if param.step is not None:
         k = round((x - low) / param.step)
         return min(max(float(f"{low + k * param.step:.12g}"), low), high)

@@ -247,3 +247,50 @@ def test_submit_and_hpo_run_refuse_an_incompatible_earlier_study(
     assert result.exit_code == 2, result.output
     assert "strategy.warm_start.from_study" in result.output
     assert len(repo.list_studies()) == before  # refused before a study was created
+
+
+def test_a_points_result_reaches_the_wrapped_sampler() -> None:
+    space = load_spec(branin_spec()).space
+    tpe = create_sampler("tpe", space, mode="min", seed=0)
+    sampler = Enqueued(tpe, POINTS[:1])
+    assert sampler.ask("p") == POINTS[0]
+    sampler.tell("p", 1.5, history=[(1, 2.0), (2, 1.5)])
+    (trial,) = tpe.study.trials  # type: ignore[attr-defined]
+    assert trial.params == POINTS[0] and trial.value == 1.5
+
+    bohb = create_sampler("bohb", space, mode="min", seed=0)
+    assert isinstance(bohb, BOHBSampler)
+    sampler = Enqueued(bohb, POINTS[:1])
+    sampler.ask("p")
+    other = sampler.ask("q")
+    sampler.report("q", 1, 0.5)  # the sampler's own trial: reported as it runs
+    sampler.tell("p", None, state="pruned", history=[(1, 2.0)])
+    assert other is not None and bohb.observations(1) == 2
+
+
+def test_a_resumed_study_runs_only_the_points_not_yet_proposed(repo: Repository) -> None:
+    from hpo.execution.driver import _start_warm
+
+    data = branin_spec()
+    data["strategy"] = {"sampler": "random", "warm_start": {"points": POINTS}}
+    spec = load_spec(data)
+    study = store(repo, data)
+    sampler = create_sampler("random", spec.space, mode="min", seed=0)
+    resumed = _start_warm(sampler, spec, repo, study.id, 2, study.lease_token)
+    assert resumed.ask("a") == POINTS[2]
+    assert resumed.ask("b") not in POINTS
+    assert _start_warm(sampler, spec, repo, study.id, 3, study.lease_token) is sampler
+
+
+def test_a_driver_whose_earlier_study_vanished_fails_the_study_naming_the_field(
+    repo: Repository,
+) -> None:
+    from hpo.execution.driver import run_study
+
+    data = branin_spec()
+    data["strategy"] = {"sampler": "tpe", "warm_start": {"from_study": 999}}
+    study = store(repo, data)  # stored directly: as if study 999 was deleted since submit
+    final = run_study(repo, study.id)
+    assert final.status == "failed"
+    assert final.error == "warm start refused: strategy.warm_start.from_study: no study with id 999"
+    assert repo.count_trials(study.id)["completed"] == 0
