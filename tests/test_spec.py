@@ -129,7 +129,7 @@ BAD = [
     ("resources.cpu", 0, "resources.cpu", "greater than 0"),
     ("strategy", "annealing", "strategy", "unknown strategy 'annealing'"),
     ("strategy.sampler", "cmaes", "strategy.sampler", "unknown sampler 'cmaes'"),
-    ("strategy.scheduler", "pbt", "strategy.scheduler", "unknown scheduler 'pbt'"),
+    ("strategy.scheduler", "pb2", "strategy.scheduler", "unknown scheduler 'pb2'"),
     ("strategy.reduction_factor", 1, "strategy.reduction_factor", "greater than 1"),
     ("space.lr", {"loguniform": [0, 0.3]}, "space.lr.loguniform", "low must be > 0"),
     ("space.lr", {"uniform": [0.3, 0.1]}, "space.lr.uniform", "low must be < high"),
