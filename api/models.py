@@ -74,6 +74,11 @@ class TrialPublic(BaseModel):
     provenance: dict[str, Any]
     started_at: datetime
     finished_at: datetime | None
+    checkpoints: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="The trial's saved states: 'last' and 'best', each {epoch, bytes} "
+        "(absent when it saved none; see GET …/trials/{n}/weights).",
+    )
 
     @classmethod
     def of(cls, trial: TrialRecord) -> TrialPublic:
@@ -93,6 +98,11 @@ class TrialPublic(BaseModel):
             provenance=trial.provenance,
             started_at=trial.started_at,
             finished_at=trial.finished_at,
+            checkpoints={
+                name: {"epoch": int(doc["epoch"]), "bytes": int(doc["bytes"])}
+                for name, doc in (("last", trial.last_checkpoint), ("best", trial.best_checkpoint))
+                if doc
+            },
         )
 
 

@@ -117,6 +117,12 @@ def test_checkpoints_recorded_weights_reproduce_and_die_with_the_study(
         assert f"/api/v1/studies/{study.id}/trials/{best.number}/weights" in page
         missing = http.get(f"/api/v1/studies/{study.id}/trials/99/weights")
         assert missing.status_code == 404
+        detail = http.get(f"/api/v1/studies/{study.id}/trials/{best.number}").json()
+        assert detail["checkpoints"] == {
+            name: {"epoch": doc["epoch"], "bytes": doc["bytes"]}
+            for name, doc in (("last", best.last_checkpoint), ("best", best.best_checkpoint))
+            if doc
+        }
     target = tmp_path / "best.pt"
     done = subprocess.run(
         [*_HPO_BEST, str(study.id), "--db", repo.url, "--json", "--weights", str(target)],
