@@ -12,6 +12,10 @@ The first report also carries provenance, identical for every trial of a study:
 ``hpo_data_seed`` (the `data_seed` that drew the split) and ``hpo_split_hash`` (see
 `Splits.split_hash`). The executor moves ``hpo_*`` keys into the trial's provenance.
 
+Fine-tuning (`init_from`, `freeze`, `lr_head_mult`) is applied right after the model is
+initialized, by `hpo.training.finetune`; `amp: fp16` on CUDA scales the loss (see
+`hpo.training.device`).
+
 It stops early when early stopping says so or when the training loss is no longer finite
 (nothing can recover from NaN weights). The loop knows nothing about Ray: the executor
 passes `report`. It seeds torch's global RNG with `seed` (dropout draws from it), so run

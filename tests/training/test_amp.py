@@ -8,13 +8,14 @@ a power of two is exact, so it must change nothing unless a gradient overflows.
 from __future__ import annotations
 
 import contextlib
+import typing
 
 import pytest
 import torch
 from torch.nn import functional as F
 
-from hpo.training.config import ConfigError, build_config
-from hpo.training.device import grad_scaler_for
+from hpo.training.config import ConfigError, TrainConfig, build_config
+from hpo.training.device import AMP_DTYPES, grad_scaler_for
 from hpo.training.loop import Session, batch_plan, train, train_one_epoch
 from hpo.training.models import create_model
 from hpo.training.optimizers import create_optimizer
@@ -88,3 +89,8 @@ def test_an_overflowing_step_is_skipped_and_the_scale_halved() -> None:
     assert all(torch.equal(p, b) for p, b in zip(session.model.parameters(), before, strict=True))
     assert session.scaler is not None and session.scaler.get_scale() == 2.0**126
     assert not session.optimizer.state  # Adam never stepped: no moments were created
+
+
+def test_every_amp_choice_but_none_has_an_autocast_dtype() -> None:
+    choices = set(typing.get_args(TrainConfig.model_fields["amp"].annotation))
+    assert choices == {"none", *AMP_DTYPES}

@@ -128,6 +128,9 @@ def test_head_groups_keep_the_weight_decay_rules() -> None:
         (0.5, 0.2, [(3, 5)]),
         (0.5, 0.0, [(3,)]),
     ]
+    # Without weight decay, one group per lr: nothing to tell weights and biases apart for.
+    groups = param_groups(model, weight_decay=0.0, head=head, lr_head_mult=0.5)
+    assert [(g["lr_mult"], len(g["params"])) for g in groups] == [(1.0, 2), (0.5, 2)]
 
 
 def test_the_head_of_a_user_model_is_head_else_the_last_linear() -> None:
