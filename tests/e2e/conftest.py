@@ -10,6 +10,7 @@ deployment on the same engine.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -143,11 +144,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         engine.ensure_base_images()
     except engine.EngineUnavailable as exc:
         pytest.skip(f"no Docker engine for the end-to-end test: {exc}")
-    gateway = engine.bridge_gateway()
-    with engine.serve_wheels(WHEELS, gateway) as find_links:
-        engine.build_project_image(
-            ROOT, IMAGE, [f"TORCH_FIND_LINKS={find_links}"] if find_links else []
-        )
+    # The PostgreSQL stand-in builds while the project's image does (both mostly wait on
+    # downloads).
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        postgres = pool.submit(engine.ensure_postgres_image)
+        with engine.serve_wheels(WHEELS, engine.bridge_gateway()) as find_links:
+            engine.build_project_image(
+                ROOT, IMAGE, [f"TORCH_FIND_LINKS={find_links}"] if find_links else []
+            )
+        postgres.result()
 
     port = engine.free_port()
     token = secrets.token_hex(16)

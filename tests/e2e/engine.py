@@ -223,7 +223,7 @@ def _import_debootstrap(tag: str) -> None:
 
 
 def ensure_base_images() -> None:
-    """The three stand-ins, built once per engine (a debootstrap takes ~40 s)."""
+    """The Debian base and the Python stand-in, built once per engine (~2 min cold)."""
     if not _has_image(BASE):
         if not shutil.which("debootstrap"):
             raise EngineUnavailable("debootstrap is missing (apt-get install debootstrap)")
@@ -235,6 +235,10 @@ def ensure_base_images() -> None:
                 shutil.copy(cert, Path(ctx) / "ca" / cert.name)
             (Path(ctx) / "Dockerfile").write_text(PYTHON_DOCKERFILE)
             _build(PYTHON, Path(ctx))
+
+
+def ensure_postgres_image() -> None:
+    """The PostgreSQL stand-in (on the Debian base), built once per engine."""
     if not _has_image(POSTGRES):
         with tempfile.TemporaryDirectory(prefix="hpo-e2e-postgres-") as ctx:
             (Path(ctx) / "Dockerfile").write_text(POSTGRES_DOCKERFILE)

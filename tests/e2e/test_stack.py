@@ -11,6 +11,7 @@ Skips, saying why, where no Docker engine can be started (tests/e2e/engine.py).
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections import defaultdict
 from typing import Any
@@ -204,3 +205,28 @@ def test_the_study_resumes_after_the_api_and_the_database_are_killed(stack: Stac
     _assert_nothing_lost(stack, study_id, trials=6)
     kinds = [row[0] for row in stack.sql(f"SELECT kind FROM events WHERE study_id = {study_id}")]
     assert "resumed" in kinds, kinds
+
+
+def test_ray_is_closed_to_the_host_and_to_drivers_without_the_token(stack: Stack) -> None:
+    # Only the API publishes a port; no Ray port is reachable from the host.
+    published: dict[str, list[str]] = {}
+    for service in ("postgres", "ray-head", "ray-worker-cpu", "api"):
+        for container in stack.containers(service):
+            ports = stack.inspect(container)["NetworkSettings"]["Ports"] or {}
+            bound = [port for port, bindings in ports.items() if bindings]
+            if bound:
+                published[service] = bound
+    assert published == {"api": ["8000/tcp"]}, published
+    # A driver on the cluster's own network, without the token, is refused.
+    (head,) = stack.containers("ray-head")
+    script = "import ray; ray.init(address='ray-head:6379'); print('joined')"
+    without_token = ["env", "-u", "RAY_AUTH_TOKEN", "-u", "RAY_AUTH_MODE", "timeout", "120"]
+    refused = subprocess.run(
+        [engine.docker_binary(), "exec", head, *without_token, "python3", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert refused.returncode != 0 and "joined" not in refused.stdout, refused.stdout
+    assert "auth" in (refused.stdout + refused.stderr).lower(), refused.stderr[-2000:]
