@@ -61,7 +61,7 @@ from hpo.samplers import create_sampler
 from hpo.samplers.base import Sampler, TrialState, continued_seed
 from hpo.spec import StudySpec, load_spec
 from hpo.storage.errors import LeaseLostError, StorageError
-from hpo.storage.repository import Repository, StudyRecord
+from hpo.storage.repository import Repository, StudyRecord, TrialRecord
 
 log = logging.getLogger(__name__)
 
@@ -124,14 +124,22 @@ def _warm_start(
         if trial.status == "running":
             continue
         state: TrialState = "failed" if trial.status == "failed" else trial.status  # type: ignore[assignment]
-        sampler.observe(
+        sampler.observe_values(
             space_params(spec, trial.config),
-            trial.objective_value,
+            _values(spec, trial),
             state=state,
             history=histories.get(trial.id, []),
             attempts=trial.attempt,
         )
     return finished, len(trials)
+
+
+def _values(spec: StudySpec, trial: TrialRecord) -> list[float | None]:
+    """A stored trial's value of each objective (its one value for one objective)."""
+    if not spec.multi_objective:
+        return [trial.objective_value]
+    stored = trial.objective_values or []
+    return list(stored) if len(stored) == len(spec.objectives) else [None] * len(spec.objectives)
 
 
 def worker_id() -> str:
@@ -375,7 +383,7 @@ def _drive(
         sampler = create_sampler(
             spec.strategy.sampler,
             spec.space,
-            mode=objective.mode,
+            mode=[o.mode for o in spec.objectives] if spec.multi_objective else objective.mode,
             seed=continued_seed(spec.strategy.seed, proposed),
             max_attempts=spec.budget.max_failures + 1,
             **spec.strategy.options,

@@ -7,10 +7,10 @@ spec + params + a per-trial seed + the study's data seed), so every trial's conf
 complete and reproducible.
 
 What a sampler learns at the end of a trial: its state (``failed`` on error, ``pruned``
-when the scheduler stopped it before its budget, else ``completed``), its one objective
-value (``objective.value``: the last report's, or the best one's) and its history of
-(step, objective) reports, so TPE hears a pruned trial as PRUNED with its intermediate
-values. A retried trial's history restarts with its new attempt.
+when the scheduler stopped it before its budget, else ``completed``), its value of each
+objective (``objective.value``: the last report's, or the best one's; `tell_values`) and
+its history of (step, first objective) reports, so TPE hears a pruned trial as PRUNED
+with its intermediate values. A retried trial's history restarts with its new attempt.
 """
 
 from __future__ import annotations
@@ -64,12 +64,14 @@ class SamplerSearcher(Searcher):
         first_index: int = 0,
         scheduler: TrialScheduler | None = None,
     ) -> None:
+        # Ray's own metric and mode follow the first objective (its reporting only).
         super().__init__(metric=spec.objective.metric, mode=spec.objective.mode)
         self._sampler = sampler
         self._spec = spec
         self._index = first_index
         self._scheduler = scheduler
-        self._history: dict[str, list[tuple[int, float | None]]] = {}
+        # Per trial: (step, one value per objective) of each report, in report order.
+        self._history: dict[str, list[tuple[int, tuple[float | None, ...]]]] = {}
 
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
@@ -99,7 +101,8 @@ class SamplerSearcher(Searcher):
             history.clear()  # a retried trial starts a new attempt
         if history and step == history[-1][0]:
             history.pop()  # the same report again (Ray's final result)
-        history.append((step, finite(result.get(self._spec.objective.metric))))
+        values = tuple(finite(result.get(o.metric)) for o in self._spec.objectives)
+        history.append((step, values))
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -115,5 +118,12 @@ class SamplerSearcher(Searcher):
             and pruned_at(self._scheduler, trial_id, self._spec.budget.max_epochs) is not None
         ):
             state = "pruned"
-        value = self._spec.objective.value_of([v for _, v in sorted(history)])
-        self._sampler.tell(trial_id, value, state=state, history=history)
+        reports = sorted(history)
+        values = [
+            objective.value_of([v[i] for _, v in reports])
+            for i, objective in enumerate(self._spec.objectives)
+        ]
+        # The history a sampler learns from is the first objective's (samplers that use
+        # one model it alone).
+        first = [(step, v[0]) for step, v in history]
+        self._sampler.tell_values(trial_id, values, state=state, history=first)

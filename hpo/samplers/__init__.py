@@ -13,13 +13,13 @@ Names match `hpo.spec.SAMPLERS` (a test checks).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from hpo.space import Param
 
 if TYPE_CHECKING:
-    from hpo.samplers.base import Sampler
+    from hpo.samplers.base import Mode, Sampler
 
 
 def _grid() -> type[Sampler]:
@@ -46,11 +46,25 @@ def _gp() -> type[Sampler]:
     return GPSampler
 
 
+def _nsga2() -> type[Sampler]:
+    from hpo.samplers.multi_objective import NSGA2Sampler
+
+    return NSGA2Sampler
+
+
+def _motpe() -> type[Sampler]:
+    from hpo.samplers.multi_objective import MOTPESampler
+
+    return MOTPESampler
+
+
 SAMPLERS: dict[str, Callable[[], type[Sampler]]] = {
     "grid": _grid,
     "random": _random,
     "tpe": _tpe,
     "gp": _gp,
+    "nsga2": _nsga2,
+    "motpe": _motpe,
 }
 
 
@@ -58,12 +72,16 @@ def create_sampler(
     name: str,
     space: Mapping[str, Param],
     *,
-    mode: Literal["min", "max"],
+    mode: Mode | Sequence[Mode],
     seed: int | None,
     max_attempts: int = 1,
     **options: object,
 ) -> Sampler:
-    """A new sampler `name` over `space`; ValueError for an unknown name or option."""
+    """A new sampler `name` over `space`; ValueError for an unknown name or option.
+
+    `mode` is one direction, or one per objective for a multi-objective study (only
+    samplers with `multi_objective` accept more than one; learn with `tell_values`).
+    """
     importer = SAMPLERS.get(name)
     if importer is None:
         raise ValueError(f"unknown sampler {name!r} (valid: {', '.join(SAMPLERS)})")

@@ -98,6 +98,8 @@ class TrialRecord:
     provenance: dict[str, Any]
     objective_value: float | None
     attempt: int
+    # One value per objective (see `objective_value`), None before the first report.
+    objective_values: list[float | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ FAST_OPTIONS: dict[str, dict[str, object]] = {
     "random": {},
     "tpe": {"n_startup_trials": 4},
     "gp": {"n_initial_points": 3},
+    "nsga2": {"population_size": 4},
+    "motpe": {"n_startup_trials": 4},
 }
 
 
