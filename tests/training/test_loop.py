@@ -23,6 +23,7 @@ def test_report_is_called_once_per_epoch_with_documented_keys() -> None:
     assert isinstance(result, TrainResult)
     assert [m["epoch"] for m in seen] == [1, 2, 3]
     keys = {"epoch", "train_loss", "val_loss", "val_accuracy", "lr", "seconds"}
+    keys |= {"train_seconds", "param_count"}
     provenance = {"hpo_data_seed", "hpo_split_hash"}
     assert set(seen[0]) == keys | provenance  # provenance only in the first report
     assert all(set(m) == keys for m in seen[1:])
@@ -42,12 +43,21 @@ def test_report_is_called_once_per_epoch_with_documented_keys() -> None:
 
 def test_regression_reports_rmse() -> None:
     result = train({**SMALL, "dataset": "synthetic_regression", "n_samples": 200})
-    assert set(result.final) == {"epoch", "train_loss", "val_loss", "val_rmse", "lr", "seconds"}
+    assert set(result.final) == {
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_rmse",
+        "lr",
+        "seconds",
+        "train_seconds",
+        "param_count",
+    }
     assert result.final["val_rmse"] == pytest.approx(math.sqrt(result.final["val_loss"]), rel=1e-5)
 
 
 def _without_time(history: list[dict[str, float]]) -> list[dict[str, float]]:
-    return [{k: v for k, v in m.items() if k != "seconds"} for m in history]
+    return [{k: v for k, v in m.items() if k not in ("seconds", "train_seconds")} for m in history]
 
 
 @pytest.mark.parametrize(
