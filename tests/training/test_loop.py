@@ -29,12 +29,12 @@ def test_report_is_called_once_per_epoch_with_documented_keys() -> None:
     assert all(set(m) == keys for m in seen[1:])
     assert seen[0]["hpo_data_seed"] == 0 and len(seen[0]["hpo_split_hash"]) == 12
     seen[0] = {k: v for k, v in seen[0].items() if k not in provenance}
-    assert all(type(m["epoch"]) is int for m in seen)
+    assert all(type(m["epoch"]) is int and type(m["param_count"]) is int for m in seen)
     assert all(
         isinstance(v, float) and math.isfinite(v)
         for m in seen
         for k, v in m.items()
-        if k != "epoch"
+        if k not in ("epoch", "param_count")
     )
     assert result.history == seen and result.final == seen[-1]
     assert result.best == min(seen, key=lambda m: m["val_loss"])
