@@ -230,7 +230,9 @@ def run(
     strategy: Annotated[
         str | None, typer.Option(help="grid, random, tpe/bayes, gp, hyperband, asha, bohb.")
     ] = None,
-    sampler: Annotated[str | None, typer.Option(help="grid, random, tpe, gp.")] = None,
+    sampler: Annotated[
+        str | None, typer.Option(help="grid, random, tpe, gp; nsga2, motpe (multi-objective).")
+    ] = None,
     scheduler: Annotated[str | None, typer.Option(help="fifo, hyperband, asha, median.")] = None,
     trials: Annotated[int | None, typer.Option(min=1, help="Trials to finish.")] = None,
     name: Annotated[str | None, typer.Option(help="Study name (default: the spec's).")] = None,
