@@ -195,6 +195,17 @@ class Strategy(_Model):
         return data
 
 
+def _one_or_list_schema(schema: dict[str, Any]) -> None:
+    """The JSON schema of `objective` as a user writes it: one objective (a mapping) or a
+    list of 2 to `MAX_OBJECTIVES` (the field itself always holds a tuple)."""
+    item = schema.pop("items")
+    schema.pop("type", None)
+    schema["anyOf"] = [
+        item,
+        {"type": "array", "items": item, "minItems": 2, "maxItems": MAX_OBJECTIVES},
+    ]
+
+
 class StudySpec(_Model):
     """A whole study, as written under `search_spaces/`.
 
@@ -205,7 +216,9 @@ class StudySpec(_Model):
 
     name: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=10_000)
-    objectives: tuple[Objective, ...] = Field(alias="objective")
+    objectives: tuple[Objective, ...] = Field(
+        alias="objective", json_schema_extra=_one_or_list_schema
+    )
     trainable: Trainable
     budget: Budget = Field(default_factory=Budget)
     resources: Resources = Field(default_factory=Resources)

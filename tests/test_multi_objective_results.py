@@ -204,6 +204,16 @@ def test_the_api_serves_the_pareto_set(db_url: str) -> None:
         trials = http.get(f"/studies/{study.id}/trials").json()["data"]
         assert trials[2]["values"] == pytest.approx([0.88, 2_400.0])
         assert http.get("/studies/999/pareto").status_code == 404
+        # Submitting: a list of objectives is taken; a sampler of one objective is refused.
+        created = http.post("/studies", json=SPEC)
+        assert created.status_code == 201, created.text
+        assert [o["metric"] for o in created.json()["spec"]["objective"]] == [
+            "val_accuracy",
+            "param_count",
+        ]
+        refused = http.post("/studies", json={**SPEC, "strategy": {"sampler": "tpe"}})
+        assert refused.status_code == 422
+        assert [e["field"] for e in refused.json()["detail"]] == ["strategy.sampler"]
         page = httpx.get(f"{url}/studies/{study.id}")
         assert page.status_code == 200 and 'id="pareto"' in page.text
         assert httpx.get(f"{url}/static/pareto.js").status_code == 200
