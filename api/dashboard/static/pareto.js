@@ -99,7 +99,9 @@
       {
         x: front.map((t) => t.values[0]), y: front.map((t) => t.values[1]),
         text: front.map((t) => `trial ${t.number}`), mode: "lines+markers", type: "scatter",
-        name: "Pareto front", line: { shape: "hv", color: "#d9480f" },
+        // The staircase bounds what the front dominates: seen along increasing x, a
+        // minimized x steps across then up or down, a maximized x steps up or down first.
+        name: "Pareto front", line: { shape: x.mode === "min" ? "hv" : "vh", color: "#d9480f" },
         marker: { color: "#d9480f", size: 10 },
       },
     ], {
