@@ -33,10 +33,10 @@ from hpo.space import MAX_ERRORS, Param, check_budget, check_space, grid_size
 
 # The names a user writes; the registries in hpo/samplers and hpo/execution must match
 # these (a test checks), so the spec can be validated without importing Ray or Optuna.
-SAMPLERS: tuple[str, ...] = ("grid", "random", "tpe", "gp", "nsga2", "motpe")
-# Samplers that take several objectives: the two that search a Pareto front, and the two
+SAMPLERS: tuple[str, ...] = ("grid", "random", "tpe", "gp", "nsga2", "motpe", "mogp")
+# Samplers that take several objectives: those that search a Pareto front, and the two
 # that never model values (a grid or random draws are the same for any objective).
-MULTI_OBJECTIVE_SAMPLERS: tuple[str, ...] = ("nsga2", "motpe", "random", "grid")
+MULTI_OBJECTIVE_SAMPLERS: tuple[str, ...] = ("nsga2", "motpe", "mogp", "random", "grid")
 # Objectives of one study; Optuna's hypervolume-based ranks grow costly far beyond this.
 MAX_OBJECTIVES = 8
 SCHEDULERS: tuple[str, ...] = ("fifo", "hyperband", "asha", "median")

@@ -60,7 +60,7 @@ def test_a_list_round_trips_and_one_objective_stays_a_mapping() -> None:
     assert one.dump()["objective"] == {**ACC, "value": "last"}
 
 
-@pytest.mark.parametrize("sampler", ["nsga2", "motpe", "random", "grid"])
+@pytest.mark.parametrize("sampler", ["nsga2", "motpe", "mogp", "random", "grid"])
 def test_samplers_that_take_several_objectives(sampler: str) -> None:
     space = {"hidden": {"choice": [4, 8]}}
     loaded = load_spec(spec(strategy={"sampler": sampler}, space=space))

@@ -231,7 +231,8 @@ def run(
         str | None, typer.Option(help="grid, random, tpe/bayes, gp, hyperband, asha, bohb.")
     ] = None,
     sampler: Annotated[
-        str | None, typer.Option(help="grid, random, tpe, gp; nsga2, motpe (multi-objective).")
+        str | None,
+        typer.Option(help="grid, random, tpe, gp; nsga2, motpe, mogp (multi-objective)."),
     ] = None,
     scheduler: Annotated[str | None, typer.Option(help="fifo, hyperband, asha, median.")] = None,
     trials: Annotated[int | None, typer.Option(min=1, help="Trials to finish.")] = None,

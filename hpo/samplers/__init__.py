@@ -58,6 +58,12 @@ def _motpe() -> type[Sampler]:
     return MOTPESampler
 
 
+def _mogp() -> type[Sampler]:
+    from hpo.samplers.multi_objective import MOGPSampler
+
+    return MOGPSampler
+
+
 SAMPLERS: dict[str, Callable[[], type[Sampler]]] = {
     "grid": _grid,
     "random": _random,
@@ -65,6 +71,7 @@ SAMPLERS: dict[str, Callable[[], type[Sampler]]] = {
     "gp": _gp,
     "nsga2": _nsga2,
     "motpe": _motpe,
+    "mogp": _mogp,
 }
 
 

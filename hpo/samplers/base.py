@@ -61,7 +61,7 @@ class Sampler(abc.ABC):
         if len(modes) > 1 and not self.multi_objective:
             raise ValueError(
                 f"sampler {self.name!r} optimizes one objective, got {len(modes)} "
-                "(multi-objective samplers: nsga2, motpe)"
+                "(multi-objective samplers: nsga2, motpe, mogp)"
             )
         unknown = sorted(set(options) - set(self.option_names))
         if unknown:

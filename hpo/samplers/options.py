@@ -38,6 +38,7 @@ SAMPLER_OPTIONS: dict[str, dict[str, Option]] = {
     "gp": {"n_initial_points": Option(int, low=1)},
     "nsga2": {"population_size": Option(int, low=2)},
     "motpe": {"n_startup_trials": Option(int, low=0)},
+    "mogp": {"n_startup_trials": Option(int, low=0)},
 }
 
 
