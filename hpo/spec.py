@@ -860,6 +860,14 @@ def _objective_errors(spec: StudySpec) -> list[FieldError]:
                     f"'{metric}' is not reported for {task} dataset (valid: {', '.join(valid)})",
                 )
             )
+        elif metric in vocab.METRICS_COST and objective.value == "best":
+            errors.append(
+                FieldError(
+                    f"{where}.value",
+                    f"{metric} is a cost that only grows or stays: its best epoch is the "
+                    "first, not a model worth delivering (use last)",
+                )
+            )
         elif vocab.metric_mode(metric) != mode:
             errors.append(
                 FieldError(

@@ -81,7 +81,11 @@ def test_early_stopping_watches_the_first_learning_metric() -> None:
         ([], "objective", "needs 2 to 8 (got 0)"),
         ([ACC, SIZE, TIME] * 3, "objective", "needs 2 to 8 (got 9)"),
         ([ACC, {"metric": "val_accuracy", "mode": "max"}], "objective.1.metric", "already"),
-        ([ACC, {**SIZE, "value": "best"}], "objective.1.value", "last epoch"),
+        (
+            [ACC, {"metric": "val_loss", "mode": "min", "value": "best"}],
+            "objective.1.value",
+            "last epoch",
+        ),
         ([ACC, {"metric": "param_count", "mode": "max"}], "objective.1.mode", "must be min"),
         ([ACC, {"metric": "val_rmse", "mode": "min"}], "objective.1.metric", "not reported"),
         ([ACC, {"metric": "loss", "mode": "upward"}], "objective.1.mode", "'min' or 'max'"),
@@ -131,3 +135,5 @@ def test_single_objective_studies_may_minimize_a_cost() -> None:
     loaded = load_spec(spec(objective=TIME, strategy={"sampler": "tpe"}))
     assert loaded.objective.metric == "train_seconds"
     assert loaded.base_config()["early_stopping_metric"] == "val_loss"
+    found = errors(spec(objective={**TIME, "value": "best"}, strategy={"sampler": "tpe"}))
+    assert set(found) == {"objective.value"} and "use last" in found["objective.value"]
