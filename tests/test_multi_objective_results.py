@@ -214,6 +214,11 @@ def test_the_api_serves_the_pareto_set(db_url: str) -> None:
         refused = http.post("/studies", json={**SPEC, "strategy": {"sampler": "tpe"}})
         assert refused.status_code == 422
         assert [e["field"] for e in refused.json()["detail"]] == ["strategy.sampler"]
+        remote = CliRunner().invoke(app, ["best", str(study.id), "--server", url, "--json"])
+        assert remote.exit_code == 0, remote.output
+        assert [t["number"] for t in json.loads(remote.stdout)["pareto"]] == FRONT
+        shown = CliRunner().invoke(app, ["best", str(study.id), "--server", url])
+        assert shown.exit_code == 0 and "Pareto set: 3 trial(s)" in shown.stdout
         page = httpx.get(f"{url}/studies/{study.id}")
         assert page.status_code == 200 and 'id="pareto"' in page.text
         assert httpx.get(f"{url}/static/pareto.js").status_code == 200
