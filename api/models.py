@@ -44,6 +44,8 @@ class ErrorPublic(BaseModel):
 
 
 class ObjectivePublic(BaseModel):
+    """One objective of a study: the metric and whether smaller or larger is better."""
+
     metric: str
     mode: Literal["min", "max"]
 
@@ -66,6 +68,9 @@ class TrialPublic(BaseModel):
     attempt: int = Field(1, description="Attempts so far (retries + 1); values are the last's.")
     value: float | None = Field(
         None, description="The trial's one value, what ranks it (see objective.value)."
+    )
+    values: list[float | None] | None = Field(
+        None, description="Its value of each objective, in the spec's order ([value] for one)."
     )
     last_value: float | None
     best_value: float | None
@@ -91,6 +96,7 @@ class TrialPublic(BaseModel):
             epochs_run=trial.epochs_run,
             attempt=trial.attempt,
             value=trial.objective_value,
+            values=trial.objective_values,
             last_value=trial.last_value,
             best_value=trial.best_value,
             final_metrics=trial.final_metrics,
@@ -114,6 +120,22 @@ class BestTrialPublic(TrialPublic):
         None, description="Held-out test split (test_fraction), scored once after the search."
     )
     reproduce: str = Field(description="Retrains this trial from the database (`hpo train`).")
+
+
+class ParetoTrialPublic(TrialPublic):
+    """A trial of the Pareto set with the command that retrains it."""
+
+    reproduce: str = Field(description="Retrains this trial from the database (`hpo train`).")
+
+
+class ParetoPublic(BaseModel):
+    """A study's Pareto set: completed trials that no other completed trial beats on every
+    objective (each trial's `values` in the order of `objectives`), by number."""
+
+    study_id: int
+    objectives: list[ObjectivePublic]
+    params: list[str] = Field(description="The searched hyperparameters.")
+    pareto: list[ParetoTrialPublic]
 
 
 class TrialsPublic(BaseModel):

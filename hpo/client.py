@@ -109,6 +109,9 @@ class Client:
     def best(self, study_id: int) -> dict[str, Any]:
         return dict(self._json("GET", f"/studies/{study_id}/best"))
 
+    def pareto(self, study_id: int) -> dict[str, Any]:
+        return dict(self._json("GET", f"/studies/{study_id}/pareto"))
+
     def export(self, study_id: int, fmt: str, stream: IO[str]) -> None:
         """Write the study's CSV or JSON export to `stream` as it arrives."""
         try:

@@ -30,6 +30,8 @@ def trial_document(trial: TrialRecord) -> dict[str, Any]:
         # The trial's one value (what ranks it, see `objective.value`), then its last and
         # best epochs' values beside it.
         "value": trial.objective_value,
+        # Its value of each objective, in the spec's order ([value] for one objective).
+        "values": trial.objective_values,
         "last_value": trial.last_value,
         "best_value": trial.best_value,
         "final_metrics": trial.final_metrics,
@@ -45,10 +47,17 @@ def objective_label(metric: str, how: str) -> str:
     return f"{metric}, {how} epoch"
 
 
+def spec_objectives(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The objectives of a stored spec, each ``{metric, mode, value}``: one mapping, or a
+    list of them in a multi-objective study."""
+    objective = spec.get("objective") or {}
+    return list(objective) if isinstance(objective, list) else [objective]
+
+
 def value_label(study: Any) -> str:
     """`objective_label` of a study: a repository record, or a server's study document
-    read as one (`objective_metric` and `spec`)."""
-    how = study.spec.get("objective", {}).get("value", "last")
+    read as one (`objective_metric` and `spec`). For several objectives, the first's."""
+    how = spec_objectives(study.spec)[0].get("value", "last")
     return objective_label(study.objective_metric, how)
 
 
@@ -74,6 +83,26 @@ def best_document(study: StudyRecord, trial: TrialRecord, db: str | None = None)
         # On the held-out test split (`test_fraction`), scored once after the search.
         "test_metrics": trial.provenance.get("test_metrics"),
         "reproduce": reproduce_command(study.id, trial.number, db),
+    }
+
+
+def pareto_document(
+    study: StudyRecord, trials: list[TrialRecord], db: str | None = None
+) -> dict[str, Any]:
+    """`hpo best --json` of a multi-objective study: its objectives and its Pareto set
+    (completed trials no other beats on every objective), each trial with its `values`
+    and reproduce command."""
+    return {
+        "study_id": study.id,
+        "objectives": [
+            {"metric": o.get("metric"), "mode": o.get("mode")} for o in spec_objectives(study.spec)
+        ],
+        # The searched hyperparameters, the columns of the set's table.
+        "params": list(study.spec.get("space") or {}),
+        "pareto": [
+            {**trial_document(t), "reproduce": reproduce_command(study.id, t.number, db)}
+            for t in trials
+        ],
     }
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from itertools import groupby
 from typing import IO, Any
 
-from hpo.documents import trial_document
+from hpo.documents import spec_objectives, trial_document
 from hpo.space import Param
 from hpo.spec import load_spec
 from hpo.storage.repository import MetricRecord, Repository, StudyRecord, TrialRecord
@@ -54,17 +54,25 @@ def to_csv(repo: Repository, study: StudyRecord, stream: IO[str]) -> None:
     """
     spec = study.spec
     params = list(spec.get("space", {}))
+    objectives = spec_objectives(spec)
+    # A multi-objective study adds one column per objective: ``value.<metric>``.
+    value_columns = [f"value.{o['metric']}" for o in objectives] if len(objectives) > 1 else []
     writer: Any = None
     for trial in repo.iter_trials(study.id):
         if writer is None:
             metric_names = sorted(trial.final_metrics)
-            taken = set(_TRIAL_COLUMNS)
+            taken = set(_TRIAL_COLUMNS) | set(value_columns)
             param_columns = {
                 p: f"param.{p}" if p in taken or p in metric_names else p for p in params
             }
             taken |= set(params)
             metric_columns = {m: f"metric.{m}" if m in taken else m for m in metric_names}
-            header = [*_TRIAL_COLUMNS, *param_columns.values(), *metric_columns.values()]
+            header = [
+                *_TRIAL_COLUMNS,
+                *value_columns,
+                *param_columns.values(),
+                *metric_columns.values(),
+            ]
             writer = csv.DictWriter(stream, fieldnames=header, extrasaction="ignore")
             writer.writeheader()
         writer.writerow(
@@ -75,6 +83,7 @@ def to_csv(repo: Repository, study: StudyRecord, stream: IO[str]) -> None:
                 "value": trial.objective_value,
                 "best_value": trial.best_value,
                 "last_value": trial.last_value,
+                **dict(zip(value_columns, trial.objective_values or [], strict=False)),
                 **{column: trial.config.get(p) for p, column in param_columns.items()},
                 **{
                     metric_columns[m]: v
@@ -84,7 +93,7 @@ def to_csv(repo: Repository, study: StudyRecord, stream: IO[str]) -> None:
             }
         )
     if writer is None:
-        csv.writer(stream).writerow([*_TRIAL_COLUMNS, *params])
+        csv.writer(stream).writerow([*_TRIAL_COLUMNS, *value_columns, *params])
 
 
 def to_json(repo: Repository, study: StudyRecord, stream: IO[str]) -> None:
@@ -131,6 +140,8 @@ def to_optuna(repo: Repository, study: StudyRecord, storage: str, name: str | No
     Params carry their distributions, each epoch's objective is an intermediate value,
     the final objective is the trial's value, states map completed→COMPLETE,
     pruned→PRUNED, failed→FAIL; `optuna.load_study` and optuna-dashboard open it.
+    A multi-objective study becomes one with a direction per objective and each trial's
+    `values` (Optuna keeps no intermediate values there).
     """
     import optuna
     from optuna.trial import TrialState, create_trial
@@ -138,10 +149,11 @@ def to_optuna(repo: Repository, study: StudyRecord, storage: str, name: str | No
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = load_spec(study.spec)
     name = name or f"hpo-{study.id}-{study.name}"
+    several = spec.multi_objective
     target = optuna.create_study(
         storage=storage,
         study_name=name,
-        direction="maximize" if study.objective_mode == "max" else "minimize",
+        directions=["maximize" if o.mode == "max" else "minimize" for o in spec.objectives],
     )
     target.set_user_attr("hpo_study_id", study.id)
     distributions = {n: _distribution(p) for n, p in spec.space.items()}
@@ -152,18 +164,26 @@ def to_optuna(repo: Repository, study: StudyRecord, storage: str, name: str | No
         intermediate = {
             m.step: m.value
             for m in rows
-            if m.name == metric and m.value is not None and math.isfinite(m.value)
+            if not several and m.name == metric and m.value is not None and math.isfinite(m.value)
         }
         state = TrialState[_STATES[trial.status]]
-        # The trial's one value (objective.value), the one hpo ranks by.
-        value = trial.objective_value if state in (TrialState.COMPLETE, TrialState.PRUNED) else None
-        if state == TrialState.COMPLETE and value is None:
+        # The trial's value of each objective (objective.value), what hpo ranks by.
+        values = (
+            ((trial.objective_values or []) if several else [trial.objective_value])
+            if state in (TrialState.COMPLETE, TrialState.PRUNED)
+            else []
+        )
+        if state == TrialState.COMPLETE and (
+            len(values) != len(spec.objectives) or any(v is None for v in values)
+        ):
             state = TrialState.FAIL
         batch.append(
             create_trial(
                 params=params,
                 distributions={n: distributions[n] for n in params},
-                value=value if state == TrialState.COMPLETE else None,
+                values=[float(v) for v in values if v is not None]
+                if state == TrialState.COMPLETE
+                else None,
                 intermediate_values=intermediate,
                 state=state,
                 user_attrs={"hpo_number": trial.number, "epochs_run": trial.epochs_run},

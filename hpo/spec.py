@@ -41,7 +41,14 @@ from hpo.space import (
 
 # The names a user writes; the registries in hpo/samplers and hpo/execution must match
 # these (a test checks), so the spec can be validated without importing Ray or Optuna.
-SAMPLERS: tuple[str, ...] = ("grid", "random", "tpe", "gp", "bohb", "skopt", "auto")
+SAMPLERS: tuple[str, ...] = (
+    "grid", "random", "tpe", "gp", "bohb", "skopt", "auto", "nsga2", "motpe", "mogp",
+)  # fmt: skip
+# Samplers that take several objectives: those that search a Pareto front, and the two
+# that never model values (a grid or random draws are the same for any objective).
+MULTI_OBJECTIVE_SAMPLERS: tuple[str, ...] = ("nsga2", "motpe", "mogp", "random", "grid")
+# Objectives of one study; Optuna's hypervolume-based ranks grow costly far beyond this.
+MAX_OBJECTIVES = 8
 SCHEDULERS: tuple[str, ...] = ("fifo", "hyperband", "asha", "median", "pbt")
 STRATEGIES: dict[str, tuple[str, str]] = {
     "grid": ("grid", "fifo"),
@@ -236,12 +243,30 @@ class Strategy(_Model):
         return data
 
 
+def _one_or_list_schema(schema: dict[str, Any]) -> None:
+    """The JSON schema of `objective` as a user writes it: one objective (a mapping) or a
+    list of 2 to `MAX_OBJECTIVES` (the field itself always holds a tuple)."""
+    item = schema.pop("items")
+    schema.pop("type", None)
+    schema["anyOf"] = [
+        item,
+        {"type": "array", "items": item, "minItems": 2, "maxItems": MAX_OBJECTIVES},
+    ]
+
+
 class StudySpec(_Model):
-    """A whole study, as written under `search_spaces/`."""
+    """A whole study, as written under `search_spaces/`.
+
+    `objective` is one mapping, or a list of objectives for a multi-objective study (a
+    Pareto front). Inside, `objectives` holds them all and `objective` is the first one:
+    what Ray reports on, what early stopping and progress watch, what `best_value` is.
+    """
 
     name: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=10_000)
-    objective: Objective
+    objectives: tuple[Objective, ...] = Field(
+        alias="objective", json_schema_extra=_one_or_list_schema
+    )
     trainable: Trainable
     budget: Budget = Field(default_factory=Budget)
     resources: Resources = Field(default_factory=Resources)
@@ -258,9 +283,35 @@ class StudySpec(_Model):
             raise ValueError(f"at most {MAX_NAMES} hyperparameters (got {len(value)})")
         return value
 
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        # One objective is written as a mapping; `load_spec` names its fields without the
+        # list index this wrapping adds.
+        if not isinstance(value, list | tuple):
+            return (value,)
+        if not 2 <= len(value) <= MAX_OBJECTIVES:
+            raise ValueError(
+                f"a list of objectives needs 2 to {MAX_OBJECTIVES} (got {len(value)}); "
+                "write a single objective as a mapping"
+            )
+        return value
+
+    @property
+    def objective(self) -> Objective:
+        """The first (for a single-objective study, the only) objective."""
+        return self.objectives[0]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
     def dump(self) -> dict[str, Any]:
-        """The JSON/YAML form; `load_spec(spec.dump()) == spec`."""
+        """The JSON/YAML form; `load_spec(spec.dump()) == spec`. One objective is dumped
+        as a mapping, several as a list."""
         data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if not self.multi_objective:
+            data["objective"] = data["objective"][0]
         data["space"] = {name: p.dump() for name, p in self.space.items()}
         return data
 
@@ -279,11 +330,21 @@ class StudySpec(_Model):
         if self.trainable.builtin:
             config["dataset"] = self.trainable.dataset
             config["model"] = self.trainable.model or "mlp"
-            config["early_stopping_metric"] = self.objective.metric
+            config["early_stopping_metric"] = self._watched_metric()
         config["data_seed"] = self.strategy.seed or 0
         config["epochs"] = self.budget.max_epochs
         config.update(self.fixed)
         return config
+
+    def _watched_metric(self) -> str:
+        """The metric the core's early stopping watches: the first objective that is a
+        learning metric (a cost such as ``train_seconds`` only grows), else ``val_loss``."""
+        from hpo.training.config import METRICS_COST
+
+        for objective in self.objectives:
+            if objective.metric not in METRICS_COST:
+                return objective.metric
+        return "val_loss"
 
     def trial_config(self, params: Mapping[str, Any], seed: int | None) -> dict[str, Any]:
         """The full resolved config of one trial: base config, sampled params, seed."""
@@ -306,8 +367,9 @@ def load_spec(source: str | Path | Mapping[str, Any]) -> StudySpec:
     try:
         spec = StudySpec.model_validate(data)
     except ValidationError as exc:
+        one = not isinstance(data.get("objective"), list | tuple)
         errors = [
-            FieldError(path_of(e["loc"]), _message(e))
+            FieldError(_objective_path(path_of(e["loc"]), one), _message(e))
             for e in exc.errors(include_url=False, include_context=False)[:MAX_ERRORS]
         ]
         # Vocabulary problems are independent of the structural ones: report them in the
@@ -318,6 +380,13 @@ def load_spec(source: str | Path | Mapping[str, Any]) -> StudySpec:
     if errors:
         raise SpecError(errors)
     return spec
+
+
+def _objective_path(path: str, one: bool) -> str:
+    """`path` as the user wrote it: a single objective (a mapping) has no list index."""
+    if one and path.startswith("objective.0"):
+        return "objective" + path.removeprefix("objective.0")
+    return path
 
 
 def _read(source: str | Path | Mapping[str, Any]) -> Mapping[str, Any]:
@@ -496,6 +565,8 @@ def semantic_errors(spec: StudySpec) -> list[FieldError]:
         errors += _grid_errors(spec)
     if strategy.scheduler == "pbt":
         errors += _pbt_errors(spec)
+    if spec.multi_objective:
+        errors += _multi_objective_errors(spec)
     if spec.trainable.builtin:
         errors += _builtin_errors(spec)
     return errors
@@ -852,6 +923,51 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else f"{text[:20]}…({len(text)} characters)"
 
 
+def _multi_objective_errors(spec: StudySpec) -> list[FieldError]:
+    """What a study of several objectives refuses: a repeated metric, ``value: best`` (the
+    values must all be one model's, the last epoch's), a sampler that learns one value,
+    and a scheduler that stops trials by one metric."""
+    errors: list[FieldError] = []
+    n = len(spec.objectives)
+    seen: dict[str, int] = {}
+    for i, objective in enumerate(spec.objectives):
+        if objective.metric in seen:
+            errors.append(
+                FieldError(
+                    f"objective.{i}.metric",
+                    f"'{objective.metric}' is already objective {seen[objective.metric]}; "
+                    "each objective needs its own metric",
+                )
+            )
+        seen.setdefault(objective.metric, i)
+        if objective.value == "best":
+            errors.append(
+                FieldError(
+                    f"objective.{i}.value",
+                    "a multi-objective study scores one model per trial, its last epoch's: "
+                    "'best' would take each objective from a different epoch (use last)",
+                )
+            )
+    if spec.strategy.sampler in SAMPLERS and spec.strategy.sampler not in MULTI_OBJECTIVE_SAMPLERS:
+        errors.append(
+            FieldError(
+                "strategy.sampler",
+                f"sampler '{spec.strategy.sampler}' learns one objective; a study with {n} "
+                f"objectives needs one of {', '.join(MULTI_OBJECTIVE_SAMPLERS)}",
+            )
+        )
+    if spec.strategy.scheduler in SCHEDULERS and spec.strategy.scheduler != "fifo":
+        errors.append(
+            FieldError(
+                "strategy.scheduler",
+                f"scheduler '{spec.strategy.scheduler}' stops trials by one metric, which "
+                f"would cut the front short; a study with {n} objectives runs every trial "
+                "its budget: use fifo",
+            )
+        )
+    return errors
+
+
 def _objective_errors(spec: StudySpec) -> list[FieldError]:
     from hpo.training import config as vocab
 
@@ -861,24 +977,36 @@ def _objective_errors(spec: StudySpec) -> list[FieldError]:
         valid = tuple(dict.fromkeys(vocab.METRICS_CLASSIFICATION + vocab.METRICS_REGRESSION))
     else:
         valid = vocab.METRICS_REGRESSION if regression else vocab.METRICS_CLASSIFICATION
-    metric, mode = spec.objective.metric, spec.objective.mode
-    if metric not in valid:
-        task = {None: "this", True: "a regression", False: "a classification"}[regression]
-        return [
-            FieldError(
-                "objective.metric",
-                f"'{metric}' is not reported for {task} dataset (valid: {', '.join(valid)})",
+    valid += vocab.METRICS_COST
+    errors: list[FieldError] = []
+    for i, objective in enumerate(spec.objectives):
+        where = f"objective.{i}" if spec.multi_objective else "objective"
+        metric, mode = objective.metric, objective.mode
+        if metric not in valid:
+            task = {None: "this", True: "a regression", False: "a classification"}[regression]
+            errors.append(
+                FieldError(
+                    f"{where}.metric",
+                    f"'{metric}' is not reported for {task} dataset (valid: {', '.join(valid)})",
+                )
             )
-        ]
-    if vocab.metric_mode(metric) != mode:
-        return [
-            FieldError(
-                "objective.mode",
-                f"{metric} is better when {'higher' if mode == 'min' else 'lower'}; "
-                f"mode must be {vocab.metric_mode(metric)}",
+        elif metric in vocab.METRICS_COST and objective.value == "best":
+            errors.append(
+                FieldError(
+                    f"{where}.value",
+                    f"{metric} is a cost that only grows or stays: its best epoch is the "
+                    "first, not a model worth delivering (use last)",
+                )
             )
-        ]
-    return []
+        elif vocab.metric_mode(metric) != mode:
+            errors.append(
+                FieldError(
+                    f"{where}.mode",
+                    f"{metric} is better when {'higher' if mode == 'min' else 'lower'}; "
+                    f"mode must be {vocab.metric_mode(metric)}",
+                )
+            )
+    return errors
 
 
 def _unknown(what: str, name: str, valid: tuple[str, ...]) -> str:

@@ -20,6 +20,8 @@ from api.deps import CurrentUser, RepoDep, SettingsDep
 from api.models import (
     BestTrialPublic,
     EventPublic,
+    ParetoPublic,
+    ParetoTrialPublic,
     StudiesPublic,
     StudyDetail,
     StudyPublic,
@@ -31,7 +33,7 @@ from api.models import (
 from hpo import export as exporter
 from hpo import service
 from hpo.config import Settings
-from hpo.documents import reproduce_command, value_label
+from hpo.documents import pareto_document, reproduce_command, value_label
 from hpo.errors import FieldError, SpecError
 from hpo.space import MAX_ERRORS, check_budget, time_budget
 from hpo.spec import StudySpec, apply_overrides, load_spec, parse_text, read_number
@@ -286,6 +288,27 @@ def best_trial(study_id: StudyId, repo: RepoDep, user: CurrentUser) -> BestTrial
         value_label=value_label(study),
         test_metrics=trial.provenance.get("test_metrics"),
         reproduce=reproduce_command(study.id, trial.number),
+    )
+
+
+@router.get("/{study_id}/pareto", responses=error_responses(404, 422))
+def pareto_set(study_id: StudyId, repo: RepoDep, user: CurrentUser) -> ParetoPublic:
+    """The Pareto set: completed trials that no other completed trial beats on every
+    objective, with their values (empty while there is none). For one objective, the
+    trials sharing the best value."""
+    study = service.get_visible_study(repo, study_id, user)
+    trials = repo.pareto_trials(study_id)
+    document = pareto_document(study, [])
+    return ParetoPublic(
+        study_id=study.id,
+        objectives=document["objectives"],
+        params=document["params"],
+        pareto=[
+            ParetoTrialPublic(
+                **TrialPublic.of(t).model_dump(), reproduce=reproduce_command(study.id, t.number)
+            )
+            for t in trials
+        ],
     )
 
 

@@ -21,6 +21,7 @@ from hpo.cli.render import (
     out,
     print_best,
     print_json,
+    print_pareto,
     show,
     trials_bar,
     trials_table,
@@ -231,7 +232,12 @@ def run(
     strategy: Annotated[
         str | None, typer.Option(help="grid, random, tpe/bayes, gp, hyperband, asha, bohb.")
     ] = None,
-    sampler: Annotated[str | None, typer.Option(help="grid, random, tpe, gp, bohb.")] = None,
+    sampler: Annotated[
+        str | None,
+        typer.Option(
+            help="grid, random, tpe, gp, bohb, skopt, auto; nsga2, motpe, mogp (multi-objective)."
+        ),
+    ] = None,
     scheduler: Annotated[str | None, typer.Option(help="fifo, hyperband, asha, median.")] = None,
     trials: Annotated[int | None, typer.Option(min=1, help="Trials to finish.")] = None,
     name: Annotated[str | None, typer.Option(help="Study name (default: the spec's).")] = None,
@@ -366,13 +372,23 @@ def _run_with_progress(repo: Any, study_id: int, ray_address: str | None, *, qui
 
 
 def _show_result(repo: Any, study: Any, *, as_json: bool) -> None:
-    from hpo.documents import reproduce_command, study_document, value_label
+    from hpo.documents import (
+        pareto_document,
+        reproduce_command,
+        spec_objectives,
+        study_document,
+        value_label,
+    )
 
     if as_json:
         print_json(study_document(repo, study))
         return
     top = repo.list_trials(study.id, sort="objective_value", limit=10)
     trials_table(top, study, title=f"top trials of study {study.id} ({study.status})")
+    if len(spec_objectives(study.spec)) > 1:
+        out.print()
+        print_pareto(pareto_document(study, repo.pareto_trials(study.id), repo.url))
+        return
     best = repo.best_trial(study.id)
     if best is None:
         show("no trial finished with a finite objective value")

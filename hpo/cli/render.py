@@ -172,6 +172,25 @@ def print_best(trial: Any, label: str) -> None:
     print_yaml(trial.config)
 
 
+def print_pareto(document: Mapping[str, Any]) -> None:
+    """A multi-objective study's Pareto set (`hpo.documents.pareto_document`): one row
+    per trial with its value of each objective and its searched params."""
+    objectives = [f"{o['metric']} ({o['mode']})" for o in document["objectives"]]
+    trials = document["pareto"]
+    searched = list(document.get("params") or [])
+    columns = ["#", *objectives, *searched]
+    table = _table(f"Pareto set: {len(trials)} trial(s)", columns, right=frozenset(columns))
+    for t in trials:
+        values = t.get("values") or [None] * len(objectives)
+        _add_row(
+            table,
+            str(t["number"]),
+            *(fmt(v) for v in values),
+            *(fmt(t["config"].get(p)) for p in searched),
+        )
+    out.print(table)
+
+
 def for_terminal(stream: IO[str]) -> IO[str]:
     """`stream` itself if it is a file or a pipe (the data stays exact); if it is a
     terminal, a stream that writes everything as `literal` text (CSV's ``\r\n`` as

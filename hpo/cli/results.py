@@ -26,6 +26,7 @@ from hpo.cli.render import (
     literal,
     print_best,
     print_json,
+    print_pareto,
     remote_studies_table,
     remote_study,
     show,
@@ -121,22 +122,36 @@ def best(
         ),
     ] = None,
 ) -> None:
-    """The best trial of a study and its configuration."""
-    from hpo.documents import best_document, value_label
+    """The best trial of a study and its configuration; for several objectives, the
+    Pareto set (trials no other beats on every objective)."""
+    from hpo.documents import best_document, pareto_document, spec_objectives, value_label
 
     if server and not db:
         if weights is not None:
             fail("--weights reads the artifact store: use it with --db, not --server", code=2)
         with connect(server, token) as client:
-            found = client.best(study_id)
+            study_doc = client.study(study_id)
+            several = len(spec_objectives(study_doc.get("spec") or {})) > 1
+            found = client.pareto(study_id) if several else client.best(study_id)
         if as_json:
             print_json(found)
+        elif several:
+            print_pareto(found)
         else:
             print_best(Remote(found), str(found.get("value_label", "value")))
         return
     with user_errors():
         repo = open_repo(db)
         study = repo.get_study(study_id)
+        if len(spec_objectives(study.spec)) > 1:
+            pareto = pareto_document(study, repo.pareto_trials(study_id), db)
+            if as_json:
+                print_json(pareto)
+            elif not pareto["pareto"]:
+                fail(f"study {study_id} has no completed trial with every objective finite", code=1)
+            else:
+                print_pareto(pareto)
+            return
         trial = repo.best_trial(study_id)
     if trial is None:
         fail(

@@ -146,9 +146,9 @@ def _warm_start(
         if trial.status == "running":
             continue
         state: TrialState = "failed" if trial.status == "failed" else trial.status  # type: ignore[assignment]
-        sampler.observe(
+        sampler.observe_values(
             space_params(spec, trial.config),
-            trial.objective_value,
+            _values(spec, trial),
             state=state,
             history=histories.get(trial.id, []),
             attempts=trial.attempt,
@@ -174,6 +174,14 @@ def _start_warm(
         )
     points = warm.points[proposed:]
     return Enqueued(sampler, points) if points else sampler
+
+
+def _values(spec: StudySpec, trial: TrialRecord) -> list[float | None]:
+    """A stored trial's value of each objective (its one value for one objective)."""
+    if not spec.multi_objective:
+        return [trial.objective_value]
+    stored = trial.objective_values or []
+    return list(stored) if len(stored) == len(spec.objectives) else [None] * len(spec.objectives)
 
 
 def worker_id() -> str:
@@ -422,7 +430,7 @@ def _drive(
         sampler = create_sampler(
             spec.strategy.sampler,
             spec.space,
-            mode=objective.mode,
+            mode=[o.mode for o in spec.objectives] if spec.multi_objective else objective.mode,
             seed=continued_seed(spec.strategy.seed, proposed),
             max_attempts=spec.budget.max_failures + 1,
             **spec.strategy.options,

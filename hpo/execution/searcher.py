@@ -7,17 +7,18 @@ spec + params + a per-trial seed + the study's data seed), so every trial's conf
 complete and reproducible.
 
 What a sampler learns at the end of a trial: its state (``failed`` on error, ``pruned``
-when the scheduler stopped it before its budget, else ``completed``), its one objective
-value (``objective.value``: the last report's, or the best one's) and its history of
-(step, objective) reports, so TPE hears a pruned trial as PRUNED with its intermediate
-values. A retried trial's history restarts with its new attempt. Each report is also
-passed on as it arrives (`Sampler.report`), so a sampler that models budgets (BOHB)
-learns from running trials' intermediate values, not only from finished ones.
+when the scheduler stopped it before its budget, else ``completed``), its value of each
+objective (``objective.value``: the last report's, or the best one's; `tell_values`) and
+its history of (step, first objective) reports, so TPE hears a pruned trial as PRUNED
+with its intermediate values. A retried trial's history restarts with its new attempt.
+Each report is also passed on as it arrives (`Sampler.report`, the first objective), so
+a sampler that models budgets (BOHB) learns from running trials' intermediate values,
+not only from finished ones.
 
 Trials resumed from their checkpoints after a driver died (`resumed`: their full stored
 configs, with the keys that tell the trainable where to restore from) are suggested
 first, before the sampler is asked for anything; the sampler never proposed them in this
-run, so it learns their end through `observe`, as it learns from past trials.
+run, so it learns their end through `observe_values`, as it learns from past trials.
 """
 
 from __future__ import annotations
@@ -72,12 +73,14 @@ class SamplerSearcher(Searcher):
         scheduler: TrialScheduler | None = None,
         resumed: list[dict[str, Any]] | None = None,
     ) -> None:
+        # Ray's own metric and mode follow the first objective (its reporting only).
         super().__init__(metric=spec.objective.metric, mode=spec.objective.mode)
         self._sampler = sampler
         self._spec = spec
         self._index = first_index
         self._scheduler = scheduler
-        self._history: dict[str, list[tuple[int, float | None]]] = {}
+        # Per trial: (step, one value per objective) of each report, in report order.
+        self._history: dict[str, list[tuple[int, tuple[float | None, ...]]]] = {}
         self._resumed = list(resumed or [])
         self._resumed_ids: dict[str, dict[str, Any]] = {}
 
@@ -113,9 +116,9 @@ class SamplerSearcher(Searcher):
             history.clear()  # a retried trial starts a new attempt
         if history and step == history[-1][0]:
             history.pop()  # the same report again (Ray's final result)
-        value = finite(result.get(self._spec.objective.metric))
-        history.append((step, value))
-        self._sampler.report(trial_id, step, value)
+        values = tuple(finite(result.get(o.metric)) for o in self._spec.objectives)
+        history.append((step, values))
+        self._sampler.report(trial_id, step, values[0])
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -131,10 +134,17 @@ class SamplerSearcher(Searcher):
             and pruned_at(self._scheduler, trial_id, self._spec.budget.max_epochs) is not None
         ):
             state = "pruned"
-        value = self._spec.objective.value_of([v for _, v in sorted(history)])
+        reports = sorted(history)
+        values = [
+            objective.value_of([v[i] for _, v in reports])
+            for i, objective in enumerate(self._spec.objectives)
+        ]
+        # The history a sampler learns from is the first objective's (samplers that use
+        # one model it alone).
+        first = [(step, v[0]) for step, v in history]
         resumed = self._resumed_ids.pop(trial_id, None)
         if resumed is not None:
             params = {name: resumed[name] for name in self._spec.space if name in resumed}
-            self._sampler.observe(params, value, state=state, history=history)
+            self._sampler.observe_values(params, values, state=state, history=first)
             return
-        self._sampler.tell(trial_id, value, state=state, history=history)
+        self._sampler.tell_values(trial_id, values, state=state, history=first)

@@ -13,13 +13,13 @@ Names match `hpo.spec.SAMPLERS` (a test checks).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from hpo.space import Param
 
 if TYPE_CHECKING:
-    from hpo.samplers.base import Sampler
+    from hpo.samplers.base import Mode, Sampler
 
 
 def _grid() -> type[Sampler]:
@@ -64,6 +64,24 @@ def _auto() -> type[Sampler]:
     return AutoSampler
 
 
+def _nsga2() -> type[Sampler]:
+    from hpo.samplers.multi_objective import NSGA2Sampler
+
+    return NSGA2Sampler
+
+
+def _motpe() -> type[Sampler]:
+    from hpo.samplers.multi_objective import MOTPESampler
+
+    return MOTPESampler
+
+
+def _mogp() -> type[Sampler]:
+    from hpo.samplers.multi_objective import MOGPSampler
+
+    return MOGPSampler
+
+
 SAMPLERS: dict[str, Callable[[], type[Sampler]]] = {
     "grid": _grid,
     "random": _random,
@@ -72,6 +90,9 @@ SAMPLERS: dict[str, Callable[[], type[Sampler]]] = {
     "bohb": _bohb,
     "skopt": _skopt,
     "auto": _auto,
+    "nsga2": _nsga2,
+    "motpe": _motpe,
+    "mogp": _mogp,
 }
 
 
@@ -79,12 +100,16 @@ def create_sampler(
     name: str,
     space: Mapping[str, Param],
     *,
-    mode: Literal["min", "max"],
+    mode: Mode | Sequence[Mode],
     seed: int | None,
     max_attempts: int = 1,
     **options: object,
 ) -> Sampler:
-    """A new sampler `name` over `space`; ValueError for an unknown name or option."""
+    """A new sampler `name` over `space`; ValueError for an unknown name or option.
+
+    `mode` is one direction, or one per objective for a multi-objective study (only
+    samplers with `multi_objective` accept more than one; learn with `tell_values`).
+    """
     importer = SAMPLERS.get(name)
     if importer is None:
         raise ValueError(f"unknown sampler {name!r} (valid: {', '.join(SAMPLERS)})")

@@ -25,7 +25,10 @@ History = Sequence[tuple[int, float | None]]
 class Sampler(abc.ABC):
     """Proposes configs of a search space (`ask`) and learns from results (`tell`).
 
-    `mode` says whether smaller ("min") or larger ("max") objective values are better.
+    `mode` says whether smaller ("min") or larger ("max") objective values are better; a
+    sampler with `multi_objective` also takes one mode per objective (`modes`), and learns
+    a trial's vector of values through `tell_values` / `observe_values`. Every sampler
+    takes those two with a single value, so callers need not tell the kinds apart.
     `seed` makes the sequence of configs reproducible given the same calls (None: not
     reproducible). Options a sampler does not declare in `option_names` raise ValueError.
 
@@ -40,18 +43,26 @@ class Sampler(abc.ABC):
 
     name: ClassVar[str]
     option_names: ClassVar[tuple[str, ...]] = ()
+    # Whether the sampler searches several objectives at once (a Pareto front).
+    multi_objective: ClassVar[bool] = False
 
     def __init__(
         self,
         space: Mapping[str, Param],
         *,
-        mode: Literal["min", "max"],
+        mode: Mode | Sequence[Mode],
         seed: int | None,
         max_attempts: int = 1,
         **options: object,
     ) -> None:
-        if mode not in ("min", "max"):
+        modes = (mode,) if isinstance(mode, str) else tuple(mode)
+        if not modes or any(m not in ("min", "max") for m in modes):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if len(modes) > 1 and not self.multi_objective:
+            raise ValueError(
+                f"sampler {self.name!r} optimizes one objective, got {len(modes)} "
+                "(multi-objective samplers: nsga2, motpe, mogp)"
+            )
         unknown = sorted(set(options) - set(self.option_names))
         if unknown:
             valid = ", ".join(self.option_names) or "none"
@@ -59,7 +70,9 @@ class Sampler(abc.ABC):
                 f"sampler {self.name!r}: unknown option(s) {', '.join(unknown)} (valid: {valid})"
             )
         self.space: dict[str, Param] = dict(space)
-        self.mode: Mode = mode
+        self.modes: tuple[Mode, ...] = modes
+        # The first objective's direction (the only one for a single-objective sampler).
+        self.mode: Mode = modes[0]
         self.seed = seed
         self.max_attempts = max_attempts
 
@@ -86,6 +99,32 @@ class Sampler(abc.ABC):
         samplers that model budgets (BOHB). Reports are advisory: `tell` still carries
         the whole history. This default ignores them."""
         return None
+
+    def tell_values(
+        self,
+        key: str,
+        values: Sequence[float | None],
+        *,
+        state: TrialState = "completed",
+        history: History = (),
+    ) -> None:
+        """`tell` with one value per objective, in the order of `modes`; a vector with any
+        value None, NaN or ±inf is a failed trial's. This default serves samplers that
+        model one value: it tells the first (grid and random, which model none, take any
+        number of objectives this way)."""
+        self.tell(key, _first(self, values), state=state, history=history)
+
+    def observe_values(
+        self,
+        config: Mapping[str, Any],
+        values: Sequence[float | None],
+        *,
+        state: TrialState = "completed",
+        history: History = (),
+        attempts: int = 1,
+    ) -> None:
+        """`observe` with one value per objective (see `tell_values`)."""
+        self.observe(config, _first(self, values), state=state, history=history, attempts=attempts)
 
     def observe(
         self,
@@ -118,6 +157,16 @@ class Sampler(abc.ABC):
             if name in config and not param.contains(config[name]):
                 return False
         return True
+
+
+def _first(sampler: Sampler, values: Sequence[float | None]) -> float | None:
+    """The first of one value per objective, None unless every one is finite."""
+    if len(values) != len(sampler.modes):
+        raise ValueError(
+            f"sampler {sampler.name!r}: {len(values)} value(s) for {len(sampler.modes)} "
+            "objective(s)"
+        )
+    return values[0] if all(finite(v) is not None for v in values) else None
 
 
 def finite(value: float | None) -> float | None:

@@ -25,10 +25,12 @@ class Enqueued(Sampler):
     """`inner`, after `points` (each a valid config of the space, checked by the spec)."""
 
     name = "enqueued"
+    # A wrapper takes the objectives its inner sampler took (checked when that was built).
+    multi_objective = True
 
     def __init__(self, inner: Sampler, points: Sequence[Mapping[str, Any]]) -> None:
         super().__init__(
-            inner.space, mode=inner.mode, seed=inner.seed, max_attempts=inner.max_attempts
+            inner.space, mode=inner.modes, seed=inner.seed, max_attempts=inner.max_attempts
         )
         self.inner = inner
         self._queue = [dict(p) for p in points]
@@ -76,6 +78,32 @@ class Enqueued(Sampler):
         attempts: int = 1,
     ) -> None:
         self.inner.observe(config, value, state=state, history=history, attempts=attempts)
+
+    def tell_values(
+        self,
+        key: str,
+        values: Sequence[float | None],
+        *,
+        state: TrialState = "completed",
+        history: History = (),
+    ) -> None:
+        # A multi-objective inner sampler learns the whole vector, a point's included.
+        point = self._points.pop(key, None)
+        if point is None:
+            self.inner.tell_values(key, values, state=state, history=history)
+        else:
+            self.inner.observe_values(point, values, state=state, history=history)
+
+    def observe_values(
+        self,
+        config: Mapping[str, Any],
+        values: Sequence[float | None],
+        *,
+        state: TrialState = "completed",
+        history: History = (),
+        attempts: int = 1,
+    ) -> None:
+        self.inner.observe_values(config, values, state=state, history=history, attempts=attempts)
 
     @property
     def finished(self) -> bool:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from hpo.samplers.base import History, Sampler, TrialState, bool_option
+from hpo.samplers.base import History, Mode, Sampler, TrialState, bool_option
 from hpo.samplers.options import SAMPLER_OPTIONS
 from hpo.space import Param, expand_grid
 
@@ -34,13 +34,15 @@ class GridSampler(Sampler):
     """
 
     name = "grid"
+    # Draws ignore values, so a grid serves any number of objectives.
+    multi_objective = True
     option_names = tuple(SAMPLER_OPTIONS["grid"])
 
     def __init__(
         self,
         space: Mapping[str, Param],
         *,
-        mode: Literal["min", "max"],
+        mode: Mode | Sequence[Mode],
         seed: int | None,
         max_attempts: int = 1,
         **options: object,

@@ -47,6 +47,9 @@ SAMPLER_OPTIONS: dict[str, dict[str, Option]] = {
     },
     "skopt": {"n_initial_points": Option(int, low=1)},
     "auto": {},
+    "nsga2": {"population_size": Option(int, low=2)},
+    "motpe": {"n_startup_trials": Option(int, low=0)},
+    "mogp": {"n_startup_trials": Option(int, low=0)},
 }
 
 

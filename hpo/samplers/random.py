@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from hpo.samplers.base import History, Sampler, TrialState
+from hpo.samplers.base import History, Mode, Sampler, TrialState
 from hpo.space import Param, sample
 
 
@@ -19,12 +19,14 @@ class RandomSampler(Sampler):
     """
 
     name = "random"
+    # Draws ignore values, so random search serves any number of objectives.
+    multi_objective = True
 
     def __init__(
         self,
         space: Mapping[str, Param],
         *,
-        mode: Literal["min", "max"],
+        mode: Mode | Sequence[Mode],
         seed: int | None,
         max_attempts: int = 1,
         **options: object,

@@ -134,6 +134,9 @@ class Trial(Base):
     # The trial's one objective value (0004): its last attempt's last epoch for
     # `objective.value: last`, its best epoch for `best`. What ranks trials.
     objective_value: Mapped[float | None] = mapped_column(Float)
+    # Its value of each objective, in the spec's order (0006): `[objective_value]` for one
+    # objective; a multi-objective study's Pareto set is read from these.
+    objective_values: Mapped[list[float | None] | None] = mapped_column(JSONDoc)
     # Ray retries a failing trial (`max_failures`) as attempts 2, 3, … of the same trial:
     # the summary columns describe the current attempt only (0004).
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")

@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from hpo.pareto import pareto_indices
 from hpo.storage.base import RepositoryBase
 from hpo.storage.errors import NotFoundError
 from hpo.storage.models import Event, Metric, Study, Trial
@@ -130,6 +131,40 @@ class QueriesMixin(RepositoryBase):
         with self._session() as session:
             trial = session.scalars(stmt).one_or_none()
             return None if trial is None else _record(TrialRecord, trial)
+
+    def pareto_trials(self, study_id: int) -> list[TrialRecord]:
+        """The study's Pareto set: its completed trials with a finite value of every
+        objective that no other such trial dominates (`hpo.pareto`), by number. For a
+        single-objective study, the trials sharing the best value. Two queries: every
+        candidate's values, then the records of the set."""
+        with self._session() as session:
+            spec = session.execute(
+                sa.select(Study.spec["objective"]).where(Study.id == study_id)
+            ).one_or_none()
+            if spec is None:
+                raise NotFoundError(f"no study with id {study_id}")
+            objectives = spec[0] if isinstance(spec[0], list) else [spec[0] or {}]
+            modes = [o.get("mode", "min") for o in objectives]
+            rows = session.execute(
+                sa.select(Trial.id, Trial.objective_values).where(
+                    Trial.study_id == study_id,
+                    Trial.status == "completed",
+                    Trial.objective_values.is_not(None),
+                )
+            ).all()
+            candidates: list[tuple[int, list[float]]] = []
+            for tid, values in rows:
+                numbers = [float(v) for v in values or [] if isinstance(v, int | float)]
+                if len(numbers) == len(modes) == len(values or []):
+                    candidates.append((tid, numbers))
+            chosen = pareto_indices([values for _, values in candidates], modes)
+            ids = [candidates[i][0] for i in chosen]
+            if not ids:
+                return []
+            trials = session.scalars(
+                sa.select(Trial).where(Trial.id.in_(ids)).order_by(Trial.number)
+            )
+            return [_record(TrialRecord, t) for t in trials]
 
     def count_trials(self, study_id: int) -> dict[str, int]:
         """Trials per status (every status present, zeros included), one GROUP BY."""

@@ -103,6 +103,8 @@ class TrialRecord:
     # ``{"location", "epoch", "bytes"}`` of its latest and best-epoch checkpoints (or None).
     last_checkpoint: dict[str, Any] | None = None
     best_checkpoint: dict[str, Any] | None = None
+    # One value per objective (see `objective_value`), None before the first report.
+    objective_values: list[float | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,7 @@ class ResultsMixin(CheckpointsMixin):
                 last_value=None,
                 best_value=None,
                 objective_value=None,
+                objective_values=None,
                 final_metrics={},
             )
             .returning(Trial.attempt)
@@ -246,7 +247,7 @@ class ResultsMixin(CheckpointsMixin):
                 Trial.best_value,
                 Trial.final_metrics,
                 Study.objective_mode,
-                Study.spec["objective"]["value"].as_string().label("objective_value"),
+                Study.spec["objective"].label("objective_spec"),
             )
             .join(Study, Study.id == Trial.study_id)
             .where(Trial.id.in_(trial_ids), _running_under(token))
@@ -303,12 +304,23 @@ class ResultsMixin(CheckpointsMixin):
                 final_metrics = {k: _finite(v) for k, v in report.metrics.items()}
             if objective is not None:
                 best = objective if best is None else better(best, objective)
+        # The spec's objective: a mapping, or a list of them (multi-objective, where each
+        # value is the last epoch's, the one model the trial delivers).
+        spec = current.objective_spec
+        objectives = spec if isinstance(spec, list) else [spec if isinstance(spec, dict) else {}]
+        value = best if objectives[0].get("value", "last") == "best" else last_value
+        values = (
+            [value]
+            if len(objectives) == 1
+            else [_finite(final_metrics.get(str(o.get("metric")))) for o in objectives]
+        )
         return {
             "id": current.id,
             "epochs_run": epochs_run,
             "last_value": last_value,
             "best_value": best,
-            "objective_value": best if current.objective_value == "best" else last_value,
+            "objective_value": value,
+            "objective_values": values,
             "final_metrics": final_metrics,
         }
 

@@ -85,6 +85,10 @@ SEQUENCE_MODELS: frozenset[str] = frozenset({"rnn", "transformer"})
 
 METRICS_CLASSIFICATION: tuple[str, ...] = ("train_loss", "val_loss", "val_accuracy")
 METRICS_REGRESSION: tuple[str, ...] = ("train_loss", "val_loss", "val_rmse")
+# What a trial costs, reported every epoch beside the learning metrics (objectives of a
+# multi-objective study; never watched by early stopping): cumulative training seconds
+# and the model's parameter count. Both are minimized.
+METRICS_COST: tuple[str, ...] = ("train_seconds", "param_count")
 
 
 def _reject_bool(value: object) -> object:

@@ -6,7 +6,9 @@ LR schedule spans) and calls ``report(metrics)`` once per epoch with:
 - ``epoch`` (1-based), ``train_loss`` (mean data loss over the epoch's batches, without
   the L1 term), ``val_loss`` (cross-entropy without label smoothing, or MSE),
 - ``val_accuracy`` (classification) or ``val_rmse`` (regression),
-- ``lr`` (the lr of the epoch's last optimizer step) and ``seconds`` (the epoch's wall time).
+- ``lr`` (the lr of the epoch's last optimizer step) and ``seconds`` (the epoch's wall time),
+- ``train_seconds`` (the seconds of every epoch so far) and ``param_count`` (the model's
+  parameters), what the trial costs.
 
 The first report also carries provenance, identical for every trial of a study:
 ``hpo_data_seed`` (the `data_seed` that drew the split) and ``hpo_split_hash`` (see
@@ -418,6 +420,10 @@ def train(
     )
     provenance = {"hpo_data_seed": cfg.data_seed, "hpo_split_hash": splits.split_hash}
     kept: dict[str, torch.Tensor] | None = None
+    # What the trial costs, for multi-objective studies: the model's size, and training
+    # time summed over epochs (evaluation included, start-up not).
+    param_count = sum(p.numel() for p in model.parameters())
+    train_seconds = 0.0
 
     first = 1
     start = checkpoint.load() if checkpoint is not None else None
@@ -439,6 +445,9 @@ def train(
         metrics = {"epoch": epoch, **dict(zip(metric_names, values, strict=True))}
         metrics["lr"] = session.stepper.last_lr
         metrics["seconds"] = time.perf_counter() - started
+        train_seconds += metrics["seconds"]
+        metrics["train_seconds"] = train_seconds
+        metrics["param_count"] = param_count
         result.history.append(metrics)
 
         session.stepper.end_epoch(metrics["val_loss"])

@@ -34,6 +34,11 @@ FAST_OPTIONS: dict[str, dict[str, object]] = {
     "bohb": {"min_points_in_model": 4},
     "skopt": {"n_initial_points": 3},
     "auto": {},
+    "nsga2": {"population_size": 4},
+    "motpe": {"n_startup_trials": 4},
+    # The GP acts in tests/samplers/test_multi_objective.py, on two parameters; on this
+    # eight-parameter mixed space one suggestion takes 5-20 s on 2 busy cores.
+    "mogp": {"n_startup_trials": 12},
 }
 
 

@@ -17,8 +17,8 @@ from hpo.storage.models import Base
 from hpo.storage.repository import Repository
 
 
-def test_head_is_the_fourth_release() -> None:
-    assert head_revision() == "0005"
+def test_head_is_the_sixth_release() -> None:
+    assert head_revision() == "0006"
 
 
 def test_a_fresh_database_is_created_at_head(empty_db_url: str) -> None:
@@ -91,7 +91,7 @@ def test_a_0001_database_upgrades_to_head_keeping_its_rows(empty_db_url: str) ->
         Repository(empty_db_url)
 
     upgrade(empty_db_url)
-    assert current_revision(empty_db_url) == head_revision() == "0005"
+    assert current_revision(empty_db_url) == head_revision() == "0006"
     with Repository(empty_db_url) as repo:
         study = repo.get_study(1)
         assert (study.name, study.owner, study.status) == ("old", "alice", "running")
@@ -108,6 +108,8 @@ def test_a_0001_database_upgrades_to_head_keeping_its_rows(empty_db_url: str) ->
         assert [m.attempt for m in repo.trial_metrics(trial.id, all_attempts=True)] == [1, 1]
         assert (trial.attempt, trial.objective_value) == (1, 0.25)
         assert study.lease_token == 0
+        # 0006: a trial's values of its objectives; the old study had one.
+        assert trial.objective_values == [0.25]
 
 
 def test_an_unknown_revision_is_a_storage_error(empty_db_url: str) -> None:

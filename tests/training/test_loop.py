@@ -23,17 +23,18 @@ def test_report_is_called_once_per_epoch_with_documented_keys() -> None:
     assert isinstance(result, TrainResult)
     assert [m["epoch"] for m in seen] == [1, 2, 3]
     keys = {"epoch", "train_loss", "val_loss", "val_accuracy", "lr", "seconds"}
+    keys |= {"train_seconds", "param_count"}
     provenance = {"hpo_data_seed", "hpo_split_hash"}
     assert set(seen[0]) == keys | provenance  # provenance only in the first report
     assert all(set(m) == keys for m in seen[1:])
     assert seen[0]["hpo_data_seed"] == 0 and len(seen[0]["hpo_split_hash"]) == 12
     seen[0] = {k: v for k, v in seen[0].items() if k not in provenance}
-    assert all(type(m["epoch"]) is int for m in seen)
+    assert all(type(m["epoch"]) is int and type(m["param_count"]) is int for m in seen)
     assert all(
         isinstance(v, float) and math.isfinite(v)
         for m in seen
         for k, v in m.items()
-        if k != "epoch"
+        if k not in ("epoch", "param_count")
     )
     assert result.history == seen and result.final == seen[-1]
     assert result.best == min(seen, key=lambda m: m["val_loss"])
@@ -42,12 +43,21 @@ def test_report_is_called_once_per_epoch_with_documented_keys() -> None:
 
 def test_regression_reports_rmse() -> None:
     result = train({**SMALL, "dataset": "synthetic_regression", "n_samples": 200})
-    assert set(result.final) == {"epoch", "train_loss", "val_loss", "val_rmse", "lr", "seconds"}
+    assert set(result.final) == {
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_rmse",
+        "lr",
+        "seconds",
+        "train_seconds",
+        "param_count",
+    }
     assert result.final["val_rmse"] == pytest.approx(math.sqrt(result.final["val_loss"]), rel=1e-5)
 
 
 def _without_time(history: list[dict[str, float]]) -> list[dict[str, float]]:
-    return [{k: v for k, v in m.items() if k != "seconds"} for m in history]
+    return [{k: v for k, v in m.items() if k not in ("seconds", "train_seconds")} for m in history]
 
 
 @pytest.mark.parametrize(
