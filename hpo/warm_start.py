@@ -41,13 +41,14 @@ def compatibility_errors(spec: StudySpec, earlier: StudyRecord) -> list[FieldErr
     except SpecError as exc:
         return [FieldError(FIELD, f"study {earlier.id} has an invalid spec: {exc}")]
     errors: list[FieldError] = []
-    objective, previous = spec.objective, old.objective
-    if (objective.metric, objective.mode) != (previous.metric, previous.mode):
+    # Every objective, in order: a multi-objective sampler learns the whole vector.
+    ours = [(o.metric, o.mode) for o in spec.objectives]
+    theirs = [(o.metric, o.mode) for o in old.objectives]
+    if ours != theirs:
         errors.append(
             FieldError(
                 FIELD,
-                f"study {earlier.id} optimizes {previous.metric} ({previous.mode}), "
-                f"this one {objective.metric} ({objective.mode})",
+                f"study {earlier.id} optimizes {_named(theirs)}, this one {_named(ours)}",
             )
         )
     for name in sorted(old.space.keys() - spec.space.keys()):
@@ -70,6 +71,10 @@ def compatibility_errors(spec: StudySpec, earlier: StudyRecord) -> list[FieldErr
                 )
             )
     return errors
+
+
+def _named(objectives: list[tuple[str, str]]) -> str:
+    return ", ".join(f"{metric} ({mode})" for metric, mode in objectives)
 
 
 def from_study_errors(repo: Repository, spec: StudySpec) -> list[FieldError]:
@@ -96,7 +101,10 @@ def learn_from_study(sampler: Sampler, repo: Repository, spec: StudySpec) -> int
     for trial in finished:
         state: TrialState = "pruned" if trial.status == "pruned" else "completed"
         params = {name: trial.config[name] for name in spec.space if name in trial.config}
-        sampler.observe(
-            params, trial.objective_value, state=state, history=histories.get(trial.id, [])
+        values = (
+            list(trial.objective_values or [None] * len(spec.objectives))
+            if spec.multi_objective
+            else [trial.objective_value]
         )
+        sampler.observe_values(params, values, state=state, history=histories.get(trial.id, []))
     return len(finished)
