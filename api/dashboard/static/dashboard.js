@@ -565,8 +565,7 @@
       $("#table-selection").hidden = !active;
       const compare = $("#compare-selection");
       if (!active) {
-        $("#selection-note").textContent = "Drag along an axis of the parallel coordinates to select trials: " +
-          "the table and the other plots follow.";
+        $("#selection-note").textContent = "";
         compare.hidden = true;
         return;
       }
@@ -1262,9 +1261,11 @@
     const both = trials.filter((t) => px in t.config && py in t.config && Number.isFinite(t.value));
     const x = contourAxis(px, both.map((t) => t.config[px]), space[px]);
     const y = contourAxis(py, both.map((t) => t.config[py]), space[py]);
+    // Pruned trials' values are from the epoch they were stopped at: used only when fewer
+    // than 3 completed trials would leave no surface to speak of.
     let surface = both.filter((t) => t.status === "completed");
     let from = "completed";
-    if (surface.length < 3) {
+    if (surface.length < 3 && both.some((t) => t.status === "pruned")) {
       surface = both.filter((t) => t.status === "completed" || t.status === "pruned");
       from = "completed and pruned";
     }
