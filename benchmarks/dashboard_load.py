@@ -50,6 +50,8 @@ PLOTS = (
     "plot-history",
     "plot-curves",
     "plot-parallel",
+    "plot-contour",
+    "plot-ecdf",
     "plot-importance",
     "plot-slice",
     "plot-lr",
