@@ -462,6 +462,15 @@ def test_compare_page(
 ) -> None:
     page.goto(f"{base_url}/studies/{seeded.completed_id}/compare?trials=1,2,4")
     traces(page, "plot-compare", 3)
+    # Whole epochs on the axis (not 1.5, 2.5); each line named and dashed by its status.
+    ticks = page.eval_on_selector_all(
+        "#plot-compare .xtick text", "ts => ts.map(t => t.textContent)"
+    )
+    assert ticks == ["1", "2", "3", "4", "5"]
+    lines = page.evaluate(
+        "document.getElementById('plot-compare').data.map(t => [t.name, t.line.dash])"
+    )
+    assert lines == [[f"trial {n} (completed)", "solid"] for n in (1, 2, 4)]
     assert page.get_attribute("tr[data-field='optimizer']", "class") == "differs"
     assert page.get_attribute("tr[data-field='batch_size']", "class") is None
     well_formed(page)

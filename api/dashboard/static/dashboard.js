@@ -1499,8 +1499,13 @@
     }));
     const metric = study.objective.metric;
     await plotly();
-    Plotly.newPlot("plot-compare", trials.map((t) => metricTrace(t.history, metric, `trial ${t.number}`)),
-      baseLayout(`${metric} per epoch`, { xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: metric } } }), plotConfig);
+    // Each line dashed by its trial's status, as everywhere; whole epochs on the axis.
+    const lines = trials.map((t) => ({ ...metricTrace(t.history, metric, `trial ${t.number} (${t.status})`),
+      line: { dash: styleOf(t.status).dash } }));
+    const epochs = Math.max(1, ...trials.map((t) => t.history.length));
+    Plotly.newPlot("plot-compare", lines, baseLayout(`${metric} per epoch`, {
+      xaxis: { title: { text: "epoch" }, ...epochTicks(epochs) }, yaxis: { title: { text: metric } },
+    }), plotConfig);
     describe("plot-compare", `${metric} per epoch of trials ${listed(trials.map((t) => String(t.number)))}, ` +
       `one line each (${trials.map((t) => `trial ${t.number}: ${t.history.length} epochs`).join(", ")}).`);
   }
