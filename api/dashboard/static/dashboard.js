@@ -1233,10 +1233,13 @@
     if (!(hi > lo)) [lo, hi] = [lo - 0.5, hi + 0.5];
     return { name, unit: (v) => (scale(v) - lo) / (hi - lo), plotted: (v) => v,
       grid: (u) => (log ? 10 ** (lo + u * (hi - lo)) : lo + u * (hi - lo)),
-      axis: { title: { text: log ? `${name} (log)` : name }, type: log ? "log" : "linear", exponentformat: "e" } };
+      axis: { title: { text: log ? `${name} (log)` : name }, type: log ? "log" : "linear", exponentformat: "e",
+        ...(log ? LOG_TICKS : {}) } };
   }
 
   const CONTOUR_GRID = 30;
+  // Log axes of parameters: powers of ten labelled, 2 and 5 between them, not every digit.
+  const LOG_TICKS = { dtick: "D2" };
 
   // The value between trials by inverse-distance weighting (power 2) in the axes' [0, 1]
   // positions: exact at a trial, a weighted mean elsewhere. A guide to where good values
@@ -1366,7 +1369,8 @@
     const traces = params.flatMap((p, i) => {
       const axis = i === 0 ? "" : String(i + 1);
       // Log axes ticked "1e-4", not Plotly's SI "100μ".
-      layout[`xaxis${axis}`] = { title: { text: p }, type: isLog(space[p]) ? "log" : undefined, exponentformat: "e", automargin: true };
+      layout[`xaxis${axis}`] = { title: { text: p }, type: isLog(space[p]) ? "log" : undefined, exponentformat: "e",
+        automargin: true, ...(isLog(space[p]) ? LOG_TICKS : {}) };
       layout[`yaxis${axis}`] = i === 0 ? { title: { text: metric } } : {};
       return byStatus(finished.filter((t) => p in t.config)).map(([status, rows]) => {
         const style = styleOf(status);
