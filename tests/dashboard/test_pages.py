@@ -723,6 +723,11 @@ def test_running_study_updates_live(
     assert f"trial {running} · running, epoch 3" in page.evaluate(
         "document.getElementById('plot-history').data[1].text"
     )
+    # Trial numbers on the history's axis are whole (4 trials: 1, 2, 3, 4, not 1.5).
+    ticks = page.eval_on_selector_all(
+        "#plot-history .xtick text", "ts => ts.map(t => t.textContent)"
+    )
+    assert ticks and all(t.isdigit() for t in ticks), ticks
     page.screenshot(path=screenshot_dir / "study-running.png", full_page=True)
     assert page.errors == []
     page.goto("about:blank")  # close the events stream before the server stops

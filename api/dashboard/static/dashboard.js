@@ -901,8 +901,9 @@
       traces.push({ x: [...steps.map((s) => s.number), lastNumber], y: [...steps.map((s) => s.value), steps[steps.length - 1].value],
         mode: "lines", name: "best so far", hoverinfo: "skip", line: { color: "#d93025", shape: "hv", width: 2 } });
     }
+    // Trial numbers are whole: never a tick at 1.5.
     Plotly.react("plot-history", traces, baseLayout("Optimization history", {
-      xaxis: { title: { text: "trial" } },
+      xaxis: { title: { text: "trial" }, ...epochTicks(Number.isFinite(lastNumber) ? lastNumber : 1) },
       yaxis: { title: { text: metric }, type: yScale("plot-history", isLossLike(metric)) },
       legend: { orientation: "h", y: -0.28 }, margin: { l: 60, r: 20, t: 50, b: 90 },
     }), plotConfig);
