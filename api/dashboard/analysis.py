@@ -8,7 +8,10 @@ importance and a downsampled set of learning curves.
   an absent conditional parameter is its own code (-1).
 * ``GET /studies/{id}/curves`` — one metric per epoch (the objective unless `metric` names
   another, e.g. ``lr`` for the learning-rate trace) of the best `top` trials plus a seeded
-  random sample of `sample` others, so a study of thousands of trials stays one small chart.
+  random sample of `sample` others, so a study of thousands of trials stays one small chart;
+  running trials (the newest `MAX_RUNNING_CURVES`) are always among them, so a live study
+  shows their partial curves as epochs arrive. With `numbers`, exactly those trials (a
+  selection on the page).
 * ``GET /studies/{id}/points`` — every trial with a finite value (completed, pruned,
   failed and running alike, each with its status and epochs run) as (number, status,
   value, epochs, searched params): what the history, parallel-coordinates and slice plots
@@ -32,6 +35,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from api.dashboard.selection import parse_numbers
 from api.deps import CurrentUser, RepoDep
 from api.models import error_responses
 from api.routes.studies import StudyId
@@ -50,6 +54,10 @@ MAX_TRIALS_FOR_IMPORTANCE = 2000
 # Markers a plot draws before /points samples: enough to see every region of a space.
 DEFAULT_POINTS = 500
 MAX_POINTS = 5000
+# Running trials whose partial curves are always drawn: every one of a usual study.
+MAX_RUNNING_CURVES = 50
+# Curves of a selection: more lines than this are a tangle, not a picture.
+MAX_SELECTED_CURVES = 200
 
 
 class PointPublic(BaseModel):
@@ -130,10 +138,18 @@ async def curves(
         str | None,
         Query(min_length=1, max_length=200, description="default: the study's objective"),
     ] = None,
+    numbers: Annotated[
+        str | None,
+        Query(max_length=MAX_SELECTED_CURVES * 11, description="only these trials: 3,8,12"),
+    ] = None,
 ) -> CurvesPublic:
-    """A metric per epoch of the best `top` trials and a sample of `sample` others."""
+    """A metric per epoch of the best `top` trials, a sample of `sample` others and the
+    running ones; or of the trials listed in `numbers`."""
     study = service.get_visible_study(repo, study_id, user)
-    return await run_in_threadpool(_curves, repo, study, top, sample, metric)
+    wanted = (
+        None if numbers is None else parse_numbers(numbers, "query.numbers", MAX_SELECTED_CURVES)
+    )
+    return await run_in_threadpool(_curves, repo, study, top, sample, metric, wanted)
 
 
 @router.get("/points")
@@ -305,17 +321,30 @@ def _status_counts(statuses: Iterable[str]) -> dict[str, int]:
 
 
 def _curves(
-    repo: Repository, study: StudyRecord, top: int, sample: int, metric: str | None
+    repo: Repository,
+    study: StudyRecord,
+    top: int,
+    sample: int,
+    metric: str | None,
+    numbers: list[int] | None = None,
 ) -> CurvesPublic:
     metric = metric or study.objective_metric
-    best = repo.list_trials(study.id, sort="objective_value", limit=max(top, 1))[:top]
-    chosen = {t.number: t for t in best}
-    # Trial numbers run 1..last_trial_number, so the sample is drawn from numbers and only
-    # the picked trials are read: a 10,000-trial study costs what a 100-trial one does.
-    rest = [n for n in range(1, study.last_trial_number + 1) if n not in chosen]
-    # Seeded by the study so that refreshing the page shows the same sample.
-    picked = random.Random(study.id).sample(rest, min(sample, len(rest)))
-    chosen.update({t.number: t for t in repo.trials_by_numbers(study.id, picked)})
+    if numbers is not None:
+        chosen = {t.number: t for t in repo.trials_by_numbers(study.id, numbers)}
+    else:
+        best = repo.list_trials(study.id, sort="objective_value", limit=max(top, 1))[:top]
+        chosen = {t.number: t for t in best}
+        running = repo.list_trials(
+            study.id, status="running", sort="number", descending=True, limit=MAX_RUNNING_CURVES
+        )
+        chosen.update({t.number: t for t in running})
+        # Trial numbers run 1..last_trial_number, so the sample is drawn from numbers and
+        # only the picked trials are read: a 10,000-trial study costs what a 100-trial one
+        # does.
+        rest = [n for n in range(1, study.last_trial_number + 1) if n not in chosen]
+        # Seeded by the study so that refreshing the page shows the same sample.
+        picked = random.Random(study.id).sample(rest, min(sample, len(rest)))
+        chosen.update({t.number: t for t in repo.trials_by_numbers(study.id, picked)})
     total = sum(repo.count_trials(study.id).values())
     ordered = sorted(chosen.values(), key=lambda t: t.number)
     series = repo.metric_series([t.id for t in ordered], metric)

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import plotly
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -29,14 +28,13 @@ from hpo.storage.repository import Repository
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
-# Plotly's JavaScript, never from a CDN. Every plot but one needs only the cartesian bundle
+# Plotly's JavaScript, never from a CDN. Every plot needs only the cartesian bundle
 # (static/vendor, from npm's plotly.js-cartesian-dist-min, MIT): a third the size of the
 # full bundle and a third of its cold start in the browser (0.9 s vs 2.5 s measured here).
-# The full bundle, from the plotly Python package, is fetched only for the WebGL parallel
-# coordinates a user asks for.
+# The parallel coordinates are drawn with its SVG scatter lines, brushing included, so no
+# page needs the full bundle's WebGL parcoords.
 VENDOR_FILES = {
     "plotly-cartesian.min.js": STATIC_DIR / "vendor" / "plotly-cartesian.min.js",
-    "plotly.min.js": Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
 }
 
 
@@ -48,7 +46,6 @@ def _versioned(name: str) -> str:
 
 
 PLOTLY_URL = _versioned("plotly-cartesian.min.js")
-PLOTLY_FULL_URL = _versioned("plotly.min.js")
 TRIALS_PER_PAGE = 100
 # What the "new study" form starts with: a quick search of the built-in training core.
 EXAMPLE_SPEC = """\
@@ -80,7 +77,7 @@ def _page(
     **extra: Any,
 ) -> HTMLResponse:
     auth = service.auth_enabled(repo)
-    page_data = {**data, "auth": auth, "plotlyUrl": PLOTLY_URL, "plotlyFullUrl": PLOTLY_FULL_URL}
+    page_data = {**data, "auth": auth, "plotlyUrl": PLOTLY_URL}
     context = {"title": title, "plotly_url": PLOTLY_URL, "page_data": page_data, **extra}
     return templates.TemplateResponse(request, template, context, status_code=status_code)
 

@@ -141,13 +141,15 @@ def test_points_under_the_limit_are_all_there(
 
 
 def test_curves_of_any_metric(http: httpx.Client) -> None:
+    # The best 3, a sample of 2 and the one running trial (always drawn, see test_selection).
     lr = http.get("/curves", params={"metric": "lr", "top": 3, "sample": 2}).json()
-    assert lr["metric"] == "lr" and len(lr["data"]) == 5
+    assert lr["metric"] == "lr" and len(lr["data"]) == 6
+    assert sum(c["status"] == "running" for c in lr["data"]) == 1
     for curve in lr["data"]:
         assert curve["steps"] == [1, 2, 3]
         assert curve["values"] == pytest.approx([0.1, 0.05, 0.1 / 3])
     objective = http.get("/curves", params={"top": 2, "sample": 0}).json()
-    assert objective["metric"] == "loss" and len(objective["data"]) == 2
+    assert objective["metric"] == "loss" and len(objective["data"]) == 3
     assert objective["best_number"] in {c["number"] for c in objective["data"]}
     unknown = http.get("/curves", params={"metric": "no_such_metric"}).json()
     assert unknown["data"] == []

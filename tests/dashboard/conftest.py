@@ -17,6 +17,7 @@ import pytest
 from api.app import create_app
 from hpo.config import Settings
 from tests.api.support import live_server
+from tests.dashboard.browser import TIMEOUT_MS
 from tests.dashboard.seed import SeededStudies, seed_dashboard
 
 CHROMIUM = os.environ.get("HPO_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -73,6 +74,20 @@ def base_url(db_file: str, seeded: SeededStudies) -> Iterator[str]:
     app.state.events_poll_s = 0.2
     with live_server(app) as url:
         yield url
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh tab that records console errors and uncaught exceptions in `page.errors`."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.errors = errors
+    yield tab
+    context.close()
 
 
 @pytest.fixture

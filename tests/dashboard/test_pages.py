@@ -4,7 +4,6 @@ has its traces, sorting, filtering, live updates, comparison, 404 pages and logi
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from hpo.config import Settings
 from hpo.spec import load_spec
 from hpo.storage.repository import Repository, ResultRow
 from tests.api.support import live_server
+from tests.dashboard.browser import TIMEOUT_MS, labelled, traces
 from tests.dashboard.seed import (
     FAILED,
     PRUNED,
@@ -28,29 +28,6 @@ from tests.dashboard.seed import (
 )
 
 pytestmark = pytest.mark.slow
-TIMEOUT_MS = 15_000
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh tab that records console errors and uncaught exceptions in `page.errors`."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    tab.errors = errors
-    yield tab
-    context.close()
-
-
-def traces(page: Any, div: str, count: int) -> None:
-    """Wait until the Plotly chart in `div` has exactly `count` traces."""
-    page.wait_for_function(
-        f"() => (document.getElementById('{div}')?.data || []).length === {count}",
-        timeout=TIMEOUT_MS,
-    )
 
 
 def well_formed(page: Any) -> None:
@@ -236,16 +213,27 @@ def test_study_page_plots(
     assert status_cell.replace("\n", " ") == "✕pruned at epoch 2", status_cell
     well_formed(page)
     page.screenshot(path=screenshot_dir / "study.png", full_page=True)
-    # On request, Plotly's WebGL parcoords, whose axes filter by dragging.
-    page.click("#parallel-brush")
-    page.wait_for_function("document.getElementById('plot-parallel').data[0].type === 'parcoords'")
-    assert page.get_attribute("#parallel-brush", "aria-pressed") == "true"
-    assert page.evaluate("document.getElementById('plot-parallel').data[0].dimensions.length") == 4
-    # Its log axis is ticked in real values, not log10 exponents.
-    lr_axis = page.evaluate("document.getElementById('plot-parallel').data[0].dimensions[0]")
-    assert lr_axis["label"] == "lr (log)" and lr_axis["ticktext"] == ["1e-4", "0.001", "0.01"]
-    page.locator("#plot-parallel").screenshot(path=screenshot_dir / "study-parcoords.png")
-    no_cloud(page)  # the full (WebGL) bundle's plot too
+    no_cloud(page)
+    # Every plot is a figure named by what it shows now, for screen readers.
+    names = labelled(page)
+    assert set(names) == {
+        "plot-history",
+        "plot-curves",
+        "plot-parallel",
+        "plot-contour",
+        "plot-importance",
+        "plot-ecdf",
+        "plot-lr",
+        "plot-slice",
+    }
+    assert names["plot-history"].startswith(
+        "Optimization history: val_accuracy, last epoch of 12 trials by trial number "
+        "(9 completed, 2 pruned, 1 failed); the best so far reaches "
+    ) and names["plot-history"].endswith(f" at trial {best.number}.")
+    assert names["plot-curves"].startswith(
+        "Learning curves: val_accuracy per epoch of 12 trials (9 completed, 2 pruned, 1 failed)"
+    )
+    assert "drag along an axis to select trials" in names["plot-parallel"]
     assert page.errors == []
 
 
@@ -421,6 +409,9 @@ def test_trial_page(
     well_formed(page)
     page.screenshot(path=screenshot_dir / "trial.png", full_page=True)
     no_cloud(page)
+    assert labelled(page)["plot-loss"] == (
+        "Losses per epoch: train_loss and val_loss at each of the trial's 5 epochs."
+    )
     # Axes labelled, whole epochs on the x axis.
     assert page.evaluate(layout.format("plot-loss", "yaxis.title.text")) == "loss"
     assert page.evaluate(layout.format("plot-lr", "yaxis.title.text")) == "learning rate"
@@ -471,11 +462,25 @@ def test_compare_page(
 ) -> None:
     page.goto(f"{base_url}/studies/{seeded.completed_id}/compare?trials=1,2,4")
     traces(page, "plot-compare", 3)
+    # Whole epochs on the axis (not 1.5, 2.5); each line named and dashed by its status.
+    ticks = page.eval_on_selector_all(
+        "#plot-compare .xtick text", "ts => ts.map(t => t.textContent)"
+    )
+    assert ticks == ["1", "2", "3", "4", "5"]
+    lines = page.evaluate(
+        "document.getElementById('plot-compare').data.map(t => [t.name, t.line.dash])"
+    )
+    assert lines == [[f"trial {n} (completed)", "solid"] for n in (1, 2, 4)]
     assert page.get_attribute("tr[data-field='optimizer']", "class") == "differs"
     assert page.get_attribute("tr[data-field='batch_size']", "class") is None
     well_formed(page)
     page.screenshot(path=screenshot_dir / "compare.png", full_page=True)
     no_cloud(page)
+    assert labelled(page) == {
+        "plot-compare": "Objective per epoch of the compared trials: val_accuracy per epoch of "
+        "trials 1, 2 and 4, one line each (trial 1: 5 epochs, trial 2: 5 epochs, "
+        "trial 4: 5 epochs)."
+    }
     assert page.errors == []
 
 
@@ -546,6 +551,23 @@ def test_parallel_coordinates_with_conditional_parameters(
         )
         assert colorbar == {"text": "val_accuracy, last epoch", "side": "right"}
         page.locator("#plot-parallel").screenshot(path=screenshot_dir / "parallel-conditional.png")
+        # The contour of lr and momentum: only the trials where both are active (2 and 5).
+        page.select_option("#contour-x", "lr")
+        page.select_option("#contour-y", "momentum")
+        page.wait_for_function(
+            "document.getElementById('plot-contour').layout.yaxis.title.text === 'momentum'"
+        )
+        contour = page.evaluate(
+            "document.getElementById('plot-contour').data.map(t => [t.type, t.customdata])"
+        )
+        assert contour[0][0] == "contour"
+        assert sorted(n for kind, numbers in contour if kind == "scatter" for n in numbers) == [
+            2,
+            5,
+        ]
+        assert "between the 2 completed trials that set both lr and momentum" in page.inner_text(
+            "#contour-note"
+        )
         assert page.errors == []
         page.goto("about:blank")
 
@@ -701,6 +723,11 @@ def test_running_study_updates_live(
     assert f"trial {running} · running, epoch 3" in page.evaluate(
         "document.getElementById('plot-history').data[1].text"
     )
+    # Trial numbers on the history's axis are whole (4 trials: 1, 2, 3, 4, not 1.5).
+    ticks = page.eval_on_selector_all(
+        "#plot-history .xtick text", "ts => ts.map(t => t.textContent)"
+    )
+    assert ticks and all(t.isdigit() for t in ticks), ticks
     page.screenshot(path=screenshot_dir / "study-running.png", full_page=True)
     assert page.errors == []
     page.goto("about:blank")  # close the events stream before the server stops

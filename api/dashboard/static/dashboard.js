@@ -189,19 +189,6 @@
     return plotlyLoading;
   }
 
-  // The full bundle (4.8 MB, WebGL traces) only for what the cartesian one cannot draw;
-  // it is kept apart so that the global `Plotly` stays the instance that drew the rest.
-  let plotlyFullLoading = null;
-  function plotlyFull() {
-    plotlyFullLoading ??= plotly().then(async (basic) => {
-      await loadScript(PAGE.plotlyFullUrl);
-      const full = window.Plotly;
-      window.Plotly = basic;
-      return full;
-    });
-    return plotlyFullLoading;
-  }
-
   // No Plotly logo (a link to plotly.com) and no "Edit in Chart Studio" / "Share chart"
   // (they upload the data to Plotly's cloud: this dashboard works offline and keeps
   // hyperparameters in-house); only the mode-bar buttons worth their tab stops.
@@ -259,7 +246,7 @@
     if (!(id in logY)) {
       logY[id] = defaultLog;
       const button = h("button", { type: "button", class: "scale", "data-plot": id,
-        "aria-pressed": String(defaultLog), "aria-label": `Log scale for ${div.getAttribute("aria-label") || id}` },
+        "aria-pressed": String(defaultLog), "aria-label": `Log scale for ${div.dataset.name || id}` },
       "Log scale");
       button.addEventListener("click", () => {
         logY[id] = !logY[id];
@@ -270,6 +257,20 @@
     }
     return logY[id] ? "log" : "linear";
   }
+
+  // What a plot shows, for screen readers: its container (role="figure") is named by a
+  // sentence saying what is drawn now ("Optimization history: val_accuracy, last epoch of
+  // 12 trials …"), updated with each draw.
+  function describe(id, text) {
+    const div = document.getElementById(id);
+    div.setAttribute("aria-label", `${div.dataset.name || id}: ${text}`);
+  }
+
+  // "9 completed, 2 pruned, 1 failed": how many of each status `items` holds.
+  const statusCounts = (items) => byStatus(items).map(([s, rows]) => `${rows.length} ${s}`).join(", ");
+
+  // "lr, optimizer and hidden".
+  const listed = (names) => (names.length < 2 ? names.join("") : `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`);
 
   // Epochs are whole numbers: a tick every epoch up to 10, then every ceil(n / 10).
   const epochTicks = (n) => ({ tick0: 0, dtick: Math.max(1, Math.ceil(n / 10)), tickformat: "d" });
@@ -432,12 +433,33 @@
 
   // --- one study ---------------------------------------------------------------------------
 
+  // The compare page takes 2 to this many trials.
+  const MAX_COMPARED = 4;
+
+  // A trial's value in the table's sort column (`state.sort`, as the API's `sort`).
+  function sortValue(t, key) {
+    if (key === "objective_value") return t.value;
+    if (key.startsWith("param:")) return t.config[key.slice(6)];
+    return key in t && key !== "config" ? t[key] : t.final_metrics[key];
+  }
+
+  // Ascending (`sign` 1) or descending (-1); missing values last either way, as the API.
+  function compareValues(a, b, sign) {
+    const missing = (v) => v === null || v === undefined;
+    if (missing(a) || missing(b)) return missing(a) - missing(b);
+    if (typeof a === "number" && typeof b === "number") return sign * (a - b);
+    return sign * String(a).localeCompare(String(b));
+  }
+
   async function studyPage() {
     const id = PAGE.studyId;
     const state = { sort: "number", order: "asc", status: "", offset: 0, selected: new Set() };
     const plotData = requestPlotData(id);
     let study = await api(`/studies/${id}`);
     const params = Object.keys(study.spec.space || {});
+    // With a selection, the table shows the selected trials (read once per selection),
+    // sorted, filtered and paged here.
+    let selectionRows = { key: null, data: [] };
 
     function renderSummary() {
       document.title = `${study.name} · hpo`;
@@ -535,10 +557,33 @@
       loadTrials().catch(showFailure);
     }
 
+    // The selection's summary above the plots and the table, and its compare link: the
+    // selected trials, or the best MAX_COMPARED of them.
+    function renderSelection() {
+      const active = linked.numbers !== null;
+      $("#clear-selection").hidden = !active;
+      $("#table-selection").hidden = !active;
+      const compare = $("#compare-selection");
+      if (!active) {
+        $("#selection-note").textContent = "";
+        compare.hidden = true;
+        return;
+      }
+      const n = linked.numbers.size;
+      const names = linked.dimensions.filter((d) => linked.brushes.has(d.name)).map((d) => d.name);
+      $("#selection-note").textContent = `${n} of ${linked.trials.length} trials selected by their ${listed(names)}.`;
+      $("#table-selection-text").textContent = `Showing the ${n} trials selected on the parallel coordinates.`;
+      const best = selectedBestFirst().slice(0, MAX_COMPARED).map((t) => t.number).sort((a, b) => a - b);
+      compare.hidden = best.length < 2;
+      compare.href = `/studies/${id}/compare?trials=${best.join(",")}`;
+      compare.textContent = n <= MAX_COMPARED ? `Compare the ${n} selected trials`
+        : `Compare the best ${MAX_COMPARED} of the ${n} selected`;
+    }
+
     function updateCompareLink() {
       const link = $("#compare-link");
       const chosen = [...state.selected].sort((a, b) => a - b);
-      link.hidden = chosen.length < 2 || chosen.length > 4;
+      link.hidden = chosen.length < 2 || chosen.length > MAX_COMPARED;
       link.href = `/studies/${id}/compare?trials=${chosen.join(",")}`;
       link.textContent = `Compare trials ${chosen.join(", ")}`;
     }
@@ -572,10 +617,23 @@
       return h("tr", { "data-number": t.number, class: t.number === study.best_trial?.number ? "best" : null }, cells);
     }
 
+    async function selectedPage() {
+      const key = [...linked.numbers].sort((a, b) => a - b).join(",");
+      if (selectionRows.key !== key) {
+        const data = key ? (await api(`/studies/${id}/selection?numbers=${key}`)).data : [];
+        selectionRows = { key, data };
+      }
+      const rows = selectionRows.data.filter((t) => !state.status || t.status === state.status);
+      const sign = state.order === "desc" ? -1 : 1;
+      rows.sort((a, b) => compareValues(sortValue(a, state.sort), sortValue(b, state.sort), sign) || a.number - b.number);
+      return { data: rows.slice(state.offset, state.offset + PAGE.perPage), count: rows.length };
+    }
+
     async function loadTrials() {
       const status = state.status ? `&status=${state.status}` : "";
-      const page = await api(`/studies/${id}/trials?limit=${PAGE.perPage}&offset=${state.offset}` +
-        `&sort=${state.sort}&order=${state.order}${status}`);
+      const page = linked.numbers ? await selectedPage()
+        : await api(`/studies/${id}/trials?limit=${PAGE.perPage}&offset=${state.offset}` +
+          `&sort=${state.sort}&order=${state.order}${status}`);
       updateColumns(page.data);
       renderHeader();
       if (state.refocus) {
@@ -603,10 +661,20 @@
       state.offset += PAGE.perPage;
       loadTrials().catch(showFailure);
     });
-    $("#parallel-brush").addEventListener("click", () => {
-      parallelBrushing = !parallelBrushing;
-      if (parallelArgs) plotParallel(...parallelArgs).then(() => linkToTrials("plot-parallel", id)).catch(showFailure);
-    });
+    // Linked views: a new selection on the parallel coordinates redraws the other plots and
+    // shows only the selected trials in the table.
+    linked.onChange = () => {
+      state.offset = 0;
+      selectionChanged(study).catch(showFailure);
+      loadTrials().catch(showFailure);
+    };
+    linked.onSelectionDrawn = renderSelection;
+    for (const button of [$("#clear-selection"), $("#show-all-trials")]) {
+      button.addEventListener("click", () => {
+        linked.brushes.clear();
+        linked.onChange();
+      });
+    }
     $("#copy-spec").addEventListener("click", async () => {
       try {
         await navigator.clipboard.writeText($("#spec").textContent);
@@ -678,45 +746,120 @@
 
     renderSummary();
     renderActions();
-    await Promise.all([loadTrials(), loadPlots(study, params, plotData)]);
+    await Promise.all([loadTrials(), loadPlots(study, plotData)]);
 
     if (!TERMINAL.has(study.status)) {
       let pending = null;
       const refresh = async () => {
         study = await api(`/studies/${id}`);
+        selectionRows = { key: null, data: [] };
         renderSummary();
         renderActions();
-        await Promise.all([loadTrials(), loadPlots(study, params)]);
+        await Promise.all([loadTrials(), loadPlots(study)]);
       };
       follow(`/studies/${id}/events`, () => {
         clearTimeout(pending);
         pending = setTimeout(() => refresh().catch(showFailure), 500);
       });
+      // Epochs are not events: while trials run, their curves are fetched again every
+      // few seconds, so each partial curve grows as its epochs are reported.
+      let polling = false;
+      const timer = setInterval(async () => {
+        if (TERMINAL.has(study.status)) clearInterval(timer);
+        if (polling || study.trial_counts.running === 0 || !lastSample) return;
+        polling = true;
+        try {
+          const path = curvesPath(id);
+          drawCurves(study, path ? await api(path) : null);
+        } catch (_) { /* the next tick tries again */ } finally {
+          polling = false;
+        }
+      }, RUNNING_CURVES_POLL_MS);
     }
   }
+
+  const RUNNING_CURVES_POLL_MS = 2000;
 
   // The plots' data, requested at once (the page asks before it has the study itself).
   // Each promise is marked handled: whoever awaits it later still sees its error, but one
   // that fails before anyone awaits it is not an "uncaught" console error.
   function requestPlotData(id) {
     const early = (path) => {
-      const request = api(path);
+      const request = path ? api(path) : Promise.resolve(null);
       request.catch(() => {});
       return request;
     };
     return {
       points: early(`/studies/${id}/points`),
-      curves: early(`/studies/${id}/curves`),
-      lr: early(`/studies/${id}/curves?metric=lr&top=10&sample=10`),
+      curves: early(curvesPath(id)),
+      lr: early(curvesPath(id, "lr")),
       importance: early(`/studies/${id}/importance`),
     };
   }
 
+  // Curves drawn while some trials are selected: the best of them, at most this many.
+  const SELECTED_CURVES = 75;
+  const SELECTED_LR_CURVES = 20;
+
+  // The /curves request of the curves plot (or the learning-rate one, `metric` "lr"): the
+  // best, a sample and the running trials; with a selection, its best trials; null when
+  // the selection is empty (nothing to draw).
+  function curvesPath(id, metric = null) {
+    const base = `/studies/${id}/curves?` + (metric ? `metric=${metric}&top=10&sample=10` : "top=50&sample=25");
+    if (!linked.numbers) return base;
+    const chosen = selectedBestFirst().slice(0, metric ? SELECTED_LR_CURVES : SELECTED_CURVES);
+    return chosen.length ? `${base}&numbers=${chosen.map((t) => t.number).join(",")}` : null;
+  }
+
+  // Redraws what the selection changes: the plots of /points at once, then the curves.
+  async function selectionChanged(study) {
+    drawPointPlots(study);
+    const id = study.id;
+    const [curves, lr] = await Promise.all([curvesPath(id), curvesPath(id, "lr")].map((p) => (p ? api(p) : null)));
+    drawCurves(study, curves);
+    drawLearningRate(study, lr);
+  }
+
+  // The last /points answer: what a new selection redraws from.
+  let lastSample = null;
+
+  // History, slices, distribution and contour of the selected trials (all when none is
+  // selected); the parallel coordinates draw every trial, the unselected ones in grey.
+  function drawPointPlots(study) {
+    const sample = lastSample;
+    const metric = valueLabel(study);
+    const params = Object.keys(study.spec.space || {});
+    const space = study.spec.space;
+    const steps = sample.best_so_far;
+    linked.mode = study.objective.mode;
+    plotParallel(sample.data, params, space, metric, steps.length ? steps[steps.length - 1].number : null);
+    const shown = linked.numbers ? sample.data.filter((t) => linked.numbers.has(t.number)) : sample.data;
+    plotHistory({ ...sample, data: shown }, metric);
+    plotSlices(shown, params, space, metric);
+    plotDistribution(shown, metric);
+    setUpContour(params, () => drawPointPlots(study));
+    if (params.length >= 2) plotContour(shown, params, space, metric);
+    for (const div of ["plot-history", "plot-slice", "plot-parallel", "plot-contour"]) linkToTrials(div, study.id);
+    linked.onSelectionDrawn();
+  }
+
+  // A /curves answer of nothing: an empty selection.
+  const noCurves = (study) => ({ metric: study.objective.metric, mode: study.objective.mode, total: 0,
+    best_number: study.best_trial?.number ?? null, data: [] });
+
+  function drawCurves(study, curves) {
+    plotCurves(curves || noCurves(study), `${study.objective.metric} per epoch`, study.spec.budget?.max_epochs);
+    linkToTrials("plot-curves", study.id);
+  }
+
+  function drawLearningRate(study, lr) {
+    plotLearningRate(lr || { ...noCurves(study), metric: "lr" });
+    linkToTrials("plot-lr", study.id);
+  }
+
   // Each plot is drawn as soon as its own data is in: a slow importance fit never holds
   // back the history, and the trials table never waits for any of them.
-  async function loadPlots(study, params, requested) {
-    // Every axis of the trials' one value says what it is: "val_loss, last epoch".
-    const metric = valueLabel(study);
+  async function loadPlots(study, requested) {
     const ready = plotly();
     const draw = (request, render) => Promise.all([ready, request]).then(([, data]) => render(data));
     const { points, curves, lr, importance } = requested || requestPlotData(study.id);
@@ -730,27 +873,15 @@
     await Promise.all([
       draw(points, (sample) => {
         $("#points-note").textContent = sample.data.length < sample.total
-          ? `History, parallel coordinates and slices show ${sample.data.length.toLocaleString()} of ` +
+          ? `History, parallel coordinates, contour and slices show ${sample.data.length.toLocaleString()} of ` +
             `${sample.total.toLocaleString()} trials with a value: the best ${sample.best_shown.toLocaleString()} ` +
             "and a random sample of the rest. The best-so-far line counts every trial."
           : "";
-        plotHistory(sample, metric);
-        plotSlices(sample.data, params, study.spec.space, metric);
-        plotDistribution(sample.data, metric);
-        linkToTrials("plot-history", study.id);
-        linkToTrials("plot-slice", study.id);
-        const steps = sample.best_so_far;
-        return plotParallel(sample.data, params, study.spec.space, metric, steps.length ? steps[steps.length - 1].number : null)
-          .then(() => linkToTrials("plot-parallel", study.id));
+        lastSample = sample;
+        drawPointPlots(study);
       }),
-      draw(curves, (data) => {
-        plotCurves(data, `${study.objective.metric} per epoch`);
-        linkToTrials("plot-curves", study.id);
-      }),
-      draw(lr, (data) => {
-        plotLearningRate(data);
-        linkToTrials("plot-lr", study.id);
-      }),
+      draw(curves, (data) => drawCurves(study, data)),
+      draw(lr, (data) => drawLearningRate(study, data)),
       draw(importance, plotImportance),
     ]);
   }
@@ -770,11 +901,14 @@
       traces.push({ x: [...steps.map((s) => s.number), lastNumber], y: [...steps.map((s) => s.value), steps[steps.length - 1].value],
         mode: "lines", name: "best so far", hoverinfo: "skip", line: { color: "#d93025", shape: "hv", width: 2 } });
     }
+    // Trial numbers are whole: never a tick at 1.5.
     Plotly.react("plot-history", traces, baseLayout("Optimization history", {
-      xaxis: { title: { text: "trial" } },
+      xaxis: { title: { text: "trial" }, ...epochTicks(Number.isFinite(lastNumber) ? lastNumber : 1) },
       yaxis: { title: { text: metric }, type: yScale("plot-history", isLossLike(metric)) },
       legend: { orientation: "h", y: -0.28 }, margin: { l: 60, r: 20, t: 50, b: 90 },
     }), plotConfig);
+    const best = steps.length ? `; the best so far reaches ${fmt(steps.at(-1).value)} at trial ${steps.at(-1).number}` : "";
+    describe("plot-history", `${metric} of ${shown.length} trials by trial number (${statusCounts(shown) || "none"})${best}.`);
   }
 
   // One line per trial of a /curves response, the best one thick, red and drawn last (on
@@ -797,8 +931,20 @@
     return traces.sort((a, b) => a.line.width - b.line.width);
   }
 
-  function plotCurves(curves, yTitle) {
+  // Learning curves by status; a running trial's line ends in its status' marker at the
+  // last epoch reported so far and grows as the page polls (see studyPage). `maxEpochs`
+  // (the study's budget) fixes the epoch axis so that a growing line has its frame.
+  function plotCurves(curves, yTitle, maxEpochs) {
     const traces = curveTraces(curves, true);
+    const running = curves.data.filter((c) => c.status === "running" && c.steps.length > 0);
+    if (running.length > 0) {
+      traces.push({
+        x: running.map((c) => c.steps.at(-1)), y: running.map((c) => c.values.at(-1)),
+        mode: "markers", name: "running: latest epoch", text: running.map((c) => `trial ${c.number} · running, epoch ${c.steps.at(-1)}`),
+        customdata: running.map((c) => c.number), hovertemplate: "%{text}<br>%{y}<extra></extra>",
+        marker: { symbol: STATUS.running.symbol, size: 10, color: STATUS.running.color, line: { width: 1, color: "#1a1a1a" } },
+      });
+    }
     // Pruned trials end in a cross where the scheduler stopped them (one trace for all).
     const pruned = curves.data.filter((c) => c.status === "pruned" && c.steps.length > 0);
     if (pruned.length > 0) {
@@ -815,29 +961,38 @@
     if (curves.best_number !== null && curves.data.some((c) => c.number === curves.best_number)) {
       traces.push(legendOnly(`best: trial ${curves.best_number}`, { mode: "lines", line: { color: "#d93025", width: 4 } }));
     }
-    $("#curves-note").textContent = curves.data.length < curves.total
-      ? `Showing ${curves.data.length} of ${curves.total} trials: the best 50 and a random sample.` : "";
+    const selected = linked.numbers ? linked.numbers.size : null;
+    $("#curves-note").textContent = selected !== null
+      ? (curves.data.length < selected ? `Showing the best ${curves.data.length} of the ${selected} selected trials.`
+        : `Showing the ${curves.data.length} selected trials.`)
+      : curves.data.length < curves.total
+        ? `Showing ${curves.data.length} of ${curves.total} trials: the best 50, a random sample and every running one.` : "";
+    const epochs = Math.max(1, maxEpochs || 0, ...curves.data.map((c) => c.steps.at(-1) ?? 0));
     Plotly.react("plot-curves", traces, baseLayout(`Learning curves (${curves.metric})`, {
-      xaxis: { title: { text: "epoch" }, ...epochTicks(Math.max(1, ...curves.data.map((c) => c.steps.length))) },
+      xaxis: { title: { text: "epoch" }, range: [0.7, epochs + 0.3], ...epochTicks(epochs) },
       yaxis: { title: { text: yTitle }, type: yScale("plot-curves", isLossLike(curves.metric)) },
       legend: { orientation: "h", y: -0.28 }, margin: { l: 60, r: 20, t: 50, b: 90 },
     }), plotConfig);
+    const live = running.length ? `; ${running.length} running, drawn as far as they have reported` : "";
+    const best = curves.data.some((c) => c.number === curves.best_number) ? `; the best, trial ${curves.best_number}, in red` : "";
+    describe("plot-curves", `${curves.metric} per epoch of ${curves.data.length} trials (${statusCounts(curves.data) || "none"})${best}${live}.`);
   }
 
   // The learning rate per epoch of the best trials and a few others: warm-up, decay and
   // restarts as the schedule really ran them (log scale: rates span decades).
   function plotLearningRate(lr) {
     const figure = $("#plot-lr").closest("figure");
-    if (lr.data.length === 0) {
-      figure.hidden = true;
-      return;
-    }
+    figure.hidden = lr.data.length === 0;
+    if (lr.data.length === 0) return;
     const traces = curveTraces(lr, false);
     Plotly.react("plot-lr", traces, baseLayout("Learning rate per epoch", {
       xaxis: { title: { text: "epoch" }, ...epochTicks(Math.max(1, ...lr.data.map((c) => c.steps.length))) },
       yaxis: { title: { text: "learning rate" }, type: yScale("plot-lr", true) },
       showlegend: traces.length <= 15,
     }), plotConfig);
+    const rates = lr.data.flatMap((c) => c.values).filter(Number.isFinite);
+    describe("plot-lr", `the learning rate per epoch of ${lr.data.length} trials, from ${fmt(Math.min(...rates))} ` +
+      `to ${fmt(Math.max(...rates))}.`);
   }
 
   // Where an absent value (a conditional parameter left out) sits on a parallel-coordinates
@@ -891,51 +1046,120 @@
     return { name, label: log ? `${name} (log)` : name, log, positions, ticks };
   }
 
-  // Parallel coordinates, two ways. By default SVG lines (one scatter trace per colour
-  // band and status, trials separated by gaps): drawn in a few hundred ms anywhere. On
-  // request Plotly's parcoords, whose axes filter by dragging, but which is WebGL: without
-  // a GPU (software GL) it alone costs seconds, so it is not the default. Both draw the
-  // same axes (`dimension`).
+  // Parallel coordinates as SVG lines (one scatter trace per colour band and status,
+  // trials separated by gaps): drawn in a few hundred ms anywhere, where Plotly's WebGL
+  // parcoords took seconds without a GPU. Dragging along an axis selects the trials whose
+  // line crosses it there (`setUpBrushing`); the table and the other plots follow.
   const VIRIDIS = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e",
     "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725"];
-  let parallelBrushing = false;
-  let parallelArgs = null;
-  let parallelOwner = null; // the Plotly instance that drew #plot-parallel
+  const UNSELECTED = "#c8c8c8";
+  // How far from an axis (in pixels) a drag still starts a range on it.
+  const AXIS_GRAB_PX = 16;
 
-  function drawParallel(lib, traces, layout) {
-    const div = $("#plot-parallel");
-    if (parallelOwner && parallelOwner !== lib) parallelOwner.purge(div);
-    parallelOwner = lib;
-    lib.react(div, traces, layout, plotConfig);
+  // The study page's linked views. `brushes` maps an axis' name to its selected [low, high]
+  // in the axis' own positions ([ABSENT, 1], see `dimension`); `numbers` is the set of
+  // selected trials' numbers, or null when no axis has a range (nothing filtered).
+  // `trials` and `dimensions` are what the parallel coordinates drew last.
+  const linked = { brushes: new Map(), numbers: null, trials: [], dimensions: [], mode: "min",
+    onChange: () => {}, onSelectionDrawn: () => {} };
+
+  function selectedNumbers() {
+    if (linked.brushes.size === 0) return null;
+    const chosen = new Set();
+    linked.trials.forEach((t, i) => {
+      const inside = linked.dimensions.every((d) => {
+        const range = linked.brushes.get(d.name);
+        return !range || (d.positions[i] >= range[0] && d.positions[i] <= range[1]);
+      });
+      if (inside) chosen.add(t.number);
+    });
+    return chosen;
   }
 
-  async function plotParallel(finished, params, space, metric, bestNumber) {
-    parallelArgs = [finished, params, space, metric, bestNumber];
+  // The selected trials, best value first (the study's mode), those without one last.
+  function selectedBestFirst() {
+    const sign = linked.mode === "max" ? -1 : 1;
+    const rank = (t) => (Number.isFinite(t.value) ? sign * t.value : Infinity);
+    return linked.trials.filter((t) => linked.numbers?.has(t.number)).sort((a, b) => rank(a) - rank(b) || a.number - b.number);
+  }
+
+  // The axes' lines and each axis' selected range, as layout shapes; `dragging` is the
+  // range being drawn ({axis, range}).
+  function parallelShapes(count, dragging = null) {
+    const shapes = [];
+    for (let axis = 0; axis < count; axis += 1) {
+      shapes.push({ type: "line", x0: axis, x1: axis, y0: 0, y1: 1, line: { color: "#4a4a4a", width: 1 } });
+    }
+    const ranges = linked.dimensions.map((d, axis) => [axis, linked.brushes.get(d.name)]).filter(([, r]) => r);
+    if (dragging) ranges.push([dragging.axis, dragging.range]);
+    for (const [axis, [lo, hi]] of ranges) {
+      shapes.push({ type: "rect", x0: axis - 0.07, x1: axis + 0.07, y0: lo, y1: hi,
+        fillcolor: "rgba(11, 87, 208, 0.2)", line: { color: "#0b57d0", width: 1.5 } });
+    }
+    return shapes;
+  }
+
+  // Brushing: a drag along an axis (within AXIS_GRAB_PX of it) sets that axis' range; a
+  // click on the axis clears it. Anywhere else the plot's own click (open a trial) stays.
+  // Listening in the capture phase keeps Plotly from also seeing a drag as a click.
+  function setUpBrushing(div) {
+    if (div.dataset.brushing) return;
+    div.dataset.brushing = "on";
+    div.addEventListener("mousedown", (event) => {
+      const area = div.querySelector(".nsewdrag");
+      if (!area || event.button !== 0 || !div.layout?.xaxis?.range) return;
+      const box = area.getBoundingClientRect();
+      const [x0, x1] = div.layout.xaxis.range;
+      const [y0, y1] = div.layout.yaxis.range;
+      const toX = (px) => x0 + ((px - box.left) / box.width) * (x1 - x0);
+      const toY = (py) => y1 - ((py - box.top) / box.height) * (y1 - y0);
+      const axis = Math.round(toX(event.clientX));
+      const dimension = linked.dimensions[axis];
+      const offAxis = Math.abs(toX(event.clientX) - axis) * (box.width / (x1 - x0)) > AXIS_GRAB_PX;
+      if (!dimension || offAxis || event.clientY < box.top || event.clientY > box.bottom) return;
+      event.preventDefault();
+      event.stopPropagation();
+      const clamp = (y) => Math.min(1.02, Math.max(ABSENT - 0.04, y));
+      const rangeTo = (py) => {
+        const [a, b] = [clamp(toY(event.clientY)), clamp(toY(py))];
+        return [Math.min(a, b), Math.max(a, b)];
+      };
+      const move = (e) => {
+        Plotly.relayout(div, { shapes: parallelShapes(linked.dimensions.length, { axis, range: rangeTo(e.clientY) }) });
+      };
+      const up = (e) => {
+        window.removeEventListener("mousemove", move, true);
+        window.removeEventListener("mouseup", up, true);
+        if (Math.abs(e.clientY - event.clientY) < 4) linked.brushes.delete(dimension.name);
+        else linked.brushes.set(dimension.name, rangeTo(e.clientY));
+        linked.onChange();
+      };
+      window.addEventListener("mousemove", move, true);
+      window.addEventListener("mouseup", up, true);
+    }, true);
+  }
+
+  function plotParallel(finished, params, space, metric, bestNumber) {
     const dimensions = params.map((p) => dimension(p, finished.map((t) => t.config[p]), space[p]));
     const objective = finished.map((t) => t.value);
     dimensions.push(dimension(metric, objective, null));
+    // Ranges on axes that no longer exist (another study's, a renamed metric) are dropped.
+    for (const name of linked.brushes.keys()) {
+      if (!dimensions.some((d) => d.name === name)) linked.brushes.delete(name);
+    }
+    Object.assign(linked, { trials: finished, dimensions });
+    linked.numbers = selectedNumbers();
     const [lo, hi] = [Math.min(...objective), Math.max(...objective)];
     // The colour bar's title stands to its right, clear of its tick labels.
     const colorbar = { title: { text: metric, side: "right" }, thickness: 14, tickformat: ".3~g" };
-    const button = $("#parallel-brush");
-    button.textContent = parallelBrushing ? "Static lines" : "Filter by dragging on the axes (WebGL)";
-    button.setAttribute("aria-pressed", String(parallelBrushing));
-    const layout = baseLayout("Parallel coordinates", { margin: { l: 60, r: 80, t: 80, b: 30 } });
-    if (parallelBrushing) {
-      const axes = dimensions.map((d) => ({
-        label: d.label, values: d.positions, range: [d.positions.includes(ABSENT) ? ABSENT : 0, 1],
-        tickvals: d.ticks.map(([at]) => at), ticktext: d.ticks.map(([, text]) => text),
-      }));
-      drawParallel(await plotlyFull(), [{
-        type: "parcoords", dimensions: axes, line: { color: objective, colorscale: "Viridis", showscale: true, colorbar },
-      }], layout);
-      return;
-    }
     const band = (v) => (hi > lo ? Math.min(VIRIDIS.length - 1, Math.floor(((v - lo) / (hi - lo)) * VIRIDIS.length)) : 0);
     // One trace per colour band and status: the colour is the value, the dash the status.
-    const bands = new Map();
+    // Trials outside a selection are one grey trace, drawn first (underneath).
+    const bands = new Map([["unselected", { type: "scatter", mode: "lines", x: [], y: [], text: [], customdata: [],
+      hoverinfo: "text", showlegend: false, opacity: 0.5, line: { color: UNSELECTED, width: 1 } }]]);
     finished.forEach((t, i) => {
-      const key = `${band(t.value)}:${t.status}`;
+      const selected = !linked.numbers || linked.numbers.has(t.number);
+      const key = selected ? `${band(t.value)}:${t.status}` : "unselected";
       if (!bands.has(key)) {
         bands.set(key, { type: "scatter", mode: "lines", x: [], y: [], text: [], customdata: [],
           hoverinfo: "text", showlegend: false, opacity: 0.6,
@@ -953,12 +1177,13 @@
       trace.text.push(null);
       trace.customdata.push(null);
     });
-    const traces = [...bands.values()];
+    const traces = [...bands.values()].filter((t) => t.x.length > 0);
     for (const [status] of byStatus(finished)) {
       traces.push(legendOnly(styleOf(status).label, { mode: "lines", line: { color: "#4a4a4a", dash: styleOf(status).dash } }));
     }
+    if (linked.numbers) traces.push(legendOnly("not selected", { mode: "lines", line: { color: UNSELECTED, width: 3 } }));
     const bestIndex = finished.findIndex((t) => t.number === bestNumber);
-    if (bestIndex >= 0) {
+    if (bestIndex >= 0 && (!linked.numbers || linked.numbers.has(bestNumber))) {
       traces.push({ type: "scatter", mode: "lines+markers", name: `best: trial ${bestNumber}`,
         x: dimensions.map((_, axis) => axis), y: dimensions.map((d) => d.positions[bestIndex]),
         customdata: dimensions.map(() => bestNumber),
@@ -976,14 +1201,117 @@
           font: { size: 11, color: "#4a4a4a" } });
       }
     });
-    drawParallel(Plotly, traces, {
-      ...layout,
+    const div = $("#plot-parallel");
+    Plotly.react(div, traces, baseLayout("Parallel coordinates", {
+      margin: { l: 60, r: 80, t: 80, b: 30 },
       showlegend: true, legend: { orientation: "h", y: -0.02, yanchor: "top" }, hovermode: "closest", annotations,
-      shapes: dimensions.map((_, axis) => ({ type: "line", x0: axis, x1: axis, y0: 0, y1: 1,
-        line: { color: "#4a4a4a", width: 1 } })),
+      shapes: parallelShapes(dimensions.length),
       xaxis: { range: [-0.5, dimensions.length - 0.7], visible: false, fixedrange: true },
       yaxis: { range: [ABSENT - 0.06, 1.12], visible: false, fixedrange: true },
-    });
+    }), plotConfig);
+    setUpBrushing(div);
+    const ranges = dimensions.filter((d) => linked.brushes.has(d.name)).map((d) => d.name);
+    describe("plot-parallel", `${finished.length} trials (${statusCounts(finished)}) across ` +
+      `${listed(dimensions.map((d) => d.label))}, coloured by ${metric}` +
+      (linked.numbers ? `; ${linked.numbers.size} selected by ranges on ${listed(ranges)}.` : "; drag along an axis to select trials."));
+  }
+
+  // A contour axis: positions in [0, 1] (log10 for log-scaled parameters, categories
+  // spread evenly), with the Plotly axis that shows them in real values.
+  function contourAxis(name, values, param) {
+    const numeric = values.every((v) => typeof v === "number");
+    if (!numeric) {
+      const labels = [...new Set(values.map(String))].sort();
+      const at = (v) => labels.indexOf(String(v));
+      const span = Math.max(labels.length - 1, 1);
+      return { name, unit: (v) => at(v) / span, grid: (u) => u * span, plotted: at,
+        axis: { title: { text: name }, tickvals: labels.map((_, i) => i), ticktext: labels, range: [-0.3, span + 0.3] } };
+    }
+    const log = isLog(param) && values.every((v) => v > 0);
+    const scale = (v) => (log ? Math.log10(v) : v);
+    let lo = Math.min(...values.map(scale));
+    let hi = Math.max(...values.map(scale));
+    if (!(hi > lo)) [lo, hi] = [lo - 0.5, hi + 0.5];
+    return { name, unit: (v) => (scale(v) - lo) / (hi - lo), plotted: (v) => v,
+      grid: (u) => (log ? 10 ** (lo + u * (hi - lo)) : lo + u * (hi - lo)),
+      axis: { title: { text: log ? `${name} (log)` : name }, type: log ? "log" : "linear", exponentformat: "e",
+        ...(log ? LOG_TICKS : {}) } };
+  }
+
+  const CONTOUR_GRID = 30;
+  // Log axes of parameters: powers of ten labelled, 2 and 5 between them, not every digit.
+  const LOG_TICKS = { dtick: "D2" };
+
+  // The value between trials by inverse-distance weighting (power 2) in the axes' [0, 1]
+  // positions: exact at a trial, a weighted mean elsewhere. A guide to where good values
+  // lie, not a model of the objective.
+  function interpolate(points, u, v) {
+    let weights = 0;
+    let total = 0;
+    for (const p of points) {
+      const d2 = (p.u - u) ** 2 + (p.v - v) ** 2;
+      if (d2 < 1e-12) return p.value;
+      weights += 1 / d2;
+      total += p.value / d2;
+    }
+    return total / weights;
+  }
+
+  // The value over two parameters the user picks: the colour interpolated between the
+  // completed trials where both are set (conditional parameters: only trials where both
+  // are active), each trial a marker in its status' style that opens it.
+  function plotContour(trials, params, space, metric) {
+    const [px, py] = [$("#contour-x").value, $("#contour-y").value];
+    const both = trials.filter((t) => px in t.config && py in t.config && Number.isFinite(t.value));
+    const x = contourAxis(px, both.map((t) => t.config[px]), space[px]);
+    const y = contourAxis(py, both.map((t) => t.config[py]), space[py]);
+    // Pruned trials' values are from the epoch they were stopped at: used only when fewer
+    // than 3 completed trials would leave no surface to speak of.
+    let surface = both.filter((t) => t.status === "completed");
+    let from = "completed";
+    if (surface.length < 3 && both.some((t) => t.status === "pruned")) {
+      surface = both.filter((t) => t.status === "completed" || t.status === "pruned");
+      from = "completed and pruned";
+    }
+    const points = surface.map((t) => ({ u: x.unit(t.config[px]), v: y.unit(t.config[py]), value: t.value }));
+    const steps = [...Array(CONTOUR_GRID).keys()].map((i) => i / (CONTOUR_GRID - 1));
+    const traces = [];
+    if (points.length >= 2 && px !== py) {
+      traces.push({ type: "contour", x: steps.map(x.grid), y: steps.map(y.grid),
+        z: steps.map((v) => steps.map((u) => interpolate(points, u, v))),
+        colorscale: "Viridis", ncontours: 12, line: { smoothing: 0.8, width: 0.5 }, hoverinfo: "skip",
+        colorbar: { title: { text: metric, side: "right" }, thickness: 14, tickformat: ".3~g" } });
+    }
+    for (const [status, rows] of byStatus(both)) {
+      const style = styleOf(status);
+      traces.push({ type: "scatter", mode: "markers", name: style.label,
+        x: rows.map((t) => x.plotted(t.config[px])), y: rows.map((t) => y.plotted(t.config[py])),
+        customdata: rows.map((t) => t.number), text: rows.map((t) => `${trialText(t)}: ${fmt(t.value)}`),
+        hovertemplate: `%{text}<br>${px} %{x}<br>${py} %{y}<extra></extra>`,
+        marker: { color: style.color, symbol: style.symbol, size: 9, line: { color: "#fff", width: 1 } } });
+    }
+    Plotly.react("plot-contour", traces, baseLayout(`${metric} over ${px} and ${py}`, {
+      xaxis: x.axis, yaxis: { ...y.axis, automargin: true }, hovermode: "closest",
+      legend: { orientation: "h", y: -0.25 }, margin: { l: 70, r: 20, t: 50, b: 90 },
+    }), plotConfig);
+    $("#contour-note").textContent = traces[0]?.type === "contour"
+      ? `Colour: ${metric}, interpolated (inverse-distance weighted) between the ${points.length} ${from} ` +
+        `trials that set both ${px} and ${py}; a guide between trials, not a model. Markers are the trials.`
+      : `Too few trials set both ${px} and ${py} to colour the plane: the markers are the trials.`;
+    describe("plot-contour", `${metric} over ${x.axis.title.text} and ${y.axis.title.text}, ` +
+      `${both.length} trials that set both (${statusCounts(both) || "none"})` +
+      (points.length >= 2 ? `, interpolated between the ${points.length} ${from} ones.` : "."));
+  }
+
+  // The contour's two parameters: the first two searched ones until the user picks.
+  function setUpContour(params, redraw) {
+    const figure = $("#contour-figure");
+    figure.hidden = params.length < 2;
+    if (params.length < 2 || $("#contour-x").options.length > 0) return;
+    for (const [select, initial] of [[$("#contour-x"), params[0]], [$("#contour-y"), params[1]]]) {
+      select.replaceChildren(...params.map((p) => h("option", { value: p, selected: p === initial }, p)));
+      select.addEventListener("change", redraw);
+    }
   }
 
   function plotImportance(importance) {
@@ -1008,6 +1336,8 @@
     }], baseLayout("Hyperparameter importance", {
       xaxis: { title: { text: "importance" } }, yaxis: { automargin: true },
     }), plotConfig);
+    describe("plot-importance", `${names.map((n) => `${n} ${fmt(importance.importances[n])}`).join(", ")} ` +
+      `(a random forest over ${importance.n_trials} finished trials).`);
   }
 
   // The empirical distribution (ECDF) of the value of completed and of pruned trials:
@@ -1025,6 +1355,8 @@
       yaxis: { title: { text: "fraction of trials ≤ value" }, range: [0, 1.02], tickformat: ".0%" },
       legend: { orientation: "h", y: -0.28 }, margin: { l: 60, r: 20, t: 50, b: 90 },
     }), plotConfig);
+    describe("plot-ecdf", traces.length === 0 ? "no finished trial has a value." : "the fraction of trials at or below " +
+      `each ${metric}: ` + traces.map((t) => `${t.name} from ${fmt(t.x[0])} to ${fmt(t.x.at(-1))}`).join("; ") + ".");
   }
 
   function plotSlices(finished, params, space, metric) {
@@ -1038,7 +1370,8 @@
     const traces = params.flatMap((p, i) => {
       const axis = i === 0 ? "" : String(i + 1);
       // Log axes ticked "1e-4", not Plotly's SI "100μ".
-      layout[`xaxis${axis}`] = { title: { text: p }, type: isLog(space[p]) ? "log" : undefined, exponentformat: "e", automargin: true };
+      layout[`xaxis${axis}`] = { title: { text: p }, type: isLog(space[p]) ? "log" : undefined, exponentformat: "e",
+        automargin: true, ...(isLog(space[p]) ? LOG_TICKS : {}) };
       layout[`yaxis${axis}`] = i === 0 ? { title: { text: metric } } : {};
       return byStatus(finished.filter((t) => p in t.config)).map(([status, rows]) => {
         const style = styleOf(status);
@@ -1055,6 +1388,8 @@
       });
     });
     Plotly.react("plot-slice", traces, layout, plotConfig);
+    describe("plot-slice", `${metric} against each of ${listed(params)}, one panel each, for ` +
+      `${finished.length} trials (${statusCounts(finished) || "none"}).`);
   }
 
   // --- one trial ---------------------------------------------------------------------------
@@ -1139,6 +1474,8 @@
           xaxis: { title: { text: "epoch" }, ...epochTicks(trial.history.length) },
           yaxis: { title: { text: axisTitles[group](names) }, ...(switchable ? { type: yScale(div.id, true) } : {}) },
         }), plotConfig);
+        describe(div.id, `${listed(names)} at each of the trial's ${trial.history.length} epochs` +
+          (stopped ? `; stopped at epoch ${trial.epochs_run}.` : "."));
     }
   }
 
@@ -1167,8 +1504,15 @@
     }));
     const metric = study.objective.metric;
     await plotly();
-    Plotly.newPlot("plot-compare", trials.map((t) => metricTrace(t.history, metric, `trial ${t.number}`)),
-      baseLayout(`${metric} per epoch`, { xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: metric } } }), plotConfig);
+    // Each line dashed by its trial's status, as everywhere; whole epochs on the axis.
+    const lines = trials.map((t) => ({ ...metricTrace(t.history, metric, `trial ${t.number} (${t.status})`),
+      line: { dash: styleOf(t.status).dash } }));
+    const epochs = Math.max(1, ...trials.map((t) => t.history.length));
+    Plotly.newPlot("plot-compare", lines, baseLayout(`${metric} per epoch`, {
+      xaxis: { title: { text: "epoch" }, ...epochTicks(epochs) }, yaxis: { title: { text: metric } },
+    }), plotConfig);
+    describe("plot-compare", `${metric} per epoch of trials ${listed(trials.map((t) => String(t.number)))}, ` +
+      `one line each (${trials.map((t) => `trial ${t.number}: ${t.history.length} epochs`).join(", ")}).`);
   }
 
   // --- start -------------------------------------------------------------------------------
