@@ -67,7 +67,15 @@ def serve(
     if runners:
         from hpo.execution.runner import start_runners, stop_runners
 
-        started = start_runners(url, runners, ray_address=ray_address or settings.ray_address)
+        started = start_runners(
+            url,
+            runners,
+            ray_address=ray_address or settings.ray_address,
+            # HPO_LEASE_S, as `hpo runner` and the drivers take it: a dead node's study is
+            # taken over within one lease.
+            lease_s=settings.lease_s,
+            heartbeat_s=max(0.5, settings.lease_s / 6),
+        )
     try:
         server = uvicorn.Server(uvicorn.Config(create_app(url), host=host, port=port))
         server.run()
