@@ -245,6 +245,66 @@ def check_references(spec: StudySpec, allowed: Sequence[str]) -> list[FieldError
     return errors
 
 
+def init_from_values(data: object) -> Iterator[tuple[str, object]]:
+    """Every (field path, value) of a raw spec mapping that names weights to start from:
+    ``fixed.init_from`` and each value of ``space.init_from``. Read from the raw mapping,
+    before the spec is validated, since validating a file path touches the server's disk."""
+    if not isinstance(data, dict):
+        return
+    fixed, space = data.get("fixed"), data.get("space")
+    if isinstance(fixed, dict) and "init_from" in fixed:
+        yield "fixed.init_from", fixed["init_from"]
+    param = space.get("init_from") if isinstance(space, dict) else None
+    if isinstance(param, dict):
+        for kind in ("choice", "grid"):
+            values = param.get(kind)
+            if isinstance(values, list):
+                yield from ((f"space.init_from.{kind}[{i}]", v) for i, v in enumerate(values))
+
+
+def rest_init_from_errors(data: object) -> list[FieldError]:
+    """Over REST, `init_from` names a trial (``STUDY/NUMBER``), never a file: the server's
+    files are not the submitter's, and checking a path would tell a client which files
+    exist on the server."""
+    from hpo.training.pretrained import TrialWeights, parse_init_from
+
+    errors = []
+    for path, value in init_from_values(data):
+        try:
+            source = parse_init_from(value) if isinstance(value, str) else None
+        except ValueError as exc:
+            errors.append(FieldError(path, str(exc)))
+            continue
+        if not isinstance(source, TrialWeights):
+            errors.append(
+                FieldError(
+                    path,
+                    "over REST, init_from names a trial of a study you can see as "
+                    "STUDY/NUMBER (e.g. 3/17); files on the server cannot be named",
+                )
+            )
+    return errors
+
+
+def invisible_init_from_errors(
+    repo: Repository, spec: StudySpec, user: User | None
+) -> list[FieldError]:
+    """One error per ``init_from: STUDY/NUMBER`` whose study `user` may not see (the same
+    words as for a missing one, so ids cannot be probed)."""
+    from hpo.training.pretrained import TrialWeights, parse_init_from
+
+    errors = []
+    for path, value in init_from_values(spec.dump()):
+        source = parse_init_from(value) if isinstance(value, str) else None
+        if not isinstance(source, TrialWeights):
+            continue
+        try:
+            get_visible_study(repo, source.study_id, user)
+        except NotFoundError:
+            errors.append(FieldError(path, f"no study with id {source.study_id}"))
+    return errors
+
+
 def searched_params(study: StudyRecord) -> list[str]:
     """The hyperparameters the study's spec searches, in the spec's order."""
     return list(study.spec.get("space") or {})

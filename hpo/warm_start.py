@@ -13,6 +13,8 @@ fits once on all of them before proposing anything.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hpo.errors import FieldError, SpecError
 from hpo.samplers.base import Sampler, TrialState
 from hpo.spec import StudySpec, load_spec
@@ -73,7 +75,7 @@ def compatibility_errors(spec: StudySpec, earlier: StudyRecord) -> list[FieldErr
     return errors
 
 
-def _named(objectives: list[tuple[str, str]]) -> str:
+def _named(objectives: Sequence[tuple[str, str]]) -> str:
     return ", ".join(f"{metric} ({mode})" for metric, mode in objectives)
 
 

@@ -159,6 +159,8 @@ def _load(
     # the work stops with the refusal (it does not go on after the client has gone).
     with time_budget(settings.validation_budget_s):
         data = _parse_body(body, content_type)
+        if errors := service.rest_init_from_errors(data):
+            raise SpecError(errors)
         try:
             spec = load_spec(data)
             if strategy is not None or trials is not None:
@@ -203,6 +205,8 @@ async def create_study(
         raise _unsupported_media_type(content_type)
     body = await request.body()
     spec = await run_in_threadpool(_load, body, content_type, settings, strategy, trials)
+    if errors := await run_in_threadpool(service.invisible_init_from_errors, repo, spec, user):
+        raise SpecError(errors)
     owner = user.identity if user is not None else None
     limits = service.Limits(
         active_studies=settings.max_active_studies_per_user,

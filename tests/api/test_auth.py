@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -163,3 +165,50 @@ def test_a_token_named_admin_is_not_the_environment_admin(
             assert env_admin.get(f"/studies/{study_id}").json()["status"] == "queued"
     finally:
         get_settings.cache_clear()
+
+
+DIGITS_SPEC: dict[str, Any] = {
+    "name": "finetune-api",
+    "objective": {"metric": "val_loss", "mode": "min"},
+    "trainable": {"dataset": "digits", "model": "mlp"},
+    "budget": {"trials": 1, "max_epochs": 1},
+    "strategy": {"name": "random", "seed": 0},
+    "space": {"lr": {"loguniform": [0.001, 0.01]}},
+}
+
+
+def test_init_from_over_rest_names_a_visible_trial_never_a_server_file(
+    base_url: str, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    existing = tmp_path / "weights.pt"
+    existing.write_bytes(b"not weights")
+    with _as(base_url, tokens["alice"]) as alice, _as(base_url, tokens["bob"]) as bob:
+        theirs = bob.post("/studies", json=BRANIN_SPEC).json()
+        mine = alice.post("/studies", json=BRANIN_SPEC).json()
+        # A path that exists and one that does not are refused in the same words: the
+        # answer tells nothing about the server's disk.
+        answers = [
+            alice.post("/studies", json={**DIGITS_SPEC, "fixed": {"init_from": str(path)}})
+            for path in (existing, tmp_path / "absent.pt")
+        ]
+        for answer in answers:
+            assert answer.status_code == 422, answer.text
+        assert answers[0].json() == answers[1].json()
+        (problem,) = answers[0].json()["detail"]
+        assert problem["field"] == "fixed.init_from"
+        assert "STUDY/NUMBER" in problem["message"]
+        in_space = {**DIGITS_SPEC, "space": {"init_from": {"choice": [f"{mine['id']}/1", "x.pt"]}}}
+        (problem,) = alice.post("/studies", json=in_space).json()["detail"]
+        assert problem["field"] == "space.init_from.choice[1]"
+        # Another user's study reads as a missing one.
+        hidden = alice.post(
+            "/studies", json={**DIGITS_SPEC, "fixed": {"init_from": f"{theirs['id']}/1"}}
+        )
+        missing = alice.post("/studies", json={**DIGITS_SPEC, "fixed": {"init_from": "999999/1"}})
+        assert hidden.status_code == missing.status_code == 422
+        assert hidden.json()["detail"][0]["message"] == f"no study with id {theirs['id']}"
+        assert missing.json()["detail"][0]["message"] == "no study with id 999999"
+        accepted = alice.post(
+            "/studies", json={**DIGITS_SPEC, "fixed": {"init_from": f"{mine['id']}/1"}}
+        )
+        assert accepted.status_code == 201, accepted.text
