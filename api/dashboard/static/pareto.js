@@ -90,6 +90,10 @@
         "the front is non-dominated on all of them, so some of its points may look dominated here."
       : "";
     const Plotly = await loadPlotly();
+    // Named for screen readers by what is drawn, as every plot of the page is.
+    document.getElementById("plot-pareto").setAttribute("aria-label",
+      `Pareto front: ${front.length} of ${points.length} completed trials on the front, ` +
+      `${x.metric} (${x.mode}) against ${y.metric} (${y.mode})`);
     Plotly.newPlot("plot-pareto", [
       {
         x: points.map((p) => p.values[0]), y: points.map((p) => p.values[1]),
