@@ -104,10 +104,13 @@ def ensure_engine() -> None:
     STATE.mkdir(parents=True, exist_ok=True)
     log = (STATE / "dockerd.log").open("ab")
     # Detached from the test process: the engine and its cache outlive the run.
-    subprocess.Popen(["/usr/sbin/dockerd"], stdout=log, stderr=log, start_new_session=True)
+    daemon = subprocess.Popen(["/usr/sbin/dockerd"], stdout=log, stderr=log, start_new_session=True)
     for _ in range(60):
         if _engine_answers():
             return
+        if daemon.poll() is not None:
+            last = (STATE / "dockerd.log").read_text(errors="replace").strip().splitlines()
+            raise EngineUnavailable(f"dockerd exited: {last[-1] if last else '?'}")
         time.sleep(1)
     raise EngineUnavailable(f"dockerd did not answer within 60 s (log: {STATE / 'dockerd.log'})")
 
