@@ -57,6 +57,8 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
 
 # A short lease, so that a killed driver's study can be resumed within the test.
 LEASE_ENV = {**os.environ, "HPO_LEASE_S": "4"}
+# Long enough that a second `hpo run` started on a busy machine still finds it live.
+LONG_LEASE_S = 20.0
 
 
 def _metric_rows(repo: Repository, trial_ids: Any) -> set[tuple[Any, ...]]:
@@ -93,7 +95,9 @@ def test_kill_9_twice_then_resume_continues_without_replaying(db_url: str, tmp_p
     path = tmp_path / "crash.yaml"
     path.write_text(yaml.safe_dump(spec))
     repo = Repository(db_url)
-    _kill_midway(repo, _hpo("run", str(path), "--db", db_url, "--json", env=LEASE_ENV), 2)
+    long_lease = {**os.environ, "HPO_LEASE_S": str(LONG_LEASE_S)}
+    _kill_midway(repo, _hpo("run", str(path), "--db", db_url, "--json", env=long_lease), 2)
+    killed_at = time.monotonic()
     (study,) = repo.list_studies()
     dead_owner = repo.get_study(study.id).lease_owner
     assert dead_owner is not None and dead_owner.startswith("hpo-run@")
@@ -104,7 +108,7 @@ def test_kill_9_twice_then_resume_continues_without_replaying(db_url: str, tmp_p
     assert early.returncode == 1 and dead_owner in err and "lease until" in err, err
     assert repo.get_study(study.id).lease_owner == dead_owner
 
-    time.sleep(4.5)  # the lease lapses
+    time.sleep(max(0.0, killed_at + LONG_LEASE_S + 0.5 - time.monotonic()))  # it lapses
     _kill_midway(
         repo,
         _hpo("run", "--resume", str(study.id), "--db", db_url, "--json", env=LEASE_ENV),
