@@ -36,7 +36,7 @@ from ray.tune import Callback
 from ray.tune.schedulers import TrialScheduler
 
 from hpo import artifacts
-from hpo.execution.schedulers import pruned_at
+from hpo.execution.schedulers import pruned_at, stop_reason
 from hpo.execution.searcher import finite
 from hpo.execution.trainables import (
     CHECKPOINT_KEYS,
@@ -342,6 +342,7 @@ class StudyRecorder(Callback):
         error: str | None = None
         if pruned_at(self._scheduler, trial.trial_id, self._spec.budget.max_epochs) is not None:
             status = "pruned"
+            error = stop_reason(self._scheduler, trial.trial_id)
         elif (
             self._deadline is not None
             and time.monotonic() >= self._deadline

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -91,9 +92,31 @@ def test_early_stopping_schedulers_prune(run_spec: Any, strategy: str) -> None:
     trials = repo.list_trials(study.id, limit=100)
     pruned = [t for t in trials if t.status == "pruned"]
     assert pruned, [(t.status, t.epochs_run) for t in trials]
+    label = {"asha": "ASHA", "hyperband": "Hyperband"}[strategy]
     for t in pruned:
         assert 1 <= t.epochs_run < 9
         assert _metric_steps(repo, t.id) == list(range(1, t.epochs_run + 1))
+        # Why, with its numbers: the trial's value at the rung (as stored) lost to the
+        # rung's cut-off (minimizing: above it), which lies among the other trials' values.
+        match = re.fullmatch(
+            rf"stopped by {label} at the rung of epoch (\d+): value (\S+) above the rung's "
+            r"cut-off (\S+) \(the best 1/3 of the (\d+) trials there go on\)",
+            t.error or "",
+        )
+        assert match, t.error
+        epoch, value, cut = int(match[1]), float(match[2]), float(match[3])
+        assert epoch == t.epochs_run and value > cut
+        stored = {m.step: m.value for m in repo.trial_metrics(t.id) if m.name == "value"}
+        assert value == pytest.approx(stored[epoch], rel=1e-3)
+        others = [
+            v
+            for o in trials
+            if o.id != t.id
+            for m in repo.trial_metrics(o.id)
+            if m.name == "value" and m.step == epoch
+            for v in [m.value]
+        ]
+        assert min(others) <= cut <= max(others)
     assert all(t.epochs_run == 9 for t in trials if t.status == "completed")
     assert Counter(t.status for t in trials)["completed"] >= 1
 
