@@ -12,11 +12,11 @@ the core are bit-reproducible.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from hpo.numbers import finite
 from hpo.spec import StudySpec
 from hpo.storage.repository import Repository
 
@@ -63,12 +63,6 @@ def parse_trial_ref(text: str) -> tuple[int, int]:
     return ids
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def reproduce_trial(
     repo: Repository, study_id: int, number: int, report: Report | None = None
 ) -> Reproduction:
@@ -89,7 +83,7 @@ def reproduce_trial(
     history: list[dict[str, float]] = []
 
     def collect(metrics: Mapping[str, Any]) -> None:
-        row = {k: float(v) for k, v in metrics.items() if _finite(v) is not None}
+        row = {k: float(v) for k, v in metrics.items() if finite(v) is not None}
         history.append(row)
         if report is not None:
             report(metrics)
@@ -112,7 +106,7 @@ def reproduce_trial(
         metric=metric,
         how=how,
         stored=stored,
-        value=spec.objective.value_of([_finite(row.get(metric)) for row in history]),
+        value=spec.objective.value_of([finite(row.get(metric)) for row in history]),
         history=history,
         config=config,
         test=test,

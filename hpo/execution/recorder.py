@@ -37,13 +37,13 @@ from ray.tune.schedulers import TrialScheduler
 
 from hpo import artifacts
 from hpo.execution.schedulers import pruned_at, stop_reason
-from hpo.execution.searcher import finite
 from hpo.execution.trainables import (
     CHECKPOINT_KEYS,
     PROVENANCE_KEYS,
     RESTORE_EPOCH_KEY,
     RESTORE_TRIAL_KEY,
 )
+from hpo.numbers import finite
 from hpo.spec import StudySpec
 from hpo.storage.errors import LeaseLostError, StorageUnavailableError
 from hpo.storage.records import (

@@ -23,30 +23,15 @@ run, so it learns their end through `observe_values`, as it learns from past tri
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
 
 from hpo.execution.schedulers import pruned_at
+from hpo.numbers import finite
 from hpo.samplers.base import Sampler, TrialState
 from hpo.spec import StudySpec
-
-
-def finite(value: Any) -> float | None:
-    """`value` as a float if it is a finite number, else None (failed / not learnable)."""
-    if isinstance(value, bool):
-        return None
-    if not isinstance(value, int | float):
-        item = getattr(value, "item", None)  # numpy scalars
-        if item is None:
-            return None
-        value = item()
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return None
-    number = float(value)
-    return number if math.isfinite(number) else None
 
 
 def trial_seed(study_seed: int | None, index: int) -> int | None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import abc
 import hashlib
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
+from hpo.numbers import finite
 from hpo.space import Param, is_active
 
 Mode = Literal["min", "max"]
@@ -167,17 +167,6 @@ def _first(sampler: Sampler, values: Sequence[float | None]) -> float | None:
             "objective(s)"
         )
     return values[0] if all(finite(v) is not None for v in values) else None
-
-
-def finite(value: float | None) -> float | None:
-    """`value` as a float if it is a finite number, else None (a failed trial)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def int_option(

@@ -39,7 +39,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hpo.samplers.base import History, Sampler, finite, int_option
+from hpo.numbers import finite
+from hpo.samplers.base import History, Sampler, int_option
 from hpo.samplers.base import TrialState as State
 from hpo.samplers.options import SAMPLER_OPTIONS
 from hpo.space import Param, is_active, sample, topological_order

@@ -44,7 +44,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from hpo.samplers.base import History, Sampler, TrialState, clean, finite, int_option
+from hpo.numbers import finite
+from hpo.samplers.base import History, Sampler, TrialState, clean, int_option
 from hpo.samplers.gaussian_process import fit_gp, maximize
 from hpo.samplers.options import SAMPLER_OPTIONS
 from hpo.space import Param, is_active, topological_order

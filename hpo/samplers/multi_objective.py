@@ -23,7 +23,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.samplers import BaseSampler, GPSampler, NSGAIISampler, TPESampler
 from optuna.trial import Trial, TrialState
 
-from hpo.samplers.base import History, Mode, Sampler, clean, finite, int_option
+from hpo.numbers import finite
+from hpo.samplers.base import History, Mode, Sampler, clean, int_option
 from hpo.samplers.base import TrialState as State
 from hpo.samplers.options import SAMPLER_OPTIONS
 from hpo.samplers.tpe import distribution

@@ -17,7 +17,8 @@ from skopt import Optimizer
 from skopt.space import Categorical, Dimension, Integer, Real
 from threadpoolctl import threadpool_limits
 
-from hpo.samplers.base import History, Sampler, TrialState, clean, finite, int_option
+from hpo.numbers import finite
+from hpo.samplers.base import History, Sampler, TrialState, clean, int_option
 from hpo.samplers.options import SAMPLER_OPTIONS
 from hpo.space import Param, is_active, topological_order
 

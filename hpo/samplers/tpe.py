@@ -17,7 +17,8 @@ from optuna.distributions import (
 from optuna.samplers import TPESampler as OptunaTPESampler
 from optuna.trial import Trial, TrialState
 
-from hpo.samplers.base import History, Sampler, clean, finite, int_option
+from hpo.numbers import finite
+from hpo.samplers.base import History, Sampler, clean, int_option
 from hpo.samplers.base import TrialState as State
 from hpo.samplers.options import SAMPLER_OPTIONS
 from hpo.space import Param, is_active, topological_order

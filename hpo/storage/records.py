@@ -3,7 +3,6 @@ objects, plus the status names and the small helpers every part of the repositor
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -147,14 +146,6 @@ R = TypeVar("R")
 
 def _record(cls: type[R], row: Any) -> R:
     return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})  # type: ignore[arg-type]
-
-
-def _finite(value: float | None) -> float | None:
-    """`value` as a float, or None where it is missing or not finite."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _now() -> datetime:

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from hpo.numbers import finite
 from hpo.storage.base import retrying_methods
 from hpo.storage.checkpoints import CheckpointsMixin
 from hpo.storage.errors import LeaseLostError, NotFoundError
@@ -39,7 +40,6 @@ from hpo.storage.records import (
     TrialRecord,
     TrialStatus,
     _check,
-    _finite,
     _now,
     _record,
 )
@@ -264,7 +264,7 @@ class ResultsMixin(CheckpointsMixin):
                 "attempt": current[r.trial_id].attempt,
                 "step": r.step,
                 "name": name,
-                "value": _finite(value),
+                "value": finite(value),
             }
             for r in kept
             for name, value in r.metrics.items()
@@ -297,11 +297,11 @@ class ResultsMixin(CheckpointsMixin):
         final_metrics = current.final_metrics
         best = current.best_value
         for report in sorted(reports, key=lambda r: r.step):
-            objective = _finite(report.objective)
+            objective = finite(report.objective)
             if report.step >= epochs_run:
                 epochs_run = report.step
                 last_value = objective
-                final_metrics = {k: _finite(v) for k, v in report.metrics.items()}
+                final_metrics = {k: finite(v) for k, v in report.metrics.items()}
             if objective is not None:
                 best = objective if best is None else better(best, objective)
         # The spec's objective: a mapping, or a list of them (multi-objective, where each
@@ -312,7 +312,7 @@ class ResultsMixin(CheckpointsMixin):
         values = (
             [value]
             if len(objectives) == 1
-            else [_finite(final_metrics.get(str(o.get("metric")))) for o in objectives]
+            else [finite(final_metrics.get(str(o.get("metric")))) for o in objectives]
         )
         return {
             "id": current.id,
