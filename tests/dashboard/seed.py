@@ -69,6 +69,12 @@ def add_trial(repo: Repository, study_id: int, status: str, epochs: int) -> int:
     repo.record_results(rows)
     if status != "running":
         error = "RuntimeError: loss became NaN" if status == "failed" else None
+        if status == "pruned" and trial.number == PRUNED[1]:
+            # What the ASHA scheduler records for a trial it stops (hpo.execution.schedulers).
+            error = (
+                "stopped by ASHA at the rung of epoch 2: val_accuracy 0.4425 below the "
+                "rung's cut-off 0.6512 (the best 1/3 of the 9 trials there go on)"
+            )
         repo.finish_trial(trial.id, status, error=error)  # type: ignore[arg-type]
         repo.add_event(
             study_id, f"trial_{status}", f"trial {trial.number} {status}", trial_id=trial.id

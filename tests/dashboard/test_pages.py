@@ -444,6 +444,16 @@ def test_trial_page(
     )
     traces(page, "plot-accuracy", 1)
     assert page.evaluate(layout.format("plot-accuracy", "shapes[0].x0")) == 2
+    # Where the scheduler said why, with its numbers, the page says that.
+    page.goto(f"{base_url}/studies/{seeded.completed_id}/trials/{PRUNED[1]}")
+    page.wait_for_selector("#trial-stopped:not([hidden])")
+    assert page.inner_text("#trial-stopped") == (
+        "Stopped by ASHA at the rung of epoch 2: val_accuracy 0.4425 below the rung's "
+        "cut-off 0.6512 (the best 1/3 of the 9 trials there go on); at epoch 2 of 5."
+    )
+    page.goto(f"{base_url}/studies/{seeded.completed_id}/trials/{PRUNED[0]}")
+    page.wait_for_selector("#trial-stopped:not([hidden])")
+    traces(page, "plot-accuracy", 1)
     assert page.eval_on_selector_all(
         "#plot-accuracy .xtick text", "ts => ts.map(t => t.textContent)"
     ) == ["1", "2"]  # not 1.2, 1.4, …

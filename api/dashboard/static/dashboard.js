@@ -1417,6 +1417,9 @@
     if (trial.status !== "pruned") return null;
     const budget = study.spec.budget?.max_epochs;
     const at = `at epoch ${trial.epochs_run}${budget ? ` of ${budget}` : ""}`;
+    // The scheduler's own words with its numbers ("stopped by ASHA at the rung of epoch
+    // 3: val_loss 0.81 above the rung's cut-off 0.42 …"), where it gave them.
+    if (trial.error?.startsWith("stopped by ")) return `S${trial.error.slice(1)}; ${at}.`;
     if (trial.error) return `Stopped ${at}: ${trial.error}.`;
     const scheduler = study.strategy.scheduler || "the scheduler";
     const eta = study.spec.strategy?.reduction_factor;
