@@ -433,6 +433,9 @@ def train(
         result.history = [dict(h) for h in start["history"]]
         result.best = dict(start["best"])
         kept = start["kept"] if keep_best is not None else None
+        # The time already spent counts: a resumed trial's cost is its whole training.
+        if result.history:
+            train_seconds = float(result.history[-1].get("train_seconds", 0.0))
     every = checkpoint.every if checkpoint is not None else 0
 
     # --- the epochs ---

@@ -37,7 +37,7 @@ def test_on_cpu_amp_falls_back_to_float32_with_a_warning(amp: str) -> None:
         mixed = train({**SMALL, "amp": amp})
     plain = train({**SMALL, "amp": "none"})
     assert mixed.history == [
-        {**epoch, "seconds": got["seconds"]}
+        {**epoch, "seconds": got["seconds"], "train_seconds": got["train_seconds"]}
         for epoch, got in zip(plain.history, mixed.history, strict=True)
     ]
     assert grad_scaler_for(amp, torch.device("cpu")) is None

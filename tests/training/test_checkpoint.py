@@ -33,7 +33,7 @@ STATEFUL: dict[str, Any] = {
 
 
 def _without_time(history: list[dict[str, float]]) -> list[dict[str, float]]:
-    return [{k: v for k, v in m.items() if k != "seconds"} for m in history]
+    return [{k: v for k, v in m.items() if k not in ("seconds", "train_seconds")} for m in history]
 
 
 @pytest.mark.parametrize("config", [{"epochs": 5, "hidden": 16, "seed": 1}, STATEFUL])
@@ -71,3 +71,14 @@ def test_no_checkpoint_when_every_is_zero() -> None:
     saver = MemoryCheckpointer(every=0)
     train({"epochs": 2, "hidden": 8}, checkpoint=saver)
     assert saver.saved == []
+
+
+def test_a_restored_run_counts_the_training_time_before_its_checkpoint() -> None:
+    config = {"dataset": "digits", "model": "mlp", "epochs": 3, "hidden": 16, "seed": 1}
+    saver = MemoryCheckpointer(every=1)
+    whole = train(config, checkpoint=saver)
+    (epoch, _, data) = saver.saved[1]
+    assert epoch == 2
+    resumed = train(config, checkpoint=MemoryCheckpointer(start=from_bytes(data)))
+    before, third = whole.history[1]["train_seconds"], resumed.history[2]
+    assert third["train_seconds"] == pytest.approx(before + third["seconds"])
