@@ -22,7 +22,12 @@ LIMIT = 64 * 1024
 
 @pytest.fixture(scope="module")
 def base_url(backend_url: str) -> Iterator[str]:
-    settings = Settings(allowed_modules=("hpo.examples",), max_body_bytes=LIMIT)
+    # A generous validation budget: these tests are about what is refused, not how fast
+    # (tests/api/test_hostile_sizes.py holds the budget's own tests), and a loaded CI
+    # machine may take more than the default second for a small spec.
+    settings = Settings(
+        allowed_modules=("hpo.examples",), max_body_bytes=LIMIT, validation_budget_s=30
+    )
     with live_server(create_app(backend_url, settings=settings)) as url:
         yield url
 
