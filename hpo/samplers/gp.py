@@ -5,7 +5,8 @@ The engine is ours, in torch and scipy (both already dependencies). BoTorch/GPyT
 would have to follow ours, for a model (one Matérn-5/2 ARD GP, log EI, fantasies) that
 takes a few hundred lines; their speed was not measured here. The benchmark
 (`benchmarks/search_quality.py`, table in the README) decides: so far this engine is
-ahead of Optuna's `GPSampler` at 25 trials on Branin and Hartmann6 and behind it at 50.
+ahead of Optuna's `GPSampler` at 50 trials on Hartmann6, close on Rosenbrock-4D, behind
+on Branin, the mixed space and Levy-4D, and behind everywhere at 25.
 
 How a config becomes model input, per parameter (each feature in [0, 1]):
 
@@ -20,9 +21,9 @@ How a config becomes model input, per parameter (each feature in [0, 1]):
 The first `n_initial_points` configs (default: 2 × dimension + 2, so a 2-D study spends 6
 trials before the model acts and a 6-D one 14) come from a scrambled Sobol sequence, which
 covers the space better than random draws. The earlier dimension + 1 left the model too
-few points to see more than one basin: 10 initial points instead of 7 took the median
-regret at 50 trials (5 seeds) on Hartmann6 from 0.123 to 0.0024 and on Rosenbrock-4D
-from 998 to 495. Then each ask fits the GP on
+few points to see more than one basin: 10 initial points instead of d + 1 took the
+median regret at 50 trials (5 seeds) on Hartmann6 from 0.123 to 0.0024 and on
+Rosenbrock-4D from 998 to 495; the price is a worse regret at 25 trials. Then each ask fits the GP on
 every finished trial (warm-started from the last fit) and maximizes log EI with
 multi-start L-BFGS; trials still running are fantasies (see `gaussian_process`), so a
 batch of concurrent asks spreads out instead of piling onto one point.
