@@ -23,10 +23,12 @@ trials before the model acts and a 6-D one 14) come from a scrambled Sobol seque
 covers the space better than random draws. The earlier dimension + 1 left the model too
 few points to see more than one basin: 10 initial points instead of d + 1 took the
 median regret at 50 trials (5 seeds) on Hartmann6 from 0.123 to 0.0024 and on
-Rosenbrock-4D from 998 to 495; the price is a worse regret at 25 trials. Then each ask fits the GP on
-every finished trial (warm-started from the last fit) and maximizes log EI with
-multi-start L-BFGS; trials still running are fantasies (see `gaussian_process`), so a
-batch of concurrent asks spreads out instead of piling onto one point.
+Rosenbrock-4D from 998 to 495; the price is a worse regret at 25 trials.
+
+Then each ask fits the GP on every finished trial (warm-started from the last fit) and
+maximizes log EI with multi-start L-BFGS; trials still running are fantasies (see
+`gaussian_process`), so a batch of concurrent asks spreads out instead of piling onto one
+point.
 
 Failures (state ``failed``, or a value that is None, NaN or ±inf) are not modelled as
 values, and their configs, like every finished or running config, are never proposed
