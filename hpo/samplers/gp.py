@@ -57,8 +57,11 @@ from hpo.space import Param, is_active, topological_order
 
 # Fantasy draws per pending batch: enough to average over, cheap with a shared factor.
 _FANTASIES = 16
-_RAW_SAMPLES = 1024
-_STARTS = 10
+# Sobol candidates scored before L-BFGS, and how many of the best it polishes: 4096 and
+# 20 (not 1024 and 10) took Rosenbrock-4D's median regret at 50 trials (5 seeds) from
+# 267 to 182; the others stayed within noise.
+_RAW_SAMPLES = 4096
+_STARTS = 20
 # Local candidates around each of the best observations: log EI is often largest near
 # the incumbent, where a uniform raw sample rarely lands.
 _LOCAL = 64
