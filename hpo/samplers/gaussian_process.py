@@ -11,7 +11,8 @@ noise variance, fitted by maximum a posteriori on standardized values. The lengt
 prior is log-normal with a median growing as sqrt(dimension) (Hvarfner et al., 2024,
 "Vanilla Bayesian optimization performs great in high dimensions"): short lengthscales
 need evidence, so a 20-D study does not start by overfitting. The noise prior favors
-small noise (deterministic objectives are common) but allows real training noise.
+small noise (deterministic objectives are common) and is capped at 1 % of the
+standardized variance, so ruggedness is modelled as signal, not averaged away.
 
 Acquisition: the logarithm of expected improvement, computed without underflow far from
 the incumbent (Ament et al., 2023, "Unexpected improvements to expected improvement"),
@@ -38,7 +39,12 @@ _JITTER = 1e-9
 # Bounds on the log hyperparameters: keep the kernel matrix well conditioned.
 _LOG_LS = (math.log(1e-3), math.log(1e3))
 _LOG_SCALE = (math.log(1e-2), math.log(1e2))
-_LOG_NOISE = (math.log(1e-6), math.log(1.0))
+# Noise variance of the standardized values at most 1e-2: with up to 1.0 the fit often
+# explained a rugged objective (Hartmann6, Rosenbrock) as noise, which flattened EI and
+# kept the search in the first basin found. With this cap and the longer initial design
+# (`hpo.samplers.gp`), median regret at budget 50 (5 seeds) fell from 0.123 to 0.0011 on
+# Hartmann6 and from 998 to 267 on Rosenbrock-4D (README, search quality).
+_LOG_NOISE = (math.log(1e-6), math.log(1e-2))
 
 
 def matern52(x1: torch.Tensor, x2: torch.Tensor, lengthscale: torch.Tensor) -> torch.Tensor:

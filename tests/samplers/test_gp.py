@@ -77,17 +77,17 @@ def test_log_ei_is_accurate_far_below_the_incumbent(z: float) -> None:
 
 def test_initial_design_is_short_in_2d_and_grows_with_dimension() -> None:
     two = gp()
-    run(two, bowl, 3)
+    run(two, bowl, 6)
     assert two.fit_count == 0  # type: ignore[attr-defined]
     two.ask("model")
-    assert two.fit_count == 1  # type: ignore[attr-defined]  # the 4th trial uses the model
+    assert two.fit_count == 1  # type: ignore[attr-defined]  # the 7th trial uses the model
 
     eight = parse_space({f"x{i}": {"uniform": [0.0, 1.0]} for i in range(8)})
     wide = gp(eight)
-    run(wide, lambda c: sum(v * v for v in c.values()), 8)
+    run(wide, lambda c: sum(v * v for v in c.values()), 17)
     assert wide.fit_count == 0  # type: ignore[attr-defined]
     wide.tell("x", 0.0)  # an unknown key changes nothing
-    run(wide, lambda c: sum(v * v for v in c.values()), 1, prefix="ninth")
+    run(wide, lambda c: sum(v * v for v in c.values()), 1, prefix="last")
     wide.ask("model")
     assert wide.fit_count == 1  # type: ignore[attr-defined]
 
