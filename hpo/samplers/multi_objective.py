@@ -14,6 +14,7 @@ as FAIL.
 
 from __future__ import annotations
 
+import abc
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -66,8 +67,9 @@ class _OptunaMultiObjective(Sampler):
         self._distributions = {name: distribution(p) for name, p in self.space.items()}
         self._pending: dict[str, Trial] = {}
 
+    @abc.abstractmethod
     def _engine(self, seed: int | None, options: Mapping[str, object]) -> BaseSampler:
-        raise NotImplementedError
+        """The Optuna sampler behind this one, built from its seed and options."""
 
     def ask(self, key: str) -> dict[str, Any] | None:
         trial = self.study.ask()
