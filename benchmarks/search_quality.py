@@ -30,16 +30,21 @@ import argparse
 import json
 import math
 import statistics
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from problems import PROBLEMS, Problem
 from threadpoolctl import threadpool_limits
 
 from hpo.samplers import create_sampler
+
+# Run as a script from anywhere: the repository root makes `benchmarks` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.problems import PROBLEMS, Problem
 
 PENDING = 4
 FLOOR = 1e-9

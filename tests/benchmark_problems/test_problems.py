@@ -4,15 +4,10 @@ the published minimizers, and nothing in their spaces goes below."""
 from __future__ import annotations
 
 import random
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-
-from problems import PROBLEMS, Problem
-
+from benchmarks.problems import PROBLEMS, Problem
 from hpo.space import sample
 
 MINIMIZERS = {
