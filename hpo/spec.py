@@ -13,7 +13,7 @@ import itertools
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -157,12 +157,11 @@ class Budget(_Model):
         None, gt=0, description="Wall-clock limit of the whole study."
     )
     max_failures: int = Field(0, ge=0, le=100, description="Retries of a failing trial.")
-    checkpoint_every: int = Field(
-        1,
-        ge=0,
-        le=100_000,
+    checkpoint_every: Annotated[int, Field(ge=0, le=100_000)] | Literal["auto"] = Field(
+        "auto",
         description="Built-in core: save each trial's whole state every this many epochs "
-        "(and after its last one) for resume, retries and its weights; 0 = never.",
+        "(and after its last one) for resume, retries and its weights; 0 = never; 'auto' "
+        "(default): after every epoch unless saving would take over 5% of training time.",
     )
 
     @model_validator(mode="after")
@@ -583,9 +582,12 @@ def _pbt_errors(spec: StudySpec) -> list[FieldError]:
                 "pbt needs the built-in core (a user function keeps no checkpoint)",
             )
         )
-    elif spec.budget.checkpoint_every != 1:
+    elif spec.budget.checkpoint_every not in (1, "auto"):
         errors.append(
-            FieldError("budget.checkpoint_every", "pbt copies each trial's latest state: must be 1")
+            FieldError(
+                "budget.checkpoint_every",
+                "pbt copies each trial's latest state: must be 1 (or auto, which pbt makes 1)",
+            )
         )
     errors += [
         FieldError(f"space.{name}.when", "pbt perturbs every parameter: no conditions")

@@ -28,7 +28,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ from ray.tune import Callback
 from ray.tune.schedulers import TrialScheduler
 
 from hpo import artifacts
+from hpo.execution.reports import EARLIER_KEY, unpack
 from hpo.execution.schedulers import pruned_at, stop_reason
 from hpo.execution.trainables import (
     CHECKPOINT_KEYS,
@@ -305,13 +306,18 @@ class StudyRecorder(Callback):
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
+        # A FIFO trial's result may carry earlier epochs (`hpo.execution.reports`).
+        for epoch in unpack(result):
+            self._record_result(trial, epoch)
+
+    def _record_result(self, trial: Any, result: Mapping[str, Any]) -> None:
         step = int(result.get("epoch", result.get("training_iteration", 0)))
         metrics: dict[str, float] = {}
         provenance: dict[str, Any] = {}
         for name, value in result.items():
             if name in PROVENANCE_KEYS:
                 provenance[name.removeprefix("hpo_")] = value
-            elif name in CHECKPOINT_KEYS:
+            elif name in CHECKPOINT_KEYS or name == EARLIER_KEY:
                 continue
             elif name not in RAY_RESULT_KEYS and name != "epoch":
                 number = finite(value)

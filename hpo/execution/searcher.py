@@ -23,11 +23,13 @@ run, so it learns their end through `observe_values`, as it learns from past tri
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
 
+from hpo.execution.reports import unpack
 from hpo.execution.schedulers import pruned_at
 from hpo.numbers import finite
 from hpo.samplers.base import Sampler, TrialState
@@ -95,7 +97,12 @@ class SamplerSearcher(Searcher):
         """See `save`."""
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        # A FIFO trial's result may carry earlier epochs (`hpo.execution.reports`).
+        for epoch in unpack(result):
+            self._observe(trial_id, epoch)
+
+    def _observe(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        step = _step(result)
         history = self._history.setdefault(trial_id, [])
         if history and step < history[-1][0]:
             history.clear()  # a retried trial starts a new attempt
@@ -109,7 +116,13 @@ class SamplerSearcher(Searcher):
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
         if result and not error:
-            self.on_trial_result(trial_id, result)
+            # Ray's final result is the last one again, or one it stopped the trial at
+            # without passing it to `on_trial_result`: the epochs not heard yet count.
+            heard = self._history.get(trial_id)
+            last = heard[-1][0] if heard else None
+            for epoch in unpack(result):
+                if last is None or _step(epoch) >= last:
+                    self._observe(trial_id, epoch)
         history = self._history.pop(trial_id, [])
         state: TrialState = "completed"
         if error or not result:
@@ -133,3 +146,8 @@ class SamplerSearcher(Searcher):
             self._sampler.observe_values(params, values, state=state, history=first)
             return
         self._sampler.tell_values(trial_id, values, state=state, history=first)
+
+
+def _step(result: Mapping[str, Any]) -> int:
+    """The epoch a result reports (Tune's iteration when it names none)."""
+    return int(result.get("epoch", result.get("training_iteration", 0)))

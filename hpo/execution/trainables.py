@@ -19,15 +19,20 @@ its driver died), else epoch 0.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo import artifacts, references
+from hpo.execution.reports import REPORT_INTERVAL_S, ReportBuffer
 from hpo.spec import StudySpec
+
+if TYPE_CHECKING:  # torch is imported in the trial, not by the driver's import of this
+    from hpo.training.checkpoint import Every
 
 Report = Callable[[Mapping[str, Any]], None]
 UserFunction = Callable[[dict[str, Any], Report], Any]
@@ -69,7 +74,9 @@ class TrialCheckpoints:
     when Ray needs one).
     """
 
-    def __init__(self, every: int, folder: str, *, for_ray: bool, restore_from: str | None) -> None:
+    def __init__(
+        self, every: Every, folder: str, *, for_ray: bool, restore_from: str | None
+    ) -> None:
         self.every = every
         self._folder = folder
         self._for_ray = for_ray
@@ -141,13 +148,18 @@ def make_trainable(
     (each in a sub-folder named after its Ray trial id); None keeps none. `database_url`
     is the study's database, where an ``init_from: STUDY/NUMBER`` is looked up."""
     function = spec.trainable.function
-    every = spec.budget.checkpoint_every if folder is not None else 0
+    every: Every = spec.budget.checkpoint_every if folder is not None else 0
+    if every == "auto" and spec.strategy.scheduler == "pbt":
+        every = 1  # an exploit copies the latest state: it must be the last epoch's
     for_ray = ray_checkpoints_needed(spec)
     threads = max(1, int(spec.resources.cpu))
     # With `objective.value: best` the delivered model is the best epoch's: the core keeps
     # those weights, so what the trial hands over has the value it is ranked by.
     objective = spec.objective
     keep_best = (objective.metric, objective.mode) if objective.value == "best" else None
+    # Only FIFO decides nothing at an epoch, so only there may epochs reach Tune in
+    # batches (`hpo.execution.reports`); every other scheduler hears each one at once.
+    interval = REPORT_INTERVAL_S if spec.strategy.scheduler == "fifo" else 0.0
 
     def hpo_trial(config: dict[str, Any]) -> None:
         import ray
@@ -158,7 +170,7 @@ def make_trainable(
         for key in RESTORE_KEYS:
             config.pop(key, None)
         saver = None
-        if function is None and every > 0 and folder is not None:
+        if function is None and every != 0 and folder is not None:
             trial_id = tune.get_context().get_trial_id() or "trial"
             saver = TrialCheckpoints(
                 every,
@@ -179,13 +191,7 @@ def make_trainable(
             "hpo_device": _device(config),
         }
 
-        def report(metrics: Mapping[str, Any]) -> None:
-            result = dict(metrics)
-            if provenance:
-                result.update(provenance)
-                provenance.clear()
-            keys, data = saver.take() if saver is not None else ({}, None)
-            result.update(keys)
+        def send(result: dict[str, Any], data: bytes | None) -> None:
             if data is None:
                 tune.report(result)
                 return
@@ -194,17 +200,38 @@ def make_trainable(
                 Path(tmp, STATE_FILE).write_bytes(data)
                 tune.report(result, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-        if function is not None:
-            load_function(function)(config, report)
-        else:
-            from hpo.training.loop import train
+        buffer = ReportBuffer(send, interval)
 
-            train(
-                config,
-                report,
-                keep_best=keep_best,
-                checkpoint=saver,
-                database_url=database_url,
-            )
+        def report(metrics: Mapping[str, Any]) -> None:
+            result = dict(metrics)
+            if provenance:
+                result.update(provenance)
+                provenance.clear()
+            keys, data = saver.take() if saver is not None else ({}, None)
+            result.update(keys)
+            buffer.add(result, data, now=bool(keys))
+
+        try:
+            if function is not None:
+                load_function(function)(config, report)
+            else:
+                from hpo.training.loop import train
+
+                train(
+                    config,
+                    report,
+                    keep_best=keep_best,
+                    checkpoint=saver,
+                    database_url=database_url,
+                )
+        except Exception:
+            # The epochs reported before a failure are kept, as they were one by one; the
+            # failure itself is what Ray must see, not an error of this last send. (Ray
+            # ends a trial it stops with SystemExit inside `tune.report`: nothing is
+            # queued then, and nothing more may be sent.)
+            with contextlib.suppress(Exception):
+                buffer.flush()
+            raise
+        buffer.flush(last=True)
 
     return hpo_trial

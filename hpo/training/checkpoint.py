@@ -12,6 +12,13 @@ The loop knows nothing about where a state goes: the executor passes a `Checkpoi
 (save every `every` epochs, load the state to start from). With ``every = 0`` nothing is
 saved. `to_bytes` / `from_bytes` are the one file format (``torch.save`` of the dict).
 
+``every = "auto"`` (`SaveSchedule`) saves after an epoch unless that would spend more
+than `AUTO_SHARE` of the trial's time on saving: after a save that took s seconds, the
+next waits until s / AUTO_SHARE seconds of training have passed. An epoch of a second and
+a save of milliseconds are saved every epoch; the digits MLP's 20 ms epochs, against a
+2 ms save of its 1 MB state, every second or third. A crash then costs at most one epoch
+or 20 saves' time, whichever is longer.
+
 A restore with a *changed* config (population-based training's explore step) keeps the
 weights, optimizer moments and position but the new config's schedule: the stepper
 writes the new lr into the optimizer before its next step (a plateau schedule keeps
@@ -22,7 +29,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import torch
 
@@ -37,10 +44,16 @@ FORMAT = 1
 _SCHEDULE_FIELDS = ("lr", "_best", "_bad_epochs")
 
 
+# With ``every = "auto"``, the largest share of a trial's time spent saving states.
+AUTO_SHARE = 0.05
+
+Every = int | Literal["auto"]
+
+
 class Checkpointer(Protocol):
     """Where the loop's states go and come from (the executor's side of checkpoints)."""
 
-    every: int
+    every: Every
 
     def load(self) -> dict[str, Any] | None:
         """The state to start from (a retry, a resumed or exploited trial), or None."""
@@ -49,12 +62,41 @@ class Checkpointer(Protocol):
         """Keep `state`, the state after `epoch`; `best`: that epoch is the best so far."""
 
 
+class SaveSchedule:
+    """Which epochs the loop saves after: every `every`-th, or with ``"auto"`` as often
+    as a cost of at most `AUTO_SHARE` of training time allows (the module doc). The last
+    epoch of a run is always saved; the loop asks `due` only for the others."""
+
+    def __init__(self, every: Every) -> None:
+        if every != "auto" and (isinstance(every, bool) or not isinstance(every, int) or every < 0):
+            raise ValueError(f"checkpoint every {every!r}: an epoch count >= 0 or 'auto'")
+        self.every = every
+        self._cost: float | None = None  # seconds the last save took
+        self._since = 0.0  # training seconds since the last save
+
+    @property
+    def enabled(self) -> bool:
+        return self.every != 0
+
+    def due(self, epoch: int, seconds: float) -> bool:
+        """Whether to save after `epoch`, an epoch that trained for `seconds`."""
+        self._since += seconds
+        if self.every == "auto":
+            return self._cost is None or self._since * AUTO_SHARE >= self._cost
+        return self.every > 0 and epoch % self.every == 0
+
+    def saved(self, seconds: float) -> None:
+        """A save just took `seconds`; the next one is timed from here."""
+        self._cost = seconds
+        self._since = 0.0
+
+
 @dataclass
 class MemoryCheckpointer:
     """Keeps states in memory: for tests, and for `hpo train` runs that only need the
     last state. `start` is a state to begin from."""
 
-    every: int = 1
+    every: Every = 1
     start: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:

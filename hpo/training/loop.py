@@ -304,8 +304,8 @@ def train(
 
     With `checkpoint`, the run starts from ``checkpoint.load()`` when that gives a state
     (the epochs after it are reported; earlier ones are in `history`), and saves its
-    whole state after every ``checkpoint.every``-th epoch and after its last one (see
-    `hpo.training.checkpoint`).
+    whole state after every ``checkpoint.every``-th epoch (``"auto"``: as often as 5% of
+    the training time allows) and after its last one (see `hpo.training.checkpoint`).
 
     `database_url` is the database an ``init_from: STUDY/NUMBER`` is looked up in (None:
     ``HPO_DATABASE_URL``; see `hpo.training.pretrained`).
@@ -436,7 +436,7 @@ def train(
         # The time already spent counts: a resumed trial's cost is its whole training.
         if result.history:
             train_seconds = float(result.history[-1].get("train_seconds", 0.0))
-    every = checkpoint.every if checkpoint is not None else 0
+    saves = ckpt.SaveSchedule(checkpoint.every if checkpoint is not None else 0)
 
     # --- the epochs ---
     for epoch in range(first, cfg.epochs + 1):
@@ -468,11 +468,9 @@ def train(
         )
         # Saved before the report: a scheduler may end the trial at its report, and the
         # state a report announces must already exist.
-        if (
-            checkpoint is not None
-            and every > 0
-            and (epoch % every == 0 or stop or epoch == cfg.epochs)
-        ):
+        due = saves.due(epoch, metrics["seconds"])
+        if checkpoint is not None and saves.enabled and (due or stop or epoch == cfg.epochs):
+            saving = time.perf_counter()
             state = ckpt.capture(
                 session,
                 stopper,
@@ -483,6 +481,7 @@ def train(
                 config=params,
             )
             checkpoint.save(state, epoch=epoch, best=improved)
+            saves.saved(time.perf_counter() - saving)
         if report is not None:
             report({**metrics, **provenance} if epoch == 1 else metrics)
         if stop:

@@ -9,6 +9,7 @@ import torch
 
 from hpo.training.checkpoint import (
     MemoryCheckpointer,
+    SaveSchedule,
     delivered_weights,
     from_bytes,
 )
@@ -82,3 +83,59 @@ def test_a_restored_run_counts_the_training_time_before_its_checkpoint() -> None
     resumed = train(config, checkpoint=MemoryCheckpointer(start=from_bytes(data)))
     before, third = whole.history[1]["train_seconds"], resumed.history[2]
     assert third["train_seconds"] == pytest.approx(before + third["seconds"])
+
+
+def test_save_schedule_every_n_epochs() -> None:
+    schedule = SaveSchedule(3)
+    assert [schedule.due(epoch, 1.0) for epoch in range(1, 8)] == [
+        False,
+        False,
+        True,
+        False,
+        False,
+        True,
+        False,
+    ]
+    assert not SaveSchedule(0).enabled and not SaveSchedule(0).due(1, 5.0)
+
+
+def test_auto_saves_when_training_since_the_last_save_is_20_times_its_cost() -> None:
+    schedule = SaveSchedule("auto")
+    assert schedule.due(1, 0.010)  # the first epoch: no cost known yet
+    schedule.saved(0.002)  # a save of 2 ms needs 2 / 0.05 = 40 ms of training after it
+    assert [schedule.due(e, 0.015) for e in (2, 3)] == [False, False]  # 15, 30 ms
+    assert schedule.due(4, 0.015)  # 45 ms >= 40 ms
+    schedule.saved(0.001)  # 1 ms: 20 ms from here on
+    assert [schedule.due(e, 0.010) for e in (5, 6)] == [False, True]
+    slow = SaveSchedule("auto")
+    slow.saved(0.002)
+    assert all(slow.due(e, 1.0) for e in range(1, 5))  # 1 s epochs: every one
+
+
+@pytest.mark.parametrize("every", [-1, 1.5, "sometimes", True])
+def test_save_schedule_refuses_what_is_not_a_count_or_auto(every: Any) -> None:
+    with pytest.raises(ValueError, match="checkpoint every"):
+        SaveSchedule(every)
+
+
+class SlowCheckpointer(MemoryCheckpointer):
+    """Takes `pause` seconds per save, like a slow store."""
+
+    pause = 0.0
+
+    def save(self, state: dict[str, Any], *, epoch: int, best: bool) -> None:
+        import time
+
+        time.sleep(self.pause)
+        super().save(state, epoch=epoch, best=best)
+
+
+def test_auto_saves_seldom_when_a_save_costs_many_epochs() -> None:
+    config = {"epochs": 6, "hidden": 8, "seed": 1}
+    dear = SlowCheckpointer(every="auto")
+    # A save of 0.5 s waits for 10 s of training: far more than epochs 2-5 of this tiny
+    # MLP take, so only the first epoch (no cost known yet) and the last are saved.
+    dear.pause = 0.5
+    train(config, checkpoint=dear)
+    saved = [epoch for epoch, _, _ in dear.saved]
+    assert saved[0] == 1 and saved[-1] == 6 and len(saved) < 6
