@@ -22,7 +22,6 @@ driver nothing; below 1: the database write is the bottleneck of a study's drive
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -30,10 +29,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+# Run as a script from anywhere: the repository root makes `benchmarks` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.databases import fresh_database
 
 
 def _reporter(config: dict[str, Any]) -> None:
@@ -65,7 +66,7 @@ def arm_ray(trials: int, reports: int, concurrency: int) -> dict[str, float]:
         t0 = time.perf_counter()
         grid = tuner.fit()
         seconds = time.perf_counter() - t0
-    received = sum(int(r.metrics.get("training_iteration", 0)) for r in grid)
+    received = sum(int(grid[i].metrics.get("training_iteration", 0)) for i in range(len(grid)))
     assert received == trials * reports, received
     return {"seconds": seconds, "results": received}
 
@@ -77,7 +78,7 @@ def arm_hpo(trials: int, reports: int, concurrency: int, pg: str | None) -> dict
     from hpo.spec import load_spec
     from hpo.storage.repository import Repository
 
-    with tempfile.TemporaryDirectory() as tmp, _database(tmp, pg) as url:
+    with tempfile.TemporaryDirectory() as tmp, fresh_database(tmp, pg, "hpo_rate") as url:
         ray.init(num_cpus=concurrency, include_dashboard=False, log_to_driver=False)
         repo = Repository(url)
         spec = load_spec(
@@ -106,25 +107,6 @@ def arm_hpo(trials: int, reports: int, concurrency: int, pg: str | None) -> dict
         assert stored == trials * reports, stored  # every result is in the database
         repo.close()
     return {"seconds": seconds, "results": stored}
-
-
-@contextlib.contextmanager
-def _database(tmp: str, pg: str | None) -> Iterator[str]:
-    """A fresh SQLite file, or a fresh database on the PostgreSQL server `pg`."""
-    if pg is None:
-        yield f"sqlite:///{tmp}/rate.db"
-        return
-    import psycopg
-
-    name = f"hpo_rate_{uuid.uuid4().hex[:8]}"
-    server = pg.rstrip("/")
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://{server.split('://', 1)[1]}/{name}"
-    finally:
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _child(arm: str, args: argparse.Namespace) -> dict[str, float]:

@@ -25,7 +25,6 @@ Last line: one JSON object; `ratio` = hpo / ray (goal <= 1.0, issue 9's goal 0.5
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -33,9 +32,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
+
+# Run as a script from anywhere: the repository root makes `benchmarks` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.databases import fresh_database
 
 REPORTS = 10
 
@@ -83,7 +84,7 @@ def arm_hpo(trials: int, concurrency: int, pg: str | None = None) -> dict[str, f
     from hpo.spec import load_spec
     from hpo.storage.repository import Repository
 
-    with tempfile.TemporaryDirectory() as tmp, _database(tmp, pg) as url:
+    with tempfile.TemporaryDirectory() as tmp, fresh_database(tmp, pg, "hpo_bench") as url:
         t0 = time.perf_counter()
         ray.init(num_cpus=concurrency, include_dashboard=False, log_to_driver=False)
         ray_start = time.perf_counter() - t0
@@ -129,25 +130,6 @@ def arm_hpo(trials: int, concurrency: int, pg: str | None = None) -> dict[str, f
         "schema": schema,
         "transactions": transactions,
     }
-
-
-@contextlib.contextmanager
-def _database(tmp: str, pg: str | None) -> Iterator[str]:
-    """A fresh SQLite file, or a fresh database on the PostgreSQL server `pg`."""
-    if pg is None:
-        yield f"sqlite:///{tmp}/bench.db"
-        return
-    import psycopg
-
-    name = f"hpo_bench_{uuid.uuid4().hex[:8]}"
-    server = pg.rstrip("/")
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://{server.split('://', 1)[1]}/{name}"
-    finally:
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def arm_optuna(trials: int) -> dict[str, float]:

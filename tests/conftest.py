@@ -105,6 +105,12 @@ def _backend_url(request: pytest.FixtureRequest, tmp_path: Path, *, keep_schema:
         return f"sqlite:///{tmp_path}/hpo.db"
     url: str = request.getfixturevalue("_pg_session_db")
     _pg_reset(url, keep_schema=keep_schema)
+    # Beside PostgreSQL the artifact store defaults to ./hpo-artifacts, the checkout here:
+    # a test's trials keep their checkpoints in its own folder (a test of the store sets
+    # its own). Drivers started as processes inherit it.
+    if not os.environ.get("HPO_ARTIFACTS"):
+        monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+        monkeypatch.setenv("HPO_ARTIFACTS", str(tmp_path / "artifacts"))
     return url
 
 
@@ -118,3 +124,4 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database URL with no tables at all, once per backend."""
     return _backend_url(request, tmp_path, keep_schema=False)
+

@@ -12,12 +12,12 @@ The loop knows nothing about where a state goes: the executor passes a `Checkpoi
 (save every `every` epochs, load the state to start from). With ``every = 0`` nothing is
 saved. `to_bytes` / `from_bytes` are the one file format (``torch.save`` of the dict).
 
-``every = "auto"`` (`SaveSchedule`) saves after an epoch unless that would spend more
-than `AUTO_SHARE` of the trial's time on saving: after a save that took s seconds, the
-next waits until s / AUTO_SHARE seconds of training have passed. An epoch of a second and
-a save of milliseconds are saved every epoch; the digits MLP's 20 ms epochs, against a
-2 ms save of its 1 MB state, every second or third. A crash then costs at most one epoch
-or 20 saves' time, whichever is longer.
+``every = "auto"`` (`SaveSchedule`) saves after an epoch unless that would bring the
+time spent saving above `AUTO_SHARE` of the training time so far (the first epoch is
+always saved: it measures what a save costs). An epoch of a second against a save of
+milliseconds is saved every epoch; the digits MLP's 20 ms epochs, against a 2 ms save of
+its 1 MB state, about every third. A crash then costs at most one epoch or about 20
+saves' time, whichever is longer.
 
 A restore with a *changed* config (population-based training's explore step) keeps the
 weights, optimizer moments and position but the new config's schedule: the stepper
@@ -71,8 +71,9 @@ class SaveSchedule:
         if every != "auto" and (isinstance(every, bool) or not isinstance(every, int) or every < 0):
             raise ValueError(f"checkpoint every {every!r}: an epoch count >= 0 or 'auto'")
         self.every = every
-        self._cost: float | None = None  # seconds the last save took
-        self._since = 0.0  # training seconds since the last save
+        self._last: float | None = None  # seconds the last save took
+        self._saving = 0.0  # seconds spent saving so far
+        self._training = 0.0  # seconds spent training so far
 
     @property
     def enabled(self) -> bool:
@@ -80,15 +81,16 @@ class SaveSchedule:
 
     def due(self, epoch: int, seconds: float) -> bool:
         """Whether to save after `epoch`, an epoch that trained for `seconds`."""
-        self._since += seconds
+        self._training += seconds
         if self.every == "auto":
-            return self._cost is None or self._since * AUTO_SHARE >= self._cost
+            # One more save like the last one must keep saving within the share.
+            return self._last is None or self._saving + self._last <= AUTO_SHARE * self._training
         return self.every > 0 and epoch % self.every == 0
 
     def saved(self, seconds: float) -> None:
-        """A save just took `seconds`; the next one is timed from here."""
-        self._cost = seconds
-        self._since = 0.0
+        """A save just took `seconds`."""
+        self._last = seconds
+        self._saving += seconds
 
 
 @dataclass

@@ -99,17 +99,18 @@ def test_save_schedule_every_n_epochs() -> None:
     assert not SaveSchedule(0).enabled and not SaveSchedule(0).due(1, 5.0)
 
 
-def test_auto_saves_when_training_since_the_last_save_is_20_times_its_cost() -> None:
+def test_auto_keeps_saving_within_5_percent_of_the_training_time_so_far() -> None:
     schedule = SaveSchedule("auto")
-    assert schedule.due(1, 0.010)  # the first epoch: no cost known yet
-    schedule.saved(0.002)  # a save of 2 ms needs 2 / 0.05 = 40 ms of training after it
-    assert [schedule.due(e, 0.015) for e in (2, 3)] == [False, False]  # 15, 30 ms
-    assert schedule.due(4, 0.015)  # 45 ms >= 40 ms
-    schedule.saved(0.001)  # 1 ms: 20 ms from here on
-    assert [schedule.due(e, 0.010) for e in (5, 6)] == [False, True]
+    assert schedule.due(1, 0.020)  # the first epoch: no cost known yet
+    schedule.saved(0.002)  # 2 ms; another needs (2 + 2) / 0.05 = 80 ms of training
+    assert [schedule.due(e, 0.020) for e in (2, 3)] == [False, False]  # 40, 60 ms
+    assert schedule.due(4, 0.020)  # 80 ms: 4 ms of saving is 5%
+    schedule.saved(0.002)  # now (4 + 2) / 0.05 = 120 ms
+    assert [schedule.due(e, 0.020) for e in (5, 6)] == [False, True]
     slow = SaveSchedule("auto")
+    slow.due(1, 1.0)
     slow.saved(0.002)
-    assert all(slow.due(e, 1.0) for e in range(1, 5))  # 1 s epochs: every one
+    assert all(slow.due(e, 1.0) for e in range(2, 6))  # 1 s epochs: every one
 
 
 @pytest.mark.parametrize("every", [-1, 1.5, "sometimes", True])
