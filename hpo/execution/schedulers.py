@@ -120,26 +120,43 @@ class Pbt(_RecordsStops, PopulationBasedTraining):
     "to"}`` (Ray trial ids; the perturbed parameters before and after) in `perturbations`,
     which the driver's recorder drains."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, max_epochs: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.stopped_at = {}
         self.perturbations: list[dict[str, Any]] = []
+        self._max_epochs = max_epochs
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        # A trial's last epoch leaves nothing to train after an exploit: Ray's PBT would
+        # still copy a checkpoint into it (and log a perturbation no epoch ever follows).
+        if _epoch(result) >= self._max_epochs:
+            return TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)
 
     def _exploit(self, tune_controller: Any, trial: Any, trial_to_clone: Any) -> None:
-        # Ray's one hook where exploit and explore happen; wrapped, not changed.
+        # Ray's one hook where exploit and explore happen; wrapped, not changed, except
+        # that a source at its last epoch is not copied: the trial would jump to the end
+        # of the budget and train no further epoch at its new hyperparameters.
         names = list(self._hyperparam_mutations)
         before = {name: trial.config.get(name) for name in names}
         source: dict[str, Any] = self._trial_state[trial_to_clone].last_result or {}
+        if _epoch(source) >= self._max_epochs:
+            return
         super()._exploit(tune_controller, trial, trial_to_clone)  # type: ignore[no-untyped-call]
         self.perturbations.append(
             {
                 "trial": trial.trial_id,
                 "source": trial_to_clone.trial_id,
-                "epoch": int(source.get("epoch", source.get(TIME_ATTR, 0))),
+                "epoch": _epoch(source),
                 "from": before,
                 "to": {name: trial.config.get(name) for name in names},
             }
         )
+
+
+def _epoch(result: dict[str, Any]) -> int:
+    """The epoch a result reports (Tune's iteration when it names none)."""
+    return int(result.get("epoch", result.get(TIME_ATTR, 0)))
 
 
 def _clip(param: Param, value: Any) -> Any:
@@ -163,6 +180,7 @@ def _pbt(spec: StudySpec) -> Pbt:
         return {**config, **{n: _clip(p, config[n]) for n, p in params.items() if n in config}}
 
     return Pbt(
+        max_epochs=spec.budget.max_epochs,
         time_attr=TIME_ATTR,
         perturbation_interval=spec.strategy.perturbation_interval,
         hyperparam_mutations=mutations,
