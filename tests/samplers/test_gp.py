@@ -7,12 +7,13 @@ import itertools
 import math
 
 import mpmath
+import numpy as np
 import pytest
 import torch
 
 from hpo.samplers import create_sampler
 from hpo.samplers.base import Sampler, continued_seed
-from hpo.samplers.gaussian_process import log_ei, matern52
+from hpo.samplers.gaussian_process import log_ei, matern52, warp
 from hpo.space import parse_space
 
 from .common import MIXED, expected_names, mixed_objective, run
@@ -70,6 +71,23 @@ def test_log_ei_is_accurate_far_below_the_incumbent(z: float) -> None:
     exact = mpmath.log(zz * mpmath.ncdf(zz) + mpmath.npdf(zz))
     got = float(log_ei(torch.tensor([z], dtype=torch.float64)))
     assert got == pytest.approx(float(exact), rel=1e-6)
+
+
+def test_warp_is_log1p_of_the_gap_to_the_best_over_the_median_gap() -> None:
+    y = np.array([3.0, 0.0, 1.0, 2.0, 100.0])  # min 0, median 2
+    expected = [math.log(1 + 3 / 2), 0.0, math.log(1.5), math.log(2.0), math.log(51.0)]
+    assert warp(y).tolist() == pytest.approx(expected, rel=1e-12)
+    # Increasing (same minimizers) and blind to a positive scale and a shift.
+    assert np.argsort(warp(y)).tolist() == np.argsort(y).tolist()
+    assert warp(7.0 * y - 5.0).tolist() == pytest.approx(expected, rel=1e-12)
+
+
+def test_warp_with_most_values_tied_at_the_best_uses_the_range() -> None:
+    # median == min: the spread is max - min = 4, so 5 maps to log 2.
+    assert warp(np.array([1.0, 1.0, 1.0, 5.0])).tolist() == pytest.approx(
+        [0.0, 0.0, 0.0, math.log(2.0)], rel=1e-12
+    )
+    assert warp(np.array([2.0, 2.0])).tolist() == [0.0, 0.0]
 
 
 # --- the sampler --------------------------------------------------------------------------
