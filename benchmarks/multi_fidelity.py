@@ -104,6 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.trials, args.seeds, args.max_epochs = 6, 1, 9
+    started = time.perf_counter()
     ensure_ray()
     curves: dict[str, list[list[tuple[int, float]]]] = {name: [] for name in STRATEGIES}
     seconds: dict[str, float] = {name: 0.0 for name in STRATEGIES}
@@ -152,7 +153,9 @@ def main() -> None:
             f"{row['epochs_to_target']:.0f} | {row['reached']:.0f}/{args.seeds} | "
             f"{row['ratio']:.2f} |"
         )
-    print(json.dumps({"args": vars(args), "target": target, "summary": summary}))
+    wall = time.perf_counter() - started
+    print(f"wall time: {wall / 60:.0f} min")
+    print(json.dumps({"args": vars(args), "target": target, "summary": summary, "wall_s": wall}))
 
 
 if __name__ == "__main__":
