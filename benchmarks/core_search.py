@@ -12,7 +12,7 @@ The objective is the validation loss (lower is better; on wine's 36 validation r
 accuracy moves in steps of 1/36, so the loss tells configs apart where accuracy ties).
 A study's best after n trials is the lowest loss among its first n trials by trial
 number. Each cell is the median over seeds; the rank column orders samplers by that
-median at N trials on each dataset.
+median at N trials on each dataset (ties share a rank).
 
     nice .venv/bin/python benchmarks/core_search.py [--trials 20] [--seeds 3]
         [--epochs 8] [--datasets digits,wine] [--samplers random,tpe,gp,auto,bohb]
@@ -133,10 +133,10 @@ def main() -> None:
                 "per_seed_best": [c[-1] for c in curves],
                 "seconds": seconds[dataset][sampler] / len(curves),
             }
-        order = sorted(samplers, key=lambda s: rows[s]["best_at_end"])
         for sampler in samplers:
             row = rows[sampler]
-            row["rank"] = order.index(sampler) + 1
+            # Ties share a rank: 1 + how many samplers did strictly better.
+            row["rank"] = 1 + sum(r["best_at_end"] < row["best_at_end"] for r in rows.values())
             print(
                 f"| {dataset} | {sampler} | {row['best_at_half']:.3g} | "
                 f"{row['best_at_end']:.3g} | {row['rank']} |"
