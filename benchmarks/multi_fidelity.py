@@ -16,7 +16,7 @@ search's final best (never: ``inf``), the value random search reaches in at leas
 seeds. Medians over seeds are upper medians too (the worse middle value). The ratio
 divides each strategy's median epochs to target by random search's own, measured in the
 same run. With few seeds that median is one seed's figure (with 3, the one seed where
-random search reaches its target late), hence 10 seeds by default (about 25 minutes on
+random search reaches its target late), hence 10 seeds by default (18-19 minutes on
 two shared cores).
 
 Runs with one seed are paired: random search, random + hyperband and bohb's random
