@@ -15,9 +15,15 @@ is the compute at which that best first reaches the upper median, over seeds, of
 search's final best (never: ``inf``), the value random search reaches in at least half its
 seeds. Medians over seeds are upper medians too (the worse middle value). The ratio
 divides each strategy's median epochs to target by random search's own, measured in the
-same run.
+same run. With few seeds that median is one seed's figure (with 3, the one seed where
+random search reaches its target late), hence 10 seeds by default (18-19 minutes on
+two shared cores).
 
-    nice .venv/bin/python benchmarks/multi_fidelity.py [--trials 16] [--seeds 3]
+Runs with one seed are paired: random search, random + hyperband and bohb's random
+draws take the same configs from the same stream, and both Hyperband runs put the n-th
+trial in the same bracket (drawn from the study seed).
+
+    nice .venv/bin/python benchmarks/multi_fidelity.py [--trials 16] [--seeds 10]
         [--max-epochs 27] [--concurrency 2] [--quick]
 
 The last line printed is one JSON object with every figure.
@@ -37,12 +43,15 @@ from hpo.execution.driver import ensure_ray, run_study
 from hpo.spec import load_spec
 from hpo.storage.repository import Repository
 
-STRATEGIES: dict[str, dict[str, str]] = {
+STRATEGIES: dict[str, dict[str, Any]] = {
     "random": {"sampler": "random", "scheduler": "fifo"},
     "tpe+asha": {"sampler": "tpe", "scheduler": "asha"},
     "hyperband": {"sampler": "random", "scheduler": "hyperband"},
     "bohb": {"sampler": "bohb", "scheduler": "hyperband"},
+    # Not run by default: bohb with a tenth of its proposals random instead of a third.
+    "bohb-rf10": {"sampler": "bohb", "scheduler": "hyperband", "options": {"random_fraction": 10}},
 }
+DEFAULT_STRATEGIES = "random,tpe+asha,hyperband,bohb"
 
 SPACE = {
     "optimizer": {"choice": ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]},
@@ -95,22 +104,31 @@ def epochs_to(points: list[tuple[int, float]], target: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=16)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--max-epochs", type=int, default=27)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument(
+        "--strategies",
+        default=DEFAULT_STRATEGIES,
+        help=f"comma-separated, random first (the target): {', '.join(STRATEGIES)}",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 6 trials, 1 seed, 9 epochs"
     )
     args = parser.parse_args()
+    names = args.strategies.split(",")
+    if names[0] != "random" or any(n not in STRATEGIES for n in names):
+        parser.error(f"--strategies: random first, then any of {', '.join(STRATEGIES)}")
     if args.quick:
         args.trials, args.seeds, args.max_epochs = 6, 1, 9
+    started = time.perf_counter()
     ensure_ray()
-    curves: dict[str, list[list[tuple[int, float]]]] = {name: [] for name in STRATEGIES}
-    seconds: dict[str, float] = {name: 0.0 for name in STRATEGIES}
+    curves: dict[str, list[list[tuple[int, float]]]] = {name: [] for name in names}
+    seconds: dict[str, float] = {name: 0.0 for name in names}
     with tempfile.TemporaryDirectory() as folder:
         repo = Repository(f"sqlite:///{folder}/mf.db")
         for seed in range(args.seeds):
-            for name in STRATEGIES:
+            for name in names:
                 data = load_spec(spec(name, seed, args))
                 study = repo.create_study(
                     data.name,
@@ -152,7 +170,9 @@ def main() -> None:
             f"{row['epochs_to_target']:.0f} | {row['reached']:.0f}/{args.seeds} | "
             f"{row['ratio']:.2f} |"
         )
-    print(json.dumps({"args": vars(args), "target": target, "summary": summary}))
+    wall = time.perf_counter() - started
+    print(f"wall time: {wall / 60:.0f} min")
+    print(json.dumps({"args": vars(args), "target": target, "summary": summary, "wall_s": wall}))
 
 
 if __name__ == "__main__":

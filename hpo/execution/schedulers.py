@@ -29,6 +29,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from ray.tune.schedulers import (
     AsyncHyperBandScheduler,
     FIFOScheduler,
@@ -67,11 +68,26 @@ class Asha(_RecordsStops, AsyncHyperBandScheduler):
     val_loss 0.81 above the rung's cut-off 0.42 (the best 1/3 of 7 trials there go on)",
     with the cut-off Ray compared against (the rung's other values, before this one)."""
 
-    def __init__(self, *, label: str = "ASHA", **kwargs: Any) -> None:
+    def __init__(self, *, label: str = "ASHA", seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.stopped_at = {}
         self.stop_reasons: dict[str, str] = {}
         self._label = label
+        # Ray draws each new trial's bracket from numpy's global RNG, which nothing seeds:
+        # two runs of one spec would prune differently. A seeded stream of our own makes
+        # the bracket of the n-th trial a function of the study seed.
+        self._bracket_rng = np.random.default_rng(seed)
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        super().on_trial_add(tune_controller, trial)  # validates, then draws unseeded
+        self._trial_info[trial.trial_id] = self._brackets[self.bracket_index()]
+
+    def bracket_index(self) -> int:
+        """The next trial's bracket, drawn as Ray draws it: a softmax over the brackets'
+        rung counts, so a bracket with one rung more is e times as likely."""
+        sizes = np.array([len(b._rungs) for b in self._brackets], dtype=float)
+        weights = np.exp(sizes - sizes.max())
+        return int(self._bracket_rng.choice(len(self._brackets), p=weights / weights.sum()))
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         # Read the rung before Ray records this trial's value into it.
@@ -205,6 +221,7 @@ def _asha(spec: StudySpec) -> Asha:
         max_t=spec.budget.max_epochs,
         reduction_factor=spec.strategy.reduction_factor,
         brackets=1,
+        seed=spec.strategy.seed,
     )
 
 
@@ -217,6 +234,7 @@ def _hyperband(spec: StudySpec) -> Asha:
         max_t=budget.max_epochs,
         reduction_factor=eta,
         brackets=hyperband_brackets(budget.min_epochs, budget.max_epochs, eta),
+        seed=spec.strategy.seed,
     )
 
 

@@ -13,9 +13,12 @@ The model at one budget splits that budget's observations into the best
 each: Gaussian kernels (Scott's-rule bandwidths) on the unit interval for ranges (log
 scale where the parameter is log), and a kernel that keeps the observed value with
 probability 1 - λ for listed values. Candidates are drawn from the good density with
-its bandwidths widened (`bandwidth_factor`, exploration) and the one with the highest
-l(x)/g(x) is proposed. A fraction `random_fraction` of proposals stays uniformly random,
-so the model can never lock the search out of a region (BOHB's convergence argument).
+the bandwidths of its ranges widened (`bandwidth_factor`, exploration; listed values
+keep their own λ, as in hpbandster: widened threefold, the λ = 1/3 of a good set of two
+would reach 1 and redraw every listed parameter, the optimizer among them, uniformly)
+and the one with the highest l(x)/g(x) is proposed. A fraction
+`random_fraction` of proposals stays uniformly random, so the model can never lock the
+search out of a region (BOHB's convergence argument).
 
 A trial's intermediate reports arrive through `report` while it runs (the searcher's
 `on_trial_result`), and its whole history again with `tell`; a pruned trial therefore
@@ -25,9 +28,10 @@ history (the plain ask/tell API) counts at the full budget, which sorts above ev
 Conditional parameters: a candidate's inactive parameters are not drawn, and an
 observation lacking a parameter (inactive there) leaves that factor of its kernel out.
 
-Options: ``min_points_in_model`` (default d + 2, d the number of parameters: enough
-points to spread a good and a bad density over every dimension), ``random_fraction``
-as an integer percentage (default 33, hpbandster's 1/3), ``n_candidates`` (default 64).
+Options: ``min_points_in_model`` (default d + 1, d the number of parameters, as in
+BOHB's paper and hpbandster: the model acts as soon as a budget has one point more than
+the space has dimensions), ``random_fraction`` as an integer percentage (default 33,
+hpbandster's 1/3), ``n_candidates`` (default 64).
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ class BOHBSampler(Sampler):
     ) -> None:
         super().__init__(space, mode=mode, seed=seed, max_attempts=max_attempts, **options)
         d = len(self.space)
-        self.min_points = int_option(self.name, options, "min_points_in_model", d + 2, low=2)
+        self.min_points = int_option(self.name, options, "min_points_in_model", d + 1, low=2)
         percent = int_option(self.name, options, "random_fraction", 33, low=0)
         if percent > 100:
             raise ValueError(
@@ -230,8 +234,9 @@ class _Density:
     def draw(
         self, rng: np.random.Generator, draws: random.Random, *, widen: float
     ) -> dict[str, Any]:
-        """A config near a random member (each value perturbed by its kernel, widened by
-        `widen`); a parameter the member lacks is drawn uniformly."""
+        """A config near a random member: each range value perturbed by its kernel widened
+        by `widen`, each listed value kept with probability 1 - λ; a parameter the member
+        lacks is drawn uniformly."""
         if not self.configs:
             return sample(self.space, draws)
         anchor = self.configs[int(rng.integers(len(self.configs)))]
@@ -246,7 +251,7 @@ class _Density:
             width = self.width[name]
             if param.is_categorical:
                 values = param.values
-                keep = rng.random() >= min(1.0, width * widen)
+                keep = rng.random() >= width
                 config[name] = (
                     anchor[name]
                     if keep or len(values) == 1

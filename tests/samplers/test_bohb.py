@@ -211,3 +211,38 @@ def test_bad_options_are_refused_naming_the_option(options: dict[str, int], fiel
     assert f"strategy.options.{field}" in str(err.value)
     with pytest.raises(ValueError, match=field):
         create_sampler("bohb", LINE, mode="min", seed=0, **options)
+
+
+def test_the_model_acts_from_d_plus_1_observations_by_default() -> None:
+    space = parse_space({"a": {"uniform": [0.0, 1.0]}, "b": {"uniform": [0.0, 1.0]}})
+    sampler = create_sampler("bohb", space, mode="min", seed=0, random_fraction=0)
+    assert isinstance(sampler, BOHBSampler)
+    assert sampler.min_points == 3  # d + 1 for d = 2, hpbandster's default
+    for i, a in enumerate((0.1, 0.5)):
+        sampler.observe({"a": a, "b": 0.5}, None, state="pruned", history=[(1, a)])
+        assert sampler.ask(f"early-{i}") is not None and sampler.model_budget is None
+    sampler.observe({"a": 0.9, "b": 0.5}, None, state="pruned", history=[(1, 0.9)])
+    assert sampler.ask("modelled") is not None and sampler.model_budget == 1
+
+
+def test_a_listed_value_of_the_good_set_is_kept_with_probability_one_minus_lambda() -> None:
+    # One candidate per proposal, so each proposal is one draw from the good density.
+    names = ["a", "b", "c", "d", "e", "f", "g"]
+    space = parse_space({"opt": {"choice": names}, "x": {"uniform": [0.0, 1.0]}})
+    sampler = create_sampler(
+        "bohb",
+        space,
+        mode="min",
+        seed=0,
+        random_fraction=0,
+        n_candidates=1,
+        min_points_in_model=8,
+    )
+    # 8 observations: the best two (ceil(0.15 * 8) = 2, the good set) both use "a".
+    for i, opt in enumerate(["a", "a", "b", "c", "d", "e", "f", "g"]):
+        sampler.observe({"opt": opt, "x": i / 8}, None, state="pruned", history=[(1, float(i))])
+    draws = [sampler.ask(f"p{i}") for i in range(2000)]
+    share = sum(c is not None and c["opt"] == "a" for c in draws) / len(draws)
+    # λ = 1 / (2 + 1) for two members; kept with 1 - λ, else uniform over the 7 values.
+    expected = (1 - 1 / 3) + (1 / 3) / 7
+    assert abs(share - expected) < 0.04  # binomial sd 0.01; redrawn uniformly: 1/7
