@@ -124,4 +124,3 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database URL with no tables at all, once per backend."""
     return _backend_url(request, tmp_path, keep_schema=False)
-
