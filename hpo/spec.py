@@ -161,7 +161,8 @@ class Budget(_Model):
         "auto",
         description="Built-in core: save each trial's whole state every this many epochs "
         "(and after its last one) for resume, retries and its weights; 0 = never; 'auto' "
-        "(default): after every epoch unless saving would take over 5% of training time.",
+        "(default): after every epoch unless saving would take over about 5% of training "
+        "time.",
     )
 
     @model_validator(mode="after")

@@ -16,8 +16,8 @@ saved. `to_bytes` / `from_bytes` are the one file format (``torch.save`` of the 
 time spent saving above `AUTO_SHARE` of the training time so far (the first epoch is
 always saved: it measures what a save costs). An epoch of a second against a save of
 milliseconds is saved every epoch; the digits MLP's 20 ms epochs, against a 2 ms save of
-its 1 MB state, about every third. A crash then costs at most one epoch or about 20
-saves' time, whichever is longer.
+its 1 MB state, about every third or fourth. A crash then costs at most one epoch or
+about 33 saves' time, whichever is longer.
 
 A restore with a *changed* config (population-based training's explore step) keeps the
 weights, optimizer moments and position but the new config's schedule: the stepper
@@ -44,8 +44,11 @@ FORMAT = 1
 _SCHEDULE_FIELDS = ("lr", "_best", "_bad_epochs")
 
 
-# With ``every = "auto"``, the largest share of a trial's time spent saving states.
-AUTO_SHARE = 0.05
+# With ``every = "auto"``, the largest share of a trial's training time spent saving
+# states, as the loop times a save. A save also slows the epoch after it (caches, the
+# allocator) by a part nobody times: measured by `benchmarks/checkpoint_overhead.py`, a
+# timed 5% cost the digits MLP about 6%, so the budget is 3% for about 5% in all.
+AUTO_SHARE = 0.03
 
 Every = int | Literal["auto"]
 

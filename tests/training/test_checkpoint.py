@@ -99,14 +99,14 @@ def test_save_schedule_every_n_epochs() -> None:
     assert not SaveSchedule(0).enabled and not SaveSchedule(0).due(1, 5.0)
 
 
-def test_auto_keeps_saving_within_5_percent_of_the_training_time_so_far() -> None:
+def test_auto_keeps_saving_within_3_percent_of_the_training_time_so_far() -> None:
     schedule = SaveSchedule("auto")
     assert schedule.due(1, 0.020)  # the first epoch: no cost known yet
-    schedule.saved(0.002)  # 2 ms; another needs (2 + 2) / 0.05 = 80 ms of training
+    schedule.saved(0.001)  # 1 ms; another needs (1 + 1) / 0.03 = 66.7 ms of training
     assert [schedule.due(e, 0.020) for e in (2, 3)] == [False, False]  # 40, 60 ms
-    assert schedule.due(4, 0.020)  # 80 ms: 4 ms of saving is 5%
-    schedule.saved(0.002)  # now (4 + 2) / 0.05 = 120 ms
-    assert [schedule.due(e, 0.020) for e in (5, 6)] == [False, True]
+    assert schedule.due(4, 0.020)  # 80 ms
+    schedule.saved(0.0012)  # now (2.2 + 1.2) / 0.03 = 113.3 ms
+    assert [schedule.due(e, 0.020) for e in (5, 6)] == [False, True]  # 100, 120 ms
     slow = SaveSchedule("auto")
     slow.due(1, 1.0)
     slow.saved(0.002)
