@@ -36,7 +36,7 @@ from ray.tune import Callback
 from ray.tune.schedulers import TrialScheduler
 
 from hpo import artifacts
-from hpo.execution.reports import EARLIER_KEY, unpack
+from hpo.execution.reports import EARLIER_KEY, epoch_of, unpack
 from hpo.execution.schedulers import pruned_at, stop_reason
 from hpo.execution.trainables import (
     CHECKPOINT_KEYS,
@@ -311,7 +311,7 @@ class StudyRecorder(Callback):
             self._record_result(trial, epoch)
 
     def _record_result(self, trial: Any, result: Mapping[str, Any]) -> None:
-        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        step = epoch_of(result)
         metrics: dict[str, float] = {}
         provenance: dict[str, Any] = {}
         for name, value in result.items():

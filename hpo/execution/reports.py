@@ -89,3 +89,9 @@ def unpack(result: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
     if isinstance(earlier, list):
         yield from earlier
     yield result
+
+
+def epoch_of(result: Mapping[str, Any]) -> int:
+    """The epoch a result (or one epoch of a batch) reports; Tune's iteration when it
+    names none (a user function may leave ``epoch`` out)."""
+    return int(result.get("epoch", result.get("training_iteration", 0)))

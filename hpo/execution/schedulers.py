@@ -38,6 +38,7 @@ from ray.tune.schedulers import (
     TrialScheduler,
 )
 
+from hpo.execution.reports import epoch_of
 from hpo.space import Param, sample_value
 from hpo.spec import StudySpec
 
@@ -145,7 +146,7 @@ class Pbt(_RecordsStops, PopulationBasedTraining):
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         # A trial's last epoch leaves nothing to train after an exploit: Ray's PBT would
         # still copy a checkpoint into it (and log a perturbation no epoch ever follows).
-        if _epoch(result) >= self._max_epochs:
+        if epoch_of(result) >= self._max_epochs:
             return TrialScheduler.CONTINUE
         return super().on_trial_result(tune_controller, trial, result)
 
@@ -156,23 +157,18 @@ class Pbt(_RecordsStops, PopulationBasedTraining):
         names = list(self._hyperparam_mutations)
         before = {name: trial.config.get(name) for name in names}
         source: dict[str, Any] = self._trial_state[trial_to_clone].last_result or {}
-        if _epoch(source) >= self._max_epochs:
+        if epoch_of(source) >= self._max_epochs:
             return
         super()._exploit(tune_controller, trial, trial_to_clone)  # type: ignore[no-untyped-call]
         self.perturbations.append(
             {
                 "trial": trial.trial_id,
                 "source": trial_to_clone.trial_id,
-                "epoch": _epoch(source),
+                "epoch": epoch_of(source),
                 "from": before,
                 "to": {name: trial.config.get(name) for name in names},
             }
         )
-
-
-def _epoch(result: dict[str, Any]) -> int:
-    """The epoch a result reports (Tune's iteration when it names none)."""
-    return int(result.get("epoch", result.get(TIME_ATTR, 0)))
 
 
 def _clip(param: Param, value: Any) -> Any:

@@ -29,7 +29,7 @@ from typing import Any
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
 
-from hpo.execution.reports import unpack
+from hpo.execution.reports import epoch_of, unpack
 from hpo.execution.schedulers import pruned_at
 from hpo.numbers import finite
 from hpo.samplers.base import Sampler, TrialState
@@ -102,7 +102,7 @@ class SamplerSearcher(Searcher):
             self._observe(trial_id, epoch)
 
     def _observe(self, trial_id: str, result: Mapping[str, Any]) -> None:
-        step = _step(result)
+        step = epoch_of(result)
         history = self._history.setdefault(trial_id, [])
         if history and step < history[-1][0]:
             history.clear()  # a retried trial starts a new attempt
@@ -121,7 +121,7 @@ class SamplerSearcher(Searcher):
             heard = self._history.get(trial_id)
             last = heard[-1][0] if heard else None
             for epoch in unpack(result):
-                if last is None or _step(epoch) >= last:
+                if last is None or epoch_of(epoch) >= last:
                     self._observe(trial_id, epoch)
         history = self._history.pop(trial_id, [])
         state: TrialState = "completed"
@@ -146,8 +146,3 @@ class SamplerSearcher(Searcher):
             self._sampler.observe_values(params, values, state=state, history=first)
             return
         self._sampler.tell_values(trial_id, values, state=state, history=first)
-
-
-def _step(result: Mapping[str, Any]) -> int:
-    """The epoch a result reports (Tune's iteration when it names none)."""
-    return int(result.get("epoch", result.get("training_iteration", 0)))
