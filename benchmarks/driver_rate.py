@@ -34,7 +34,7 @@ from typing import Any
 
 # Run as a script from anywhere: the repository root makes `benchmarks` importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.databases import fresh_database
+from benchmarks.databases import create_constant_study, fresh_database
 
 
 def _reporter(config: dict[str, Any]) -> None:
@@ -75,34 +75,18 @@ def arm_hpo(trials: int, reports: int, concurrency: int, pg: str | None) -> dict
     import ray
 
     from hpo.execution.driver import run_study
-    from hpo.spec import load_spec
     from hpo.storage.repository import Repository
 
     with tempfile.TemporaryDirectory() as tmp, fresh_database(tmp, pg, "hpo_rate") as url:
         ray.init(num_cpus=concurrency, include_dashboard=False, log_to_driver=False)
         repo = Repository(url)
-        spec = load_spec(
-            {
-                "name": "driver-rate",
-                "objective": {"metric": "value", "mode": "min"},
-                "trainable": {"function": "hpo.examples.functions:constant"},
-                "budget": {"trials": trials, "max_epochs": reports, "concurrency": concurrency},
-                "strategy": {"sampler": "random", "scheduler": "fifo", "seed": 0},
-                "space": {"x": {"uniform": [0, 1]}},
-                "fixed": {"epochs": reports},
-            }
-        )
-        study = repo.create_study(
-            spec.name,
-            spec.dump(),
-            objective_metric="value",
-            objective_mode="min",
-            n_trials_target=trials,
+        study_id = create_constant_study(
+            repo, "driver-rate", trials=trials, reports=reports, concurrency=concurrency
         )
         t0 = time.perf_counter()
-        final = run_study(repo, study.id)
+        final = run_study(repo, study_id)
         seconds = time.perf_counter() - t0
-        stored = sum(len(repo.trial_metrics(t.id)) for t in repo.iter_trials(study.id))
+        stored = sum(len(repo.trial_metrics(t.id)) for t in repo.iter_trials(study_id))
         assert final.status == "completed", final.status
         assert stored == trials * reports, stored  # every result is in the database
         repo.close()

@@ -46,7 +46,7 @@ from pathlib import Path
 
 # Run as a script from anywhere: the repository root makes `benchmarks` importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.databases import fresh_database
+from benchmarks.databases import create_constant_study, fresh_database
 
 REPORTS = 10
 
@@ -109,7 +109,6 @@ def arm_hpo(trials: int, concurrency: int, pg: str | None = None) -> dict[str, f
     import sqlalchemy as sa
 
     from hpo.execution.driver import run_study
-    from hpo.spec import load_spec
     from hpo.storage.repository import Repository
 
     with tempfile.TemporaryDirectory() as tmp, fresh_database(tmp, pg, "hpo_bench") as url:
@@ -128,31 +127,16 @@ def arm_hpo(trials: int, concurrency: int, pg: str | None = None) -> dict[str, f
         transactions = [0]
 
         def run(n: int) -> float:
-            spec = load_spec(
-                {
-                    "name": "overhead",
-                    "objective": {"metric": "value", "mode": "min"},
-                    "trainable": {"function": "hpo.examples.functions:constant"},
-                    "budget": {"trials": n, "max_epochs": REPORTS, "concurrency": concurrency},
-                    "strategy": {"sampler": "random", "scheduler": "fifo", "seed": 0},
-                    "space": {"x": {"uniform": [0, 1]}},
-                    "fixed": {"epochs": REPORTS},
-                }
-            )
-            study = repo.create_study(
-                spec.name,
-                spec.dump(),
-                objective_metric="value",
-                objective_mode="min",
-                n_trials_target=n,
+            study_id = create_constant_study(
+                repo, "overhead", trials=n, reports=REPORTS, concurrency=concurrency
             )
             t0 = time.perf_counter()
             commits[0] = 0
-            final = run_study(repo, study.id)
+            final = run_study(repo, study_id)
             seconds = time.perf_counter() - t0
             transactions[0] = commits[0]
-            counts = repo.count_trials(study.id)
-            rows = sum(len(repo.trial_metrics(t.id)) for t in repo.iter_trials(study.id))
+            counts = repo.count_trials(study_id)
+            rows = sum(len(repo.trial_metrics(t.id)) for t in repo.iter_trials(study_id))
             assert final.status == "completed" and counts["completed"] == n, counts
             assert rows == n * REPORTS, rows  # every report of `value` is in the database
             return seconds
