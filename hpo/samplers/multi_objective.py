@@ -20,16 +20,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import optuna
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler, GPSampler, NSGAIISampler, TPESampler
 from optuna.trial import Trial, TrialState
 
 from hpo.numbers import finite
-from hpo.samplers.base import History, Mode, Sampler, clean, int_option
+from hpo.samplers.base import History, Mode, Sampler, int_option
 from hpo.samplers.base import TrialState as State
 from hpo.samplers.options import SAMPLER_OPTIONS
-from hpo.samplers.tpe import distribution
-from hpo.space import Param, is_active, topological_order
+from hpo.samplers.tpe import distribution, suggest_config
+from hpo.space import Param, topological_order
 
 _STATES = {"completed": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
 
@@ -73,12 +72,8 @@ class _OptunaMultiObjective(Sampler):
 
     def ask(self, key: str) -> dict[str, Any] | None:
         trial = self.study.ask()
-        config: dict[str, Any] = {}
-        for name in self._order:
-            if is_active(self.space[name], config):
-                config[name] = self._suggest(trial, name)
         self._pending[key] = trial
-        return config
+        return suggest_config(trial, self.space, self._order, self._distributions)
 
     def tell(
         self,
@@ -151,17 +146,6 @@ class _OptunaMultiObjective(Sampler):
         if state != "completed" or any(v is None for v in vector):
             return None
         return [float(v) for v in vector if v is not None]
-
-    def _suggest(self, trial: Trial, name: str) -> Any:
-        d = self._distributions[name]
-        if isinstance(d, CategoricalDistribution):
-            return trial.suggest_categorical(name, d.choices)
-        if isinstance(d, IntDistribution):
-            return trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
-        assert isinstance(d, FloatDistribution)
-        value = trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
-        # Optuna's stepped floats carry float noise (0.35000000000000003).
-        return min(clean(value), d.high) if d.step is not None else value
 
 
 class NSGA2Sampler(_OptunaMultiObjective):

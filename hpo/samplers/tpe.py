@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import optuna
@@ -98,13 +98,8 @@ class TPESampler(Sampler):
 
     def ask(self, key: str) -> dict[str, Any] | None:
         trial = self.study.ask()
-        config: dict[str, Any] = {}
-        for name in self._order:
-            param = self.space[name]
-            if is_active(param, config):
-                config[name] = self._suggest(trial, name)
         self._pending[key] = trial
-        return config
+        return suggest_config(trial, self.space, self._order, self._distributions)
 
     def tell(
         self,
@@ -156,18 +151,34 @@ class TPESampler(Sampler):
             )
         )
 
-    def _suggest(self, trial: Trial, name: str) -> Any:
-        d = self._distributions[name]
-        if isinstance(d, CategoricalDistribution):
-            return trial.suggest_categorical(name, d.choices)
-        if isinstance(d, IntDistribution):
-            return trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
-        assert isinstance(d, FloatDistribution)
-        value = trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
-        # Optuna's stepped floats carry float noise (0.35000000000000003).
-        return min(clean(value), d.high) if d.step is not None else value
-
 
 def _intermediate(history: History) -> dict[int, float]:
     """The finite (step, value) reports of a history, as Optuna's intermediate values."""
     return {int(step): v for step, value in history if (v := finite(value)) is not None}
+
+
+def suggest_config(
+    trial: Trial,
+    space: Mapping[str, Param],
+    order: Sequence[str],
+    distributions: Mapping[str, BaseDistribution],
+) -> dict[str, Any]:
+    """A config from an asked Optuna `trial`, define-by-run in `order` (parents first), so
+    a conditional parameter is suggested only when it is active. Shared by every sampler
+    that drives an Optuna study (TPE here, the multi-objective ones)."""
+    config: dict[str, Any] = {}
+    for name in order:
+        if is_active(space[name], config):
+            config[name] = _suggest(trial, name, distributions[name])
+    return config
+
+
+def _suggest(trial: Trial, name: str, d: BaseDistribution) -> Any:
+    if isinstance(d, CategoricalDistribution):
+        return trial.suggest_categorical(name, d.choices)
+    if isinstance(d, IntDistribution):
+        return trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
+    assert isinstance(d, FloatDistribution)
+    value = trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
+    # Optuna's stepped floats carry float noise (0.35000000000000003).
+    return min(clean(value), d.high) if d.step is not None else value
